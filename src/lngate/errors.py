@@ -1,0 +1,78 @@
+"""One tree for every failure a provider call can end in.
+
+::
+
+    LngateError
+    ├── ProviderError                 a provider call failed (carries ``provider``)
+    │   ├── ProviderUnavailable       transient: retried, counts for the breaker, fails over
+    │   ├── ProviderRejected          permanent: the provider refused this request; never retried
+    │   │   └── ProviderAuthFailed    our credentials were refused
+    │   └── InvalidInvoice            the provider returned a BOLT11 that fails validation
+    └── NoProviderAvailable           no provider could issue a valid invoice (carries reasons)
+
+Expected outcomes (an unknown invoice, an unpaid one) are return values, not exceptions.
+Every class has a stable machine-readable ``code`` used in API error bodies and logs.
+"""
+
+from __future__ import annotations
+
+
+class LngateError(Exception):
+    """Base of every lngate error."""
+
+    code = "error"
+
+
+class ProviderError(LngateError):
+    """A call to a provider failed."""
+
+    code = "provider_error"
+
+    def __init__(self, message: str, *, provider: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.message}" if self.provider else self.message
+
+
+class ProviderUnavailable(ProviderError):
+    """Transient failure: connection refused or reset, timeout, 5xx, 429."""
+
+    code = "provider_unavailable"
+
+    def __init__(
+        self, message: str, *, provider: str | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message, provider=provider)
+        self.retry_after = retry_after
+
+
+class ProviderRejected(ProviderError):
+    """Permanent failure: the provider understood the request and refused it."""
+
+    code = "provider_rejected"
+
+
+class ProviderAuthFailed(ProviderRejected):
+    """The provider refused our credentials (401/403, NIP-47 UNAUTHORIZED)."""
+
+    code = "provider_auth_failed"
+
+
+class InvalidInvoice(ProviderError):
+    """The provider returned an invoice that fails validation; it is never shown to a client."""
+
+    code = "invalid_invoice"
+
+
+class NoProviderAvailable(LngateError):
+    """Every provider failed or was skipped; ``reasons`` maps provider name to why."""
+
+    code = "no_provider_available"
+
+    def __init__(self, reasons: dict[str, str]) -> None:
+        detail = "; ".join(f"{name}: {why}" for name, why in reasons.items()) or "none configured"
+        super().__init__(f"no provider could issue a valid invoice ({detail})")
+        self.reasons = reasons
