@@ -1,0 +1,3 @@
+from lngate.cli import main
+
+main()

@@ -1,0 +1,57 @@
+"""structlog setup: JSON lines in production, readable output in a terminal.
+
+Secrets never reach a log line: settings hold them as ``SecretStr`` and providers keep keys
+out of reprs and messages; as a last guard, :func:`redact_secrets` replaces any configured
+secret value that still shows up in an event.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+
+
+def configure_logging(*, verbose: bool, fmt: str = "auto", secrets: Iterable[str] = ()) -> None:
+    """Configure structlog and the standard library's root logger once, at start-up.
+
+    ``fmt`` is ``json``, ``console`` or ``auto`` (console when stderr is a terminal).
+    """
+    level = logging.DEBUG if verbose else logging.INFO
+    as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_secrets([s for s in secrets if s and len(s) >= 6]),
+        structlog.processors.format_exc_info,
+        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(),
+    ]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s", force=True)
+
+
+def redact_secrets(secrets: list[str]) -> Any:
+    """A processor replacing any of ``secrets`` found in a string field with ``[redacted]``."""
+
+    def processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+        if not secrets:
+            return event
+        for key, value in event.items():
+            if isinstance(value, str):
+                for secret in secrets:
+                    if secret in value:
+                        value = value.replace(secret, "[redacted]")
+                event[key] = value
+        return event
+
+    return processor

@@ -1,0 +1,74 @@
+"""Every provider call is logged at once and stored in ``provider_calls`` in batches.
+
+Batching keeps the insert off the create-invoice path: one multi-row insert every
+``flush_interval`` seconds instead of one per call. A crash loses at most that interval of
+metrics, never an invoice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from lngate.store import Database
+from lngate.store.provider_calls import ProviderCall, insert_calls
+
+log = structlog.get_logger("lngate.provider")
+
+
+class CallRecorder:
+    """Buffers :class:`ProviderCall` rows and writes them in batches."""
+
+    def __init__(self, db: Database, *, max_batch: int = 500) -> None:
+        self._db = db
+        self._buffer: list[ProviderCall] = []
+        self._max_batch = max_batch
+        self._wake = asyncio.Event()
+
+    def record(self, call: ProviderCall) -> None:
+        """Log one provider call now and queue it for storage."""
+        event = log.info if call.outcome == "success" else log.warning
+        event(
+            "provider_call",
+            provider=call.provider,
+            operation=call.operation,
+            duration_ms=round(call.duration_ms, 2),
+            outcome=call.outcome,
+            error_code=call.error_type,
+            error=call.error_message,
+        )
+        self._buffer.append(call)
+        if len(self._buffer) >= self._max_batch:
+            self._wake.set()
+
+    @property
+    def pending(self) -> int:
+        """Calls recorded but not yet stored."""
+        return len(self._buffer)
+
+    async def flush(self) -> int:
+        """Store everything buffered; returns how many rows were written."""
+        if not self._buffer:
+            return 0
+        batch, self._buffer = self._buffer, []
+        try:
+            async with self._db.transaction() as conn:
+                await insert_calls(conn, batch)
+        except Exception:
+            self._buffer[:0] = batch  # keep them for the next try
+            raise
+        return len(batch)
+
+    async def run(self, flush_interval: float = 0.5) -> None:
+        """Flush forever, every ``flush_interval`` s or as soon as a batch is full."""
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), flush_interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception as exc:  # a database hiccup must not stop recording
+                log.error("provider_calls_flush_failed", error=type(exc).__name__)

@@ -1,0 +1,203 @@
+"""Create an invoice through the providers, validated and stored; look one up."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from lngate.bolt11 import InvoiceExpectation, validate_invoice
+from lngate.domain import InvoiceState, Network, ProviderInvoice, sat_to_msat
+from lngate.errors import InvalidInvoice, NoProviderAvailable, ProviderError
+from lngate.providers.base import Provider
+from lngate.services.call_recorder import CallRecorder
+from lngate.services.clock import MonotonicClock, WallClock
+from lngate.services.payee_keys import PayeeKeys
+from lngate.store import Database
+from lngate.store.invoices import (
+    DuplicateInvoice,
+    InvoiceRecord,
+    get_by_idempotency_key,
+    get_invoice,
+    insert_invoice,
+)
+from lngate.store.provider_calls import ProviderCall
+
+log = structlog.get_logger("lngate.invoices")
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceRequest:
+    """A validated request for a new invoice."""
+
+    amount_sat: int
+    description: str
+    expiry: int
+    metadata: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+
+    def fingerprint(self) -> str:
+        """A digest of the body, to tell a replay from a different request with the same key."""
+        body = json.dumps(
+            [self.amount_sat, self.description, self.expiry, self.metadata],
+            sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+        )
+        return hashlib.sha256(body.encode()).hexdigest()
+
+
+class IdempotencyConflict(Exception):
+    """The ``Idempotency-Key`` was already used with a different body."""
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedInvoice:
+    """The outcome of a create: the stored invoice, and whether it is a replay."""
+
+    invoice: InvoiceRecord
+    replayed: bool = False
+
+
+Attempt = Callable[[Provider], Awaitable[tuple[ProviderInvoice, datetime]]]
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceContext:
+    """What creating an invoice needs besides the request (built once by bootstrap)."""
+
+    db: Database
+    providers: Sequence[Provider]
+    network: Network
+    payee_keys: PayeeKeys
+    recorder: CallRecorder
+    test_providers: frozenset[str] = frozenset()
+    wall_clock: WallClock = lambda: datetime.now(UTC)
+    monotonic: MonotonicClock | None = None
+
+
+async def create_invoice(request: InvoiceRequest, ctx: InvoiceContext) -> IssuedInvoice:
+    """Issue a validated invoice at the first provider that can, store it and return it.
+
+    With an idempotency key already used for the same body, returns the stored invoice without
+    calling any provider; with a different body, raises :class:`IdempotencyConflict`. When no
+    provider can issue a valid invoice, raises :class:`NoProviderAvailable` with each reason.
+    """
+    fingerprint = request.fingerprint()
+    if request.idempotency_key:
+        replay = await _replay(ctx.db, request.idempotency_key, fingerprint)
+        if replay is not None:
+            return replay
+
+    amount_msat = sat_to_msat(request.amount_sat)
+
+    async def attempt(provider: Provider) -> tuple[ProviderInvoice, datetime]:
+        issued = await provider.create_invoice(
+            amount_msat=amount_msat, memo=request.description, expiry=request.expiry
+        )
+        return issued, _check(issued, provider.name, amount_msat, request, ctx)
+
+    issued, expires_at, provider = await _first_success(attempt, ctx)
+    record = InvoiceRecord(
+        payment_hash=issued.payment_hash.lower(),
+        provider=provider.name,
+        provider_ref=issued.provider_ref,
+        bolt11=issued.bolt11,
+        amount_msat=amount_msat,
+        description=request.description,
+        metadata=request.metadata,
+        state=InvoiceState.PENDING,
+        is_test=provider.name in ctx.test_providers,
+        created_at=ctx.wall_clock(),
+        expires_at=expires_at,
+        idempotency_key=request.idempotency_key,
+        request_fingerprint=fingerprint,
+    )
+    try:
+        async with ctx.db.transaction() as conn:
+            await insert_invoice(conn, record)
+    except DuplicateInvoice:
+        if request.idempotency_key:
+            # A concurrent request with the same key won the race; ours stays unpaid and expires.
+            log.warning("idempotency_race", provider=provider.name,
+                        orphan_payment_hash=record.payment_hash)
+            replay = await _replay(ctx.db, request.idempotency_key, fingerprint)
+            if replay is not None:
+                return replay
+        raise
+    log.info("invoice_created", provider=provider.name, payment_hash=record.payment_hash,
+             amount_msat=amount_msat)
+    return IssuedInvoice(record)
+
+
+async def find_invoice(db: Database, payment_hash: str) -> InvoiceRecord | None:
+    """The stored invoice with this payment hash, or ``None``."""
+    async with db.connect() as conn:
+        return await get_invoice(conn, payment_hash.lower())
+
+
+async def _replay(db: Database, key: str, fingerprint: str) -> IssuedInvoice | None:
+    async with db.connect() as conn:
+        existing = await get_by_idempotency_key(conn, key)
+    if existing is None:
+        return None
+    if existing.request_fingerprint != fingerprint:
+        raise IdempotencyConflict(key)
+    return IssuedInvoice(existing, replayed=True)
+
+
+def _check(
+    issued: ProviderInvoice, provider: str, amount_msat: int, request: InvoiceRequest,
+    ctx: InvoiceContext,
+) -> datetime:
+    """Validate what a provider returned; the invoice's expiry time on success."""
+    if issued.amount_msat != amount_msat:
+        raise InvalidInvoice(
+            f"provider reported {issued.amount_msat} msat, requested {amount_msat}",
+            provider=provider,
+        )
+    expectation = InvoiceExpectation(
+        network=ctx.network,
+        amount_msat=amount_msat,
+        payment_hash=issued.payment_hash,
+        description=request.description,
+        expiry=request.expiry,
+        payee=ctx.payee_keys.expected(provider),
+        now=ctx.wall_clock(),
+    )
+    try:
+        decoded = validate_invoice(issued.bolt11, expectation)
+    except InvalidInvoice as exc:
+        exc.provider = provider
+        raise
+    ctx.payee_keys.learn(provider, decoded.payee)
+    return datetime.fromtimestamp(decoded.timestamp + decoded.expiry, UTC)
+
+
+async def _first_success(
+    attempt: Attempt, ctx: InvoiceContext
+) -> tuple[ProviderInvoice, datetime, Provider]:
+    """Try the providers in order; the first valid invoice wins."""
+    import time
+
+    monotonic = ctx.monotonic or time.monotonic
+    reasons: dict[str, str] = {}
+    for provider in ctx.providers:
+        started_at, t0 = ctx.wall_clock(), monotonic()
+        try:
+            issued, expires_at = await attempt(provider)
+        except ProviderError as exc:
+            reasons[provider.name] = f"{exc.code}: {exc.message}"
+            ctx.recorder.record(ProviderCall(
+                provider.name, "create_invoice", started_at, (monotonic() - t0) * 1000,
+                "failure", exc.code, exc.message,
+            ))
+            continue
+        ctx.recorder.record(ProviderCall(
+            provider.name, "create_invoice", started_at, (monotonic() - t0) * 1000, "success",
+        ))
+        return issued, expires_at, provider
+    raise NoProviderAvailable(reasons)

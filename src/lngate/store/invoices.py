@@ -1,0 +1,125 @@
+"""Reading and writing the ``invoices`` table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lngate.domain import InvoiceState
+from lngate.store.tables import invoices
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceRecord:
+    """One stored invoice."""
+
+    payment_hash: str
+    provider: str
+    provider_ref: str
+    bolt11: str
+    amount_msat: int
+    description: str
+    metadata: dict[str, Any] | None
+    state: InvoiceState
+    is_test: bool
+    created_at: datetime
+    expires_at: datetime
+    paid_at: datetime | None = None
+    idempotency_key: str | None = None
+    request_fingerprint: str | None = None
+
+
+class DuplicateInvoice(Exception):
+    """The payment hash or idempotency key is already stored."""
+
+
+_COLUMNS = (
+    invoices.c.payment_hash,
+    invoices.c.provider,
+    invoices.c.provider_ref,
+    invoices.c.bolt11,
+    invoices.c.amount_msat,
+    invoices.c.description,
+    invoices.c.metadata_,
+    invoices.c.state,
+    invoices.c.is_test,
+    invoices.c.created_at,
+    invoices.c.expires_at,
+    invoices.c.paid_at,
+    invoices.c.idempotency_key,
+    invoices.c.request_fingerprint,
+)
+
+
+def _record(row: Any) -> InvoiceRecord:
+    values = tuple(row)
+    return InvoiceRecord(*values[:7], InvoiceState(values[7]), *values[8:])
+
+
+async def insert_invoice(conn: AsyncConnection, record: InvoiceRecord) -> None:
+    """Store a new invoice; raises :class:`DuplicateInvoice` on a known hash or key."""
+    try:
+        await conn.execute(
+            insert(invoices),
+            {
+                "payment_hash": record.payment_hash,
+                "provider": record.provider,
+                "provider_ref": record.provider_ref,
+                "bolt11": record.bolt11,
+                "amount_msat": record.amount_msat,
+                "description": record.description,
+                "metadata_": record.metadata,
+                "state": record.state.value,
+                "is_test": record.is_test,
+                "created_at": record.created_at,
+                "expires_at": record.expires_at,
+                "paid_at": record.paid_at,
+                "idempotency_key": record.idempotency_key,
+                "request_fingerprint": record.request_fingerprint,
+            },
+        )
+    except IntegrityError as exc:
+        raise DuplicateInvoice(str(exc.orig)) from exc
+
+
+async def get_invoice(conn: AsyncConnection, payment_hash: str) -> InvoiceRecord | None:
+    """The invoice with this payment hash, or ``None``."""
+    result = await conn.execute(select(*_COLUMNS).where(invoices.c.payment_hash == payment_hash))
+    row = result.first()
+    return None if row is None else _record(row)
+
+
+async def get_by_idempotency_key(conn: AsyncConnection, key: str) -> InvoiceRecord | None:
+    """The invoice created with this ``Idempotency-Key``, or ``None``."""
+    result = await conn.execute(select(*_COLUMNS).where(invoices.c.idempotency_key == key))
+    row = result.first()
+    return None if row is None else _record(row)
+
+
+async def transition(
+    conn: AsyncConnection,
+    payment_hash: str,
+    *,
+    from_state: InvoiceState,
+    to_state: InvoiceState,
+    paid_at: datetime | None = None,
+) -> bool:
+    """Conditionally move an invoice between states; ``False`` when it was not in ``from_state``.
+
+    This single conditional ``UPDATE`` is what makes settlement happen exactly once, even
+    across processes.
+    """
+    values: dict[str, Any] = {"state": to_state.value}
+    if paid_at is not None:
+        values["paid_at"] = paid_at
+    result = await conn.execute(
+        update(invoices)
+        .where(invoices.c.payment_hash == payment_hash, invoices.c.state == from_state.value)
+        .values(**values)
+    )
+    return result.rowcount == 1

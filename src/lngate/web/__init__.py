@@ -1,0 +1,1 @@
+"""HTTP interface: FastAPI routes kept thin (parse, call one service, map errors)."""

@@ -1,0 +1,77 @@
+"""The FastAPI application and its lifespan (which owns the gateway and background tasks)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from lngate.web.responses import JsonResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from lngate import __version__
+from lngate.bootstrap import build_gateway
+from lngate.settings import Settings
+from lngate.tasks import Supervisor
+from lngate.web import routes_demo, routes_invoices
+from lngate.web.client_ip import ClientIP
+from lngate.web.errors import ApiError
+from lngate.web.ratelimit import RateLimiter
+from lngate.web.state import WebState
+
+log = structlog.get_logger("lngate.web")
+
+
+def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
+    """Build the application; the gateway itself is built when the app starts."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        gateway = await build_gateway(settings, migrate=migrate)
+        supervisor = Supervisor()
+        app.state.gateway = gateway
+        app.state.web = WebState(
+            rate_limiter=RateLimiter(
+                settings.rate_limit,
+                redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
+            ),
+            client_ip=ClientIP(settings.trusted_proxies),
+        )
+        supervisor.start("provider-call-recorder", gateway.recorder.run)
+        log.info("gateway_started", providers=[p.name for p in gateway.providers],
+                 network=settings.lightning_network.name.lower(), demo=settings.test_mode)
+        try:
+            yield
+        finally:
+            await supervisor.stop()
+            await gateway.aclose()
+            log.info("gateway_stopped")
+
+    app = FastAPI(title="lngate", version=__version__, lifespan=lifespan,
+                  default_response_class=JsonResponse)
+    app.include_router(routes_invoices.router)
+    if settings.test_mode:
+        app.include_router(routes_demo.router)
+
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, exc: ApiError) -> JsonResponse:
+        return exc.response()
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError) -> JsonResponse:
+        return ApiError(400, "Requête invalide", "invalid_request").response()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JsonResponse:
+        message = {404: "Introuvable", 405: "Méthode non autorisée"}.get(exc.status_code,
+                                                                          str(exc.detail))
+        return ApiError(exc.status_code, message, f"http_{exc.status_code}").response()
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, exc: Exception) -> JsonResponse:
+        log.exception("unhandled_error", error=type(exc).__name__)
+        return ApiError(500, "Erreur interne", "internal_error").response()
+
+    return app

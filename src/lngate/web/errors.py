@@ -1,0 +1,26 @@
+"""Error responses: ``{"error": <message shown to the customer>, "code": <machine code>}``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lngate.web.responses import JsonResponse
+
+
+class ApiError(Exception):
+    """An error answered to the client with a status, a message and a code."""
+
+    def __init__(
+        self, status: int, message: str, code: str, *, headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code = status, message, code
+        self.headers, self.extra = headers, extra
+
+    def response(self) -> JsonResponse:
+        """The JSON response for this error."""
+        return JsonResponse(
+            {"error": self.message, "code": self.code, **self.extra},
+            status_code=self.status, headers=self.headers,
+        )

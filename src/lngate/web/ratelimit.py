@@ -1,0 +1,35 @@
+"""Per-client rate limits with the ``limits`` library (memory, or Redis when configured)."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItem, parse
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    """Whether a request may proceed, and when to retry if not."""
+
+    allowed: bool
+    retry_after: int = 0
+
+
+class RateLimiter:
+    """A moving-window limit per key (the client IP), e.g. ``60/minute``."""
+
+    def __init__(self, limit: str, *, redis_url: str | None = None) -> None:
+        self.item: RateLimitItem = parse(limit)
+        uri = "async+" + redis_url if redis_url else "async+memory://"
+        self._limiter = MovingWindowRateLimiter(storage_from_string(uri))  # type: ignore[arg-type]
+
+    async def check(self, route: str, key: str) -> RateDecision:
+        """Count one hit for ``key`` on ``route``; refuse it past the limit."""
+        if await self._limiter.hit(self.item, route, key):
+            return RateDecision(True)
+        stats = await self._limiter.get_window_stats(self.item, route, key)
+        return RateDecision(False, max(1, math.ceil(stats.reset_time - time.time())))

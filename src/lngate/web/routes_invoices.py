@@ -1,0 +1,87 @@
+"""``POST /api/create-invoice`` and ``GET /api/check-invoice`` (DESIGN.md section 4)."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi import APIRouter, Request
+from lngate.web.responses import JsonResponse
+
+from lngate.domain import InvoiceState, msat_to_sat
+from lngate.errors import NoProviderAvailable
+from lngate.services.invoices import IdempotencyConflict, create_invoice
+from lngate.services.settlement import check_invoice
+from lngate.store.invoices import InvoiceRecord
+from lngate.web.body import read_json
+from lngate.web.errors import ApiError
+from lngate.web.invoice_input import parse_invoice_request
+from lngate.web.state import gateway_of, web_of
+
+router = APIRouter()
+_PAYMENT_HASH = re.compile(r"[0-9a-fA-F]{64}")
+_CHECK_STATUS = {
+    InvoiceState.PENDING: "pending",
+    InvoiceState.PAID: "settled",
+    InvoiceState.EXPIRED: "expired",
+}
+
+
+def invoice_body(record: InvoiceRecord) -> dict[str, object]:
+    """The public JSON of an invoice, as the original API shaped it."""
+    invoice: dict[str, object] = {
+        "id": record.payment_hash,
+        "payment_request": record.bolt11,
+        "payment_hash": record.payment_hash,
+        "expires_at": record.expires_at.isoformat().replace("+00:00", "Z"),
+        "amount": msat_to_sat(record.amount_msat),
+    }
+    if record.is_test:
+        invoice["isTest"] = True
+    return {"invoice": invoice, "paymentUrl": f"lightning:{record.bolt11}",
+            "provider": record.provider}
+
+
+@router.post("/api/create-invoice")
+async def create_invoice_route(request: Request) -> JsonResponse:
+    """Create a validated BOLT11 invoice through the first provider that can issue one."""
+    gateway, web = gateway_of(request), web_of(request)
+    decision = await web.rate_limiter.check("create-invoice", web.client_ip(request))
+    if not decision.allowed:
+        raise ApiError(429, "Trop de requêtes, réessayez plus tard", "rate_limited",
+                       headers={"Retry-After": str(decision.retry_after)},
+                       retryAfter=decision.retry_after)
+    body = await read_json(request)
+    invoice_request = parse_invoice_request(
+        body,
+        max_sats=gateway.settings.max_invoice_sats,
+        default_expiry=gateway.settings.invoice_expiry_seconds,
+        idempotency_key=request.headers.get("idempotency-key"),
+    )
+    try:
+        issued = await create_invoice(invoice_request, gateway.invoices)
+    except IdempotencyConflict:
+        raise ApiError(422, "Idempotency-Key déjà utilisée avec une autre requête",
+                       "idempotency_conflict") from None
+    except NoProviderAvailable as exc:
+        raise ApiError(503, "Aucun fournisseur Lightning n'a pu créer la facture",
+                       exc.code, providers=exc.reasons, headers={"Retry-After": "5"}) from None
+    headers = {"Idempotent-Replayed": "true"} if issued.replayed else None
+    return JsonResponse(invoice_body(issued.invoice), headers=headers)
+
+
+@router.get("/api/check-invoice")
+async def check_invoice_route(request: Request) -> JsonResponse:
+    """The verified status of an invoice: pending, settled, expired or not_found."""
+    invoice_id = request.query_params.get("id", "").strip()
+    if not invoice_id:
+        raise ApiError(400, "ID de facture manquant", "missing_id")
+    not_found = JsonResponse({"status": "not_found", "error": "Facture non trouvée",
+                                "code": "not_found"})
+    if not _PAYMENT_HASH.fullmatch(invoice_id):
+        return not_found
+    gateway = gateway_of(request)
+    state = await check_invoice(invoice_id, db=gateway.db, providers=gateway.providers_by_name,
+                                clock=gateway.invoices.wall_clock)
+    if state is None:
+        return not_found
+    return JsonResponse({"status": _CHECK_STATUS[state]})

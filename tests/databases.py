@@ -1,0 +1,79 @@
+"""Database fixtures: a fresh SQLite file per test, and a fresh PostgreSQL database per session.
+
+PostgreSQL is the real server on 127.0.0.1:5432 (``LNGATE_TEST_POSTGRES_URL`` overrides the
+admin URL); each session creates its own database and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import asyncpg
+import pytest
+from sqlalchemy import text
+
+from lngate.store import Database
+from lngate.store.tables import metadata
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "LNGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def _admin(statement: str) -> None:
+    async def run() -> None:
+        admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        try:
+            await admin.execute(statement)
+        finally:
+            await admin.close()
+
+    # A thread of its own: this may be reached from inside the tests' running event loop.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """The URL of a PostgreSQL database created for this test session."""
+    name = f"lngate_test_{uuid.uuid4().hex[:10]}"
+    _admin(f'CREATE DATABASE "{name}"')
+    yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
+    """A migrated, empty database: each test runs once on SQLite and once on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'lngate.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    db = Database.from_url(url)
+    await db.migrate()
+    async with db.transaction() as conn:
+        for table in reversed(metadata.sorted_tables):
+            await conn.execute(text(f"DELETE FROM {table.name}"))
+    await db.aclose()
+    yield url
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[Database]:
+    """An open :class:`Database` on SQLite or PostgreSQL (parametrised)."""
+    database = Database.from_url(database_url)
+    yield database
+    await database.aclose()
+
+
+@pytest.fixture
+async def sqlite_db(tmp_path) -> AsyncIterator[Database]:  # type: ignore[no-untyped-def]
+    """A migrated SQLite database, for tests where the backend does not matter."""
+    database = Database.from_url(f"sqlite:///{tmp_path / 'lngate.sqlite3'}")
+    await database.migrate()
+    yield database
+    await database.aclose()

@@ -1,0 +1,1 @@
+"""Real peers (LNbits, ...) that the test suite installs and starts itself."""

@@ -1,0 +1,52 @@
+"""Pytest plugin with the real peers, each started once per test session.
+
+Enabled from ``tests/conftest.py`` (``pytest_plugins``). Tests that use a peer are marked, e.g.
+``@pytest.mark.lnbits``, so ``-m "not lnbits"`` runs without it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from tests.peers.lnbits_peer import LNbitsPeer
+from tests.peers.nwc_peer import NWCPeer
+
+
+def _progress(config: pytest.Config) -> Callable[[str], None]:
+    """Print past pytest's output capture, so a slow first install does not look like a hang."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+
+    def log(message: str) -> None:
+        line = f"lnbits-peer: {message}"
+        if reporter is None or capture is None:
+            print(line, file=sys.stderr, flush=True)
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(line)
+
+    return log
+
+
+@pytest.fixture(scope="session")
+def lnbits_peer(request: pytest.FixtureRequest) -> Iterator[LNbitsPeer]:
+    """A real LNbits 1.6.2 (FakeWallet) with a funded payer wallet, for the whole session."""
+    peer = LNbitsPeer(log=_progress(request.config))
+    peer.launch()
+    try:
+        yield peer
+    finally:
+        peer.close()
+
+
+@pytest.fixture(scope="session")
+def nwc_peer() -> Iterator[NWCPeer]:
+    """A real Nostr relay and NWC wallet service on loopback, for tests marked ``nwc``."""
+    peer = NWCPeer().start()
+    try:
+        yield peer
+    finally:
+        peer.stop()
