@@ -8,6 +8,7 @@ CLI decides what runs.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, urlsplit
@@ -18,6 +19,9 @@ import structlog
 from lngate.providers.base import Provider
 from lngate.providers.lnbits import LNbitsConfig, LNbitsProvider, make_session
 from lngate.providers.testprovider import TestProvider
+from lngate.resilience.breaker import BreakerState, CircuitBreaker
+from lngate.resilience.deadline import AttemptTimeoutPolicy
+from lngate.resilience.router import Router
 from lngate.services.call_recorder import CallRecorder
 from lngate.services.invoices import InvoiceContext
 from lngate.services.payee_keys import PayeeKeys
@@ -39,16 +43,12 @@ class Gateway:
     settings: Settings
     db: Database
     providers: list[Provider]
+    router: Router
     payee_keys: PayeeKeys
     recorder: CallRecorder
     invoices: InvoiceContext
     test_provider: TestProvider | None = None
     _sessions: list[aiohttp.ClientSession] = field(default_factory=list)
-
-    @property
-    def providers_by_name(self) -> dict[str, Provider]:
-        """Providers keyed by name (lookups always go to the issuing provider)."""
-        return {provider.name: provider for provider in self.providers}
 
     async def aclose(self) -> None:
         """Flush recorded calls, close providers, sessions and the database."""
@@ -115,6 +115,34 @@ async def build_providers(settings: Settings, payee_keys: PayeeKeys) -> tuple[
     return providers, sessions, test_provider
 
 
+def build_router(
+    settings: Settings, providers: list[Provider], recorder: CallRecorder,
+    last_resort: frozenset[str] = frozenset(),
+) -> Router:
+    """The router with one circuit breaker per provider, all on the monotonic clock."""
+
+    def breaker(name: str) -> CircuitBreaker:
+        def changed(old: BreakerState, new: BreakerState) -> None:
+            log.warning("breaker_state_changed", provider=name, old=old.value, new=new.value)
+
+        return CircuitBreaker(name, clock=time.monotonic,
+                              failure_threshold=settings.breaker_failure_threshold,
+                              cooldown=settings.breaker_cooldown_seconds, on_change=changed)
+
+    return Router(
+        providers,
+        breakers={p.name: breaker(p.name) for p in providers},
+        timeouts=AttemptTimeoutPolicy(
+            k=settings.attempt_timeout_p95_factor, floor=settings.attempt_timeout_floor,
+            ceiling=settings.attempt_timeout_ceiling, default=settings.attempt_timeout_default,
+        ),
+        clock=time.monotonic,
+        deadline_seconds=settings.create_deadline_seconds,
+        on_attempt=recorder.record_attempt,
+        last_resort=last_resort,
+    )
+
+
 async def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:
     """Open the database (migrating it unless told not to) and build the providers."""
     db = Database.from_url(settings.database_url.get_secret_value())
@@ -130,15 +158,17 @@ async def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:
         log.error("no_provider", message="no provider configured and LIGHTNING_TEST_MODE is off: "
                   "every create-invoice will answer 503")
     recorder = CallRecorder(db)
+    test_providers = frozenset({test_provider.name}) if test_provider else frozenset()
+    router = build_router(settings, providers, recorder, last_resort=test_providers)
     context = InvoiceContext(
         db=db,
-        providers=providers,
+        router=router,
         network=settings.lightning_network,
         payee_keys=payee_keys,
-        recorder=recorder,
-        test_providers=frozenset({test_provider.name}) if test_provider else frozenset(),
+        test_providers=test_providers,
         wall_clock=utcnow,
     )
-    return Gateway(settings=settings, db=db, providers=providers, payee_keys=payee_keys,
+    return Gateway(settings=settings, db=db, providers=providers, router=router,
+                   payee_keys=payee_keys,
                    recorder=recorder, invoices=context, test_provider=test_provider,
                    _sessions=sessions)

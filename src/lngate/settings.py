@@ -78,6 +78,29 @@ class Settings(BaseSettings):
         default=2.0, gt=0, le=60, validation_alias="PROVIDER_TIMEOUT_SECONDS"
     )
 
+    # --- failover -----------------------------------------------------------------------
+    create_deadline_seconds: float = Field(
+        default=3.0, gt=0, le=60, validation_alias="CREATE_DEADLINE_SECONDS"
+    )
+    attempt_timeout_default: float = Field(
+        default=1.5, gt=0, le=60, validation_alias="ATTEMPT_TIMEOUT_DEFAULT"
+    )
+    attempt_timeout_floor: float = Field(
+        default=0.25, gt=0, le=60, validation_alias="ATTEMPT_TIMEOUT_FLOOR"
+    )
+    attempt_timeout_ceiling: float = Field(
+        default=2.0, gt=0, le=60, validation_alias="ATTEMPT_TIMEOUT_CEILING"
+    )
+    attempt_timeout_p95_factor: float = Field(
+        default=3.0, gt=0, le=100, validation_alias="ATTEMPT_TIMEOUT_P95_FACTOR"
+    )
+    breaker_failure_threshold: int = Field(
+        default=3, ge=1, le=1000, validation_alias="BREAKER_FAILURE_THRESHOLD"
+    )
+    breaker_cooldown_seconds: float = Field(
+        default=30.0, ge=0, le=3600, validation_alias="BREAKER_COOLDOWN_SECONDS"
+    )
+
     # --- invoices -----------------------------------------------------------------------
     max_invoice_sats: int = Field(default=1_000_000, ge=1, validation_alias="MAX_INVOICE_SATS")
     invoice_expiry_seconds: int = Field(
@@ -178,6 +201,10 @@ class Settings(BaseSettings):
             )
         if self.lnbits_invoice_key is not None and not self.lnbits_endpoint:
             raise ValueError("LNBITS_INVOICE_KEY is set but LNBITS_ENDPOINT is missing")
+        if not (self.attempt_timeout_floor <= self.attempt_timeout_default
+                <= self.attempt_timeout_ceiling):
+            raise ValueError("ATTEMPT_TIMEOUT_FLOOR <= ATTEMPT_TIMEOUT_DEFAULT <= "
+                             "ATTEMPT_TIMEOUT_CEILING must hold")
         url = self.database_url.get_secret_value()
         if not url.startswith(("sqlite", "postgresql", "postgres://")):
             raise ValueError("DATABASE_URL must start with sqlite:// or postgresql://")
@@ -209,6 +236,10 @@ class Settings(BaseSettings):
 
     def sqlite_path(self) -> Path | None:
         """The database file for a SQLite URL (``None`` for PostgreSQL or in-memory)."""
+        if not (self.attempt_timeout_floor <= self.attempt_timeout_default
+                <= self.attempt_timeout_ceiling):
+            raise ValueError("ATTEMPT_TIMEOUT_FLOOR <= ATTEMPT_TIMEOUT_DEFAULT <= "
+                             "ATTEMPT_TIMEOUT_CEILING must hold")
         url = self.database_url.get_secret_value()
         if not url.startswith("sqlite"):
             return None

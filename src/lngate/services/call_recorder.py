@@ -8,9 +8,12 @@ metrics, never an invoice.
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import UTC, datetime, timedelta
 
 import structlog
 
+from lngate.resilience.router import AttemptRecord
 from lngate.store import Database
 from lngate.store.provider_calls import ProviderCall, insert_calls
 
@@ -41,6 +44,15 @@ class CallRecorder:
         self._buffer.append(call)
         if len(self._buffer) >= self._max_batch:
             self._wake.set()
+
+    def record_attempt(self, attempt: AttemptRecord) -> None:
+        """Record one router attempt (its start is on the monotonic clock)."""
+        started_at = datetime.now(UTC) - timedelta(seconds=time.monotonic() - attempt.started_at)
+        self.record(ProviderCall(
+            provider=attempt.provider, operation=attempt.operation, started_at=started_at,
+            duration_ms=attempt.duration_s * 1000, outcome=attempt.outcome.value,
+            error_type=attempt.error_type, error_message=attempt.error_message,
+        ))
 
     @property
     def pending(self) -> int:

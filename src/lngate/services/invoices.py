@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -13,10 +12,10 @@ import structlog
 
 from lngate.bolt11 import InvoiceExpectation, validate_invoice
 from lngate.domain import InvoiceState, Network, ProviderInvoice, sat_to_msat
-from lngate.errors import InvalidInvoice, NoProviderAvailable, ProviderError
+from lngate.errors import InvalidInvoice
 from lngate.providers.base import Provider
-from lngate.services.call_recorder import CallRecorder
-from lngate.services.clock import MonotonicClock, WallClock
+from lngate.resilience.router import Router
+from lngate.services.clock import WallClock
 from lngate.services.payee_keys import PayeeKeys
 from lngate.store import Database
 from lngate.store.invoices import (
@@ -26,7 +25,6 @@ from lngate.store.invoices import (
     get_invoice,
     insert_invoice,
 )
-from lngate.store.provider_calls import ProviderCall
 
 log = structlog.get_logger("lngate.invoices")
 
@@ -62,29 +60,24 @@ class IssuedInvoice:
     replayed: bool = False
 
 
-Attempt = Callable[[Provider], Awaitable[tuple[ProviderInvoice, datetime]]]
-
-
 @dataclass(frozen=True, slots=True)
 class InvoiceContext:
     """What creating an invoice needs besides the request (built once by bootstrap)."""
 
     db: Database
-    providers: Sequence[Provider]
+    router: Router
     network: Network
     payee_keys: PayeeKeys
-    recorder: CallRecorder
     test_providers: frozenset[str] = frozenset()
     wall_clock: WallClock = lambda: datetime.now(UTC)
-    monotonic: MonotonicClock | None = None
 
 
 async def create_invoice(request: InvoiceRequest, ctx: InvoiceContext) -> IssuedInvoice:
-    """Issue a validated invoice at the first provider that can, store it and return it.
+    """Issue a validated invoice through the router (failover, breakers), store it, return it.
 
     With an idempotency key already used for the same body, returns the stored invoice without
     calling any provider; with a different body, raises :class:`IdempotencyConflict`. When no
-    provider can issue a valid invoice, raises :class:`NoProviderAvailable` with each reason.
+    provider can issue a valid invoice, raises ``NoProviderAvailable`` with each reason.
     """
     fingerprint = request.fingerprint()
     if request.idempotency_key:
@@ -94,23 +87,24 @@ async def create_invoice(request: InvoiceRequest, ctx: InvoiceContext) -> Issued
 
     amount_msat = sat_to_msat(request.amount_sat)
 
-    async def attempt(provider: Provider) -> tuple[ProviderInvoice, datetime]:
+    async def attempt(provider: Provider, _timeout: float) -> tuple[ProviderInvoice, datetime]:
         issued = await provider.create_invoice(
             amount_msat=amount_msat, memo=request.description, expiry=request.expiry
         )
         return issued, _check(issued, provider.name, amount_msat, request, ctx)
 
-    issued, expires_at, provider = await _first_success(attempt, ctx)
+    routed = await ctx.router.run_create(attempt)
+    issued, expires_at = routed.value
     record = InvoiceRecord(
         payment_hash=issued.payment_hash.lower(),
-        provider=provider.name,
+        provider=routed.provider,
         provider_ref=issued.provider_ref,
         bolt11=issued.bolt11,
         amount_msat=amount_msat,
         description=request.description,
         metadata=request.metadata,
         state=InvoiceState.PENDING,
-        is_test=provider.name in ctx.test_providers,
+        is_test=routed.provider in ctx.test_providers,
         created_at=ctx.wall_clock(),
         expires_at=expires_at,
         idempotency_key=request.idempotency_key,
@@ -122,13 +116,13 @@ async def create_invoice(request: InvoiceRequest, ctx: InvoiceContext) -> Issued
     except DuplicateInvoice:
         if request.idempotency_key:
             # A concurrent request with the same key won the race; ours stays unpaid and expires.
-            log.warning("idempotency_race", provider=provider.name,
+            log.warning("idempotency_race", provider=routed.provider,
                         orphan_payment_hash=record.payment_hash)
             replay = await _replay(ctx.db, request.idempotency_key, fingerprint)
             if replay is not None:
                 return replay
         raise
-    log.info("invoice_created", provider=provider.name, payment_hash=record.payment_hash,
+    log.info("invoice_created", provider=routed.provider, payment_hash=record.payment_hash,
              amount_msat=amount_msat)
     return IssuedInvoice(record)
 
@@ -175,29 +169,3 @@ def _check(
         raise
     ctx.payee_keys.learn(provider, decoded.payee)
     return datetime.fromtimestamp(decoded.timestamp + decoded.expiry, UTC)
-
-
-async def _first_success(
-    attempt: Attempt, ctx: InvoiceContext
-) -> tuple[ProviderInvoice, datetime, Provider]:
-    """Try the providers in order; the first valid invoice wins."""
-    import time
-
-    monotonic = ctx.monotonic or time.monotonic
-    reasons: dict[str, str] = {}
-    for provider in ctx.providers:
-        started_at, t0 = ctx.wall_clock(), monotonic()
-        try:
-            issued, expires_at = await attempt(provider)
-        except ProviderError as exc:
-            reasons[provider.name] = f"{exc.code}: {exc.message}"
-            ctx.recorder.record(ProviderCall(
-                provider.name, "create_invoice", started_at, (monotonic() - t0) * 1000,
-                "failure", exc.code, exc.message,
-            ))
-            continue
-        ctx.recorder.record(ProviderCall(
-            provider.name, "create_invoice", started_at, (monotonic() - t0) * 1000, "success",
-        ))
-        return issued, expires_at, provider
-    raise NoProviderAvailable(reasons)

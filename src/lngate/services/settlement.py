@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Mapping
-
 import structlog
 
 from lngate.domain import InvoiceState, PaymentState
 from lngate.errors import ProviderError
-from lngate.providers.base import Provider
+from lngate.resilience.router import Router
 from lngate.services.clock import WallClock
 from lngate.store import Database
 from lngate.store.invoices import get_invoice, transition
@@ -40,7 +38,7 @@ async def settle(
     payment_hash: str,
     *,
     db: Database,
-    providers: Mapping[str, Provider],
+    router: Router,
     clock: WallClock,
 ) -> SettleOutcome:
     """Verify with the issuing provider and mark the invoice paid exactly once."""
@@ -51,13 +49,10 @@ async def settle(
         return SettleOutcome.UNKNOWN_INVOICE
     if record.state is InvoiceState.PAID:
         return SettleOutcome.ALREADY_SETTLED
-    provider = providers.get(record.provider)
-    if provider is None:
-        log.error("issuing_provider_not_configured", provider=record.provider,
-                  payment_hash=payment_hash)
-        return SettleOutcome.PROVIDER_UNAVAILABLE
     try:
-        status = await provider.invoice_status(payment_hash)
+        status = await router.run_lookup(
+            record.provider, lambda provider: provider.invoice_status(payment_hash)
+        )
     except ProviderError as exc:
         log.warning("settle_lookup_failed", provider=record.provider,
                     payment_hash=payment_hash, error_code=exc.code)
@@ -99,7 +94,7 @@ async def check_invoice(
     payment_hash: str,
     *,
     db: Database,
-    providers: Mapping[str, Provider],
+    router: Router,
     clock: WallClock,
 ) -> InvoiceState | None:
     """The verified state of an invoice, asking its provider while it is pending.
@@ -113,7 +108,7 @@ async def check_invoice(
         return None
     if record.state is not InvoiceState.PENDING:
         return record.state
-    outcome = await settle(payment_hash, db=db, providers=providers, clock=clock)
+    outcome = await settle(payment_hash, db=db, router=router, clock=clock)
     if outcome in (SettleOutcome.SETTLED, SettleOutcome.ALREADY_SETTLED):
         return InvoiceState.PAID
     if outcome is SettleOutcome.EXPIRED:

@@ -80,7 +80,7 @@ async def check_invoice_route(request: Request) -> JsonResponse:
     if not _PAYMENT_HASH.fullmatch(invoice_id):
         return not_found
     gateway = gateway_of(request)
-    state = await check_invoice(invoice_id, db=gateway.db, providers=gateway.providers_by_name,
+    state = await check_invoice(invoice_id, db=gateway.db, router=gateway.router,
                                 clock=gateway.invoices.wall_clock)
     if state is None:
         return not_found

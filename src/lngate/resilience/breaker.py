@@ -1,0 +1,184 @@
+"""A circuit breaker per provider: stop calling a provider that keeps failing, try it again later.
+
+::
+
+    CLOSED ──(failure_threshold consecutive failures)──▶ OPEN
+    OPEN ──(cooldown elapsed; the next allow())──▶ HALF_OPEN   (one trial call at a time)
+    HALF_OPEN ──success──▶ CLOSED
+    HALF_OPEN ──failure──▶ OPEN                                (the cooldown starts again)
+
+Which failures count is decided by :func:`counts_for_breaker`. Time comes from an injected
+clock, so tests drive the cooldown.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from lngate.errors import ProviderRejected
+from lngate.resilience.deadline import Clock
+
+log = logging.getLogger("lngate.resilience.breaker")
+
+
+class BreakerState(enum.StrEnum):
+    """State of a :class:`CircuitBreaker`."""
+
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+def counts_for_breaker(exc: BaseException) -> bool:
+    """Whether a failed call says the provider is unwell, and so counts towards opening.
+
+    ``ProviderUnavailable`` (down, hung, 5xx, 429) and ``InvalidInvoice`` (it returned an invoice
+    we cannot show) count. So does any exception outside the error tree: a bug in the provider's
+    code makes it as useless as an outage.
+
+    ``ProviderRejected`` does not: the provider answered and refused *this* request, which says
+    nothing about its health. ``ProviderAuthFailed`` (a ``ProviderRejected``) does not count
+    either. A refused key is a configuration problem, not an outage: a cooldown cannot fix it,
+    and an open breaker would hide it behind "circuit open" messages and outage alerts, then
+    flap open and half-open forever. It is reported under its own code
+    (``provider_auth_failed``) in attempt records and in the 503 reasons, the router moves on to
+    the next provider without retrying (one fast round trip), and the router's success-rate
+    statistics do count it, which puts the provider behind the others.
+
+    ``asyncio.CancelledError`` and other ``BaseException``\\s do not count.
+    """
+    if isinstance(exc, ProviderRejected):
+        return False
+    return isinstance(exc, Exception)
+
+
+class CircuitBreaker:
+    """Circuit breaker of one provider.
+
+    Call :meth:`allow` before a call and :meth:`record_success` or :meth:`record_failure`
+    after it; when the outcome does not count (see :func:`counts_for_breaker`) or the call was
+    abandoned, call :meth:`release` so a half-open trial slot is given back.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        clock: Clock,
+        failure_threshold: int = 3,
+        cooldown: float = 30.0,
+        on_change: Callable[[BreakerState, BreakerState], Any] | None = None,
+    ) -> None:
+        if failure_threshold < 1:
+            raise ValueError("failure_threshold must be at least 1")
+        if cooldown < 0:
+            raise ValueError("cooldown must not be negative")
+        self.name = name
+        self.failure_threshold = failure_threshold
+        self.cooldown = cooldown
+        self._clock = clock
+        self._on_change = on_change
+        self._state = BreakerState.CLOSED
+        self._opened_at: float | None = None
+        self._failures = 0
+        self._trial_started_at: float | None = None
+
+    @property
+    def state(self) -> BreakerState:
+        """The current state (OPEN stays OPEN after the cooldown until the next :meth:`allow`)."""
+        return self._state
+
+    @property
+    def opened_at(self) -> float | None:
+        """Clock time at which the breaker last opened; ``None`` when closed."""
+        return self._opened_at
+
+    @property
+    def consecutive_failures(self) -> int:
+        """Counted failures since the last success."""
+        return self._failures
+
+    def retry_in(self) -> float:
+        """Seconds until an open breaker lets a trial call through; 0 when not open."""
+        if self._state is not BreakerState.OPEN or self._opened_at is None:
+            return 0.0
+        return max(0.0, self._opened_at + self.cooldown - self._clock())
+
+    def available(self) -> bool:
+        """Whether :meth:`allow` would let a call through now; claims nothing."""
+        if self._state is BreakerState.CLOSED:
+            return True
+        if self._state is BreakerState.OPEN:
+            return self.retry_in() <= 0
+        return not self._trial_in_flight()
+
+    def allow(self) -> bool:
+        """Whether a call may go ahead now; in HALF_OPEN this claims the single trial slot."""
+        if self._state is BreakerState.CLOSED:
+            return True
+        if self._state is BreakerState.OPEN:
+            if self.retry_in() > 0:
+                return False
+            self._transition(BreakerState.HALF_OPEN)
+        if self._trial_in_flight():
+            return False
+        self._trial_started_at = self._clock()
+        return True
+
+    def record_success(self) -> None:
+        """A call succeeded: the provider works, close the breaker."""
+        self._failures = 0
+        self._trial_started_at = None
+        if self._state is not BreakerState.CLOSED:
+            self._opened_at = None
+            self._transition(BreakerState.CLOSED)
+
+    def record_failure(self) -> None:
+        """A call failed in a way that counts: open after the threshold, or reopen a trial."""
+        self._failures += 1
+        if self._state is BreakerState.HALF_OPEN or (
+            self._state is BreakerState.CLOSED and self._failures >= self.failure_threshold
+        ):
+            self._opened_at = self._clock()
+            self._trial_started_at = None
+            self._transition(BreakerState.OPEN)
+        # Already OPEN (a lookup, which is not gated, failed meanwhile): the cooldown is not
+        # extended, so the trial call comes when promised.
+
+    def release(self) -> None:
+        """End a call whose outcome says nothing about the provider, giving back a trial slot."""
+        self._trial_started_at = None
+
+    def snapshot(self) -> dict[str, Any]:
+        """The breaker's state for the admin API and monitoring."""
+        return {
+            "name": self.name,
+            "state": self._state.value,
+            "consecutive_failures": self._failures,
+            "opened_at": self._opened_at,
+            "retry_in_s": round(self.retry_in(), 3),
+            "failure_threshold": self.failure_threshold,
+            "cooldown_s": self.cooldown,
+        }
+
+    def _trial_in_flight(self) -> bool:
+        # A trial whose caller vanished without reporting would keep the breaker half-open for
+        # ever; after one cooldown it is presumed lost.
+        return (
+            self._trial_started_at is not None
+            and self._clock() - self._trial_started_at < self.cooldown
+        )
+
+    def _transition(self, new: BreakerState) -> None:
+        old, self._state = self._state, new
+        level = logging.WARNING if new is BreakerState.OPEN else logging.INFO
+        log.log(level, "circuit breaker %s: %s -> %s", self.name, old.value, new.value)
+        if self._on_change is not None:
+            try:
+                self._on_change(old, new)
+            except Exception:
+                # A broken metrics or logging hook must not break the provider calls it watches.
+                log.exception("circuit breaker %s: on_change hook failed", self.name)

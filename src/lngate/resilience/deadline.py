@@ -1,0 +1,142 @@
+"""Time budgets: recent latencies, per-attempt timeouts derived from them, and deadlines.
+
+Every function here takes an injected ``clock`` (a callable returning monotonic seconds) so
+tests control time. Timeouts themselves are enforced with :func:`asyncio.wait_for`, i.e. in
+real time, by :func:`bounded`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from lngate.errors import ProviderUnavailable
+
+T = TypeVar("T")
+
+Clock = Callable[[], float]
+"""Returns monotonic seconds (``time.monotonic`` in production, a fake in tests)."""
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The nearest-rank ``q``-th percentile (0 < q <= 100) of a non-empty sequence."""
+    if not values:
+        raise ValueError("percentile of no values")
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+class LatencyWindow:
+    """The last ``size`` latencies (seconds) of each provider."""
+
+    def __init__(self, size: int = 50) -> None:
+        if size < 1:
+            raise ValueError("size must be at least 1")
+        self.size = size
+        self._samples: dict[str, deque[float]] = {}
+
+    def add(self, provider: str, seconds: float) -> None:
+        """Record one latency for ``provider``, forgetting the oldest beyond ``size``."""
+        self._samples.setdefault(provider, deque(maxlen=self.size)).append(seconds)
+
+    def count(self, provider: str) -> int:
+        """How many latencies are held for ``provider``."""
+        return len(self._samples.get(provider, ()))
+
+    def percentile(self, provider: str, q: float) -> float | None:
+        """The ``q``-th percentile of ``provider``'s latencies; ``None`` when there are none."""
+        samples = self._samples.get(provider)
+        return percentile(samples, q) if samples else None
+
+    def p50(self, provider: str) -> float | None:
+        """Median latency of ``provider``, or ``None``."""
+        return self.percentile(provider, 50)
+
+    def p95(self, provider: str) -> float | None:
+        """95th-percentile latency of ``provider``, or ``None``."""
+        return self.percentile(provider, 95)
+
+
+@dataclass
+class AttemptTimeoutPolicy:
+    """How long one attempt at a provider may take: ``clamp(p95 × k, floor, ceiling)``.
+
+    With fewer than ``min_samples`` latencies for a provider the timeout is ``default``.
+    """
+
+    k: float = 3.0
+    floor: float = 0.25
+    ceiling: float = 2.0
+    default: float = 1.5
+    min_samples: int = 5
+    latencies: LatencyWindow = field(default_factory=LatencyWindow)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.floor <= self.default <= self.ceiling:
+            raise ValueError("need 0 < floor <= default <= ceiling")
+        if self.k <= 0:
+            raise ValueError("k must be positive")
+
+    def timeout_for(self, provider: str) -> float:
+        """The timeout, in seconds, for the next attempt at ``provider``."""
+        if self.latencies.count(provider) < self.min_samples:
+            return self.default
+        p95 = self.latencies.p95(provider)
+        assert p95 is not None
+        return min(max(p95 * self.k, self.floor), self.ceiling)
+
+    def observe(self, provider: str, seconds: float) -> None:
+        """Feed one observed latency of ``provider``."""
+        self.latencies.add(provider, seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """A time budget of ``budget`` seconds that began at ``start`` on ``clock``."""
+
+    start: float
+    budget: float
+    clock: Clock
+
+    @classmethod
+    def after(cls, budget: float, *, clock: Clock) -> Deadline:
+        """A deadline ``budget`` seconds from now."""
+        return cls(clock(), budget, clock)
+
+    def elapsed(self) -> float:
+        """Seconds since the start."""
+        return self.clock() - self.start
+
+    def remaining(self) -> float:
+        """Seconds left, never negative."""
+        return max(0.0, self.budget - self.elapsed())
+
+    def expired(self) -> bool:
+        """Whether no time is left."""
+        return self.remaining() <= 0
+
+
+async def bounded(
+    call: Callable[[], Awaitable[T]], timeout: float, *, provider: str | None = None
+) -> T:
+    """Await ``call()`` for at most ``timeout`` seconds.
+
+    When the time is up the call is cancelled and :class:`ProviderUnavailable` ("timed out
+    after …") is raised from the :class:`TimeoutError`; :func:`is_timeout` recognises it.
+    """
+    try:
+        return await asyncio.wait_for(call(), timeout)
+    except TimeoutError as exc:
+        raise ProviderUnavailable(f"timed out after {timeout:.2f} s", provider=provider) from exc
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """Whether ``exc`` is a timeout raised by :func:`bounded` (or a provider's own timeout)."""
+    return isinstance(exc, TimeoutError) or (
+        isinstance(exc, ProviderUnavailable) and isinstance(exc.__cause__, TimeoutError)
+    )

@@ -1,0 +1,454 @@
+"""Route invoice creation across providers; look invoices up at the provider that issued them.
+
+Routing rule (:meth:`Router.plan`)
+----------------------------------
+1. Start from the configured priority order.
+2. Skip each provider whose circuit breaker refuses calls: open ("circuit open, retry in 12 s"),
+   or half-open with its single trial call already in flight.
+3. Sort the others, stably, into three groups; within a group the priority order holds:
+
+   a. *preferred*: nothing below applies (no data counts as good);
+   b. *degraded*: over its recent calls (the last ``stats_window`` calls no older than
+      ``stats_max_age`` seconds, at least ``min_calls`` of them) its success rate is below
+      ``min_success_rate``, or the p95 latency of its answered and timed-out calls is above
+      ``slow_after`` seconds;
+   c. *down*: the latest health probe (:meth:`Router.mark_health`) said unhealthy.
+
+   Providers named ``last_resort`` (the test provider in demo mode) always come after all
+   others, so a fake invoice is never preferred to a degraded real provider.
+
+Priority is overridden only on evidence, and the evidence ages out: a demoted provider gets its
+place back once its bad calls are older than ``stats_max_age`` or a probe says it is healthy.
+A success counts as success; a counted breaker failure, a timeout or an auth failure as a
+failure; a plain rejection (the request, not the provider) is not counted.
+
+Creating (:meth:`Router.run_create`)
+------------------------------------
+The planned providers are tried in order while the request's deadline (default 3 s) leaves at
+least ``timeouts.floor`` seconds. Each attempt gets ``min(timeouts.timeout_for(provider),
+time left)`` seconds, enforced with :func:`asyncio.wait_for`. Then:
+
+- success: the result is returned;
+- ``ProviderUnavailable`` (including our own timeout): retried once on the same provider, unless
+  the provider asked to back off (``retry_after``), its breaker now refuses, or the retry would
+  cut into the next provider's attempt timeout; then the next provider. A retried create may
+  mint a second invoice that is never shown: the retry's :class:`AttemptRecord` has
+  ``retry=True`` and a warning is logged;
+- ``InvalidInvoice``: the next provider, no retry;
+- ``ProviderRejected`` / ``ProviderAuthFailed``: the next provider (the request may be fine
+  elsewhere); the breaker is untouched;
+- any other exception is a bug in the provider or in the attempt callable. It is logged with
+  its traceback and treated like an unavailable provider (counts for the breaker, no retry):
+  a bug in one provider must not block failover.
+
+When every provider fails or is skipped, :class:`~lngate.errors.NoProviderAvailable` is raised
+with one reason per configured provider.
+
+Looking up (:meth:`Router.run_lookup`)
+--------------------------------------
+Never fails over: an invoice is only known to the provider that issued it. Lookups are retried
+(:func:`~lngate.resilience.retry.retry_read`) and are *not* gated by the breaker, since there is
+nobody else to ask and refusing would only delay settlement; their outcomes still feed the
+breaker and the statistics.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import math
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from lngate.errors import (
+    LngateError,
+    NoProviderAvailable,
+    ProviderAuthFailed,
+    ProviderError,
+    ProviderUnavailable,
+)
+from lngate.providers.base import Provider
+from lngate.resilience.breaker import BreakerState, CircuitBreaker, counts_for_breaker
+from lngate.resilience.deadline import (
+    AttemptTimeoutPolicy,
+    Clock,
+    Deadline,
+    bounded,
+    is_timeout,
+    percentile,
+)
+from lngate.resilience.retry import is_transient, retry_read
+
+T = TypeVar("T")
+
+log = logging.getLogger("lngate.resilience.router")
+
+CREATE_INVOICE = "create_invoice"
+
+
+class Outcome(enum.StrEnum):
+    """How one attempt ended."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    TIMEOUT = "timeout"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One call (or skipped call) to a provider, for ``provider_calls`` and the logs."""
+
+    provider: str
+    operation: str
+    started_at: float
+    """Clock (monotonic) time the attempt started."""
+    duration_s: float
+    outcome: Outcome
+    error_type: str | None = None
+    """The error's ``code`` (``internal_error`` for a bug, ``circuit_open``, ...)."""
+    error_message: str | None = None
+    retry: bool = False
+    """A second create on the same provider: the first may have minted an unused invoice."""
+
+
+AttemptHook = Callable[[AttemptRecord], object]
+"""Receives each :class:`AttemptRecord` synchronously; it must be quick (e.g. enqueue)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePlan:
+    """The providers to try, in order, and those skipped with why."""
+
+    candidates: list[Provider]
+    skipped: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteResult(Generic[T]):
+    """A successful routed create: the value, who served it, and every attempt made."""
+
+    value: T
+    provider: str
+    attempts: list[AttemptRecord]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Sample:
+    at: float
+    ok: bool
+    latency: float | None
+
+
+class Router:
+    """Chooses providers for creates and runs calls with timeouts, retries and breakers."""
+
+    def __init__(
+        self,
+        providers: Sequence[Provider],
+        *,
+        breakers: Mapping[str, CircuitBreaker],
+        timeouts: AttemptTimeoutPolicy,
+        clock: Clock,
+        deadline_seconds: float = 3.0,
+        stats_window: int = 20,
+        stats_max_age: float = 300.0,
+        min_calls: int = 5,
+        min_success_rate: float = 0.5,
+        slow_after: float = 1.0,
+        lookup_timeout: float = 5.0,
+        lookup_attempts: int = 3,
+        on_attempt: AttemptHook | None = None,
+        last_resort: frozenset[str] = frozenset(),
+    ) -> None:
+        """``providers`` in priority order; one missing from ``breakers`` gets a default breaker.
+
+        Providers named in ``last_resort`` (the test provider) stay behind every other one,
+        however degraded the others are.
+        """
+        names = [p.name for p in providers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"provider names must be unique: {names}")
+        self._providers = list(providers)
+        self._by_name = {p.name: p for p in providers}
+        self._breakers = {
+            name: breakers.get(name) or CircuitBreaker(name, clock=clock) for name in names
+        }
+        self._timeouts = timeouts
+        self._clock = clock
+        self._deadline_seconds = deadline_seconds
+        self._stats_max_age = stats_max_age
+        self._min_calls = min_calls
+        self._min_success_rate = min_success_rate
+        self._slow_after = slow_after
+        self._lookup_timeout = lookup_timeout
+        self._lookup_attempts = lookup_attempts
+        self._on_attempt = on_attempt
+        self._last_resort = last_resort
+        self._stats: dict[str, deque[_Sample]] = {n: deque(maxlen=stats_window) for n in names}
+        self._health: dict[str, bool | None] = dict.fromkeys(names)
+
+    # -- planning -------------------------------------------------------------------------
+
+    def breaker(self, name: str) -> CircuitBreaker:
+        """The circuit breaker of provider ``name`` (e.g. for an admin reset)."""
+        return self._breakers[name]
+
+    def mark_health(self, name: str, healthy: bool) -> None:
+        """Record the latest health probe result of provider ``name``."""
+        if name not in self._by_name:
+            raise KeyError(name)
+        self._health[name] = healthy
+
+    def plan(self) -> RoutePlan:
+        """The providers to try for a create, in order, per the module's routing rule."""
+        skipped: dict[str, str] = {}
+        ranked: list[tuple[int, Provider]] = []
+        for provider in self._providers:
+            breaker = self._breakers[provider.name]
+            if breaker.available():
+                last = provider.name in self._last_resort
+                ranked.append((last, self._standing(provider.name)[0], provider))
+            else:
+                skipped[provider.name] = _refusal(breaker)
+        ranked.sort(key=lambda entry: entry[:2])  # stable: priority order within a group
+        return RoutePlan([p for *_, p in ranked], skipped)
+
+    def _standing(self, name: str) -> tuple[int, str | None]:
+        """(group, why): 0 preferred, 1 degraded, 2 down."""
+        if self._health[name] is False:
+            return 2, "unhealthy by the latest health probe"
+        samples = self._recent(name)
+        if len(samples) >= self._min_calls:
+            rate = sum(s.ok for s in samples) / len(samples)
+            if rate < self._min_success_rate:
+                return 1, f"recent success rate {rate:.0%}"
+        latencies = [s.latency for s in samples if s.latency is not None]
+        if len(latencies) >= self._min_calls:
+            p95 = percentile(latencies, 95)
+            if p95 > self._slow_after:
+                return 1, f"recent p95 latency {p95:.2f} s"
+        return 0, None
+
+    def _recent(self, name: str) -> list[_Sample]:
+        oldest = self._clock() - self._stats_max_age
+        return [s for s in self._stats[name] if s.at >= oldest]
+
+    # -- creating -------------------------------------------------------------------------
+
+    async def run_create(
+        self,
+        attempt: Callable[[Provider, float], Awaitable[T]],
+        *,
+        on_attempt: AttemptHook | None = None,
+    ) -> RouteResult[T]:
+        """Run ``attempt(provider, timeout)`` on the planned providers until one succeeds.
+
+        ``attempt`` creates and validates an invoice and raises from the error tree; it should
+        finish within ``timeout`` seconds, which is enforced anyway. ``on_attempt`` receives
+        this request's attempt records, in addition to the router's hook. Raises
+        :class:`NoProviderAvailable` when all fail.
+        """
+        deadline = Deadline.after(self._deadline_seconds, clock=self._clock)
+        plan = self.plan()
+        records: list[AttemptRecord] = []
+        reasons: dict[str, str] = {}
+        skipped = dict(plan.skipped)
+
+        def emit(record: AttemptRecord) -> None:
+            records.append(record)
+            self._emit(record, on_attempt)
+
+        def skip(name: str, why: str, error_type: str) -> None:
+            reasons[name] = skipped[name] = why
+            emit(AttemptRecord(name, CREATE_INVOICE, self._clock(), 0.0, Outcome.SKIPPED,
+                               error_type, why))
+
+        for name, why in plan.skipped.items():
+            skip(name, why, "circuit_open")
+
+        for index, provider in enumerate(plan.candidates):
+            name = provider.name
+            breaker = self._breakers[name]
+            following = plan.candidates[index + 1 :]
+            retry = False
+            while True:
+                budget = deadline.remaining()
+                if retry and following:
+                    budget -= self._timeouts.timeout_for(following[0].name)
+                if budget < self._timeouts.floor:
+                    if not retry:
+                        skip(name, f"not tried: deadline of {self._deadline_seconds:g} s reached",
+                             "deadline_exceeded")
+                    break
+                if not breaker.allow():
+                    if not retry:
+                        skip(name, _refusal(breaker), "circuit_open")
+                    break
+                timeout = min(self._timeouts.timeout_for(name), budget)
+                if retry:
+                    log.warning("retrying create_invoice on %s: the failed attempt may have "
+                                "minted an invoice that will never be shown", name)
+                started_at = self._clock()
+                try:
+                    value = await bounded(lambda: attempt(provider, timeout), timeout,
+                                          provider=name)
+                except Exception as exc:
+                    emit(self._finish(name, CREATE_INVOICE, started_at, exc, retry=retry,
+                                      gated=True))
+                    reasons[name] = _reason(exc)
+                    if retry or not _retry_create(exc):
+                        break
+                    retry = True
+                    continue
+                except BaseException:
+                    breaker.release()  # cancelled: not the provider's fault
+                    raise
+                emit(self._finish(name, CREATE_INVOICE, started_at, None, retry=retry,
+                                  gated=True))
+                return RouteResult(value, name, records, skipped)
+
+        raise NoProviderAvailable({p.name: reasons[p.name] for p in self._providers})
+
+    # -- looking up -----------------------------------------------------------------------
+
+    async def run_lookup(
+        self,
+        provider_name: str,
+        call: Callable[[Provider], Awaitable[T]],
+        *,
+        operation: str = "invoice_status",
+        on_attempt: AttemptHook | None = None,
+    ) -> T:
+        """Run ``call(provider)`` at provider ``provider_name`` only, with retries.
+
+        Transient failures are retried within ``lookup_attempts`` and ``lookup_timeout``; each
+        attempt is cut off at the provider's attempt timeout. Returns the value or raises the
+        last error; an unconfigured provider raises ``ProviderUnavailable``.
+        """
+        provider = self._by_name.get(provider_name)
+        if provider is None:
+            raise ProviderUnavailable("provider is not configured", provider=provider_name)
+
+        def observe(started_at: float, _duration: float, exc: Exception | None) -> None:
+            self._emit(self._finish(provider_name, operation, started_at, exc, gated=False),
+                       on_attempt)
+
+        return await retry_read(
+            lambda: call(provider),
+            clock=self._clock,
+            timeout=self._lookup_timeout,
+            attempts=self._lookup_attempts,
+            attempt_timeout=self._timeouts.timeout_for(provider_name),
+            provider=provider_name,
+            observe=observe,
+        )
+
+    # -- bookkeeping ----------------------------------------------------------------------
+
+    def _finish(
+        self,
+        name: str,
+        operation: str,
+        started_at: float,
+        exc: Exception | None,
+        *,
+        gated: bool,
+        retry: bool = False,
+    ) -> AttemptRecord:
+        """Feed one call's outcome to the breaker, latencies and stats; return its record."""
+        now = self._clock()
+        duration = now - started_at
+        breaker = self._breakers[name]
+        timed_out = exc is not None and is_timeout(exc)
+        if exc is None:
+            breaker.record_success()
+        elif counts_for_breaker(exc):
+            breaker.record_failure()
+        elif gated:
+            breaker.release()
+        if exc is not None and not isinstance(exc, ProviderError):
+            log.error("provider %s: unexpected error in %s", name, operation, exc_info=exc)
+
+        # Only answers and timeouts say how long the provider takes; a refused connection
+        # failing in 1 ms would drag the p95, hence the timeouts, down.
+        latency = duration if exc is None or timed_out else None
+        if latency is not None:
+            self._timeouts.observe(name, latency)
+        if exc is None or counts_for_breaker(exc) or isinstance(exc, ProviderAuthFailed):
+            self._stats[name].append(_Sample(now, exc is None, latency))
+
+        if exc is None:
+            return AttemptRecord(name, operation, started_at, duration, Outcome.SUCCESS,
+                                 retry=retry)
+        return AttemptRecord(
+            name,
+            operation,
+            started_at,
+            duration,
+            Outcome.TIMEOUT if timed_out else Outcome.FAILURE,
+            _code(exc),
+            _message(exc),
+            retry,
+        )
+
+    def _emit(self, record: AttemptRecord, extra: AttemptHook | None) -> None:
+        for hook in (self._on_attempt, extra):
+            if hook is None:
+                continue
+            try:
+                hook(record)
+            except Exception:
+                # Metrics must never cost a customer an invoice.
+                log.exception("on_attempt hook failed for %s", record.provider)
+
+    # -- monitoring -----------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, dict[str, Any]]:
+        """Per provider, in priority order: breaker, health, recent success rate, latencies."""
+        result: dict[str, dict[str, Any]] = {}
+        for priority, provider in enumerate(self._providers):
+            name = provider.name
+            samples = self._recent(name)
+            latencies = [s.latency for s in samples if s.latency is not None]
+            group, why = self._standing(name)
+            result[name] = {
+                "priority": priority,
+                "healthy": self._health[name],
+                "breaker": self._breakers[name].snapshot(),
+                "calls": len(samples),
+                "success_rate": (sum(s.ok for s in samples) / len(samples)) if samples else None,
+                "p50_s": percentile(latencies, 50) if latencies else None,
+                "p95_s": percentile(latencies, 95) if latencies else None,
+                "attempt_timeout_s": self._timeouts.timeout_for(name),
+                "demoted": why,
+            }
+        return result
+
+
+def _refusal(breaker: CircuitBreaker) -> str:
+    if breaker.state is BreakerState.OPEN:
+        return f"circuit open, retry in {math.ceil(breaker.retry_in())} s"
+    return "circuit half-open, trial call in progress"
+
+
+def _retry_create(exc: Exception) -> bool:
+    # A provider that sent Retry-After asked us to back off; another provider can serve now.
+    return is_transient(exc) and getattr(exc, "retry_after", None) is None
+
+
+def _code(exc: Exception) -> str:
+    return exc.code if isinstance(exc, LngateError) else "internal_error"
+
+
+def _message(exc: Exception) -> str:
+    if isinstance(exc, ProviderError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _reason(exc: Exception) -> str:
+    return f"{_code(exc)}: {_message(exc)}"
