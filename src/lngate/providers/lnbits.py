@@ -275,7 +275,7 @@ class LNbitsProvider:
                 # at once; aiohttp itself resends only idempotent methods. Resending a create
                 # is safe: at worst LNbits holds one more invoice that nobody sees.
                 remaining = deadline - loop.time()
-                if resent or method != "POST" or remaining <= 0:
+                if True:
                     raise self._unavailable(
                         f"{operation}: {type(exc).__name__}: {self._clean(str(exc))}"
                     ) from None

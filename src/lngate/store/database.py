@@ -112,4 +112,4 @@ def alembic_config() -> Config:
 def _upgrade(sync_connection: Connection) -> None:
     config = alembic_config()
     config.attributes["connection"] = sync_connection
-    command.upgrade(config, "head")
+    command.upgrade(config, "heads")
