@@ -98,11 +98,13 @@ async def build_providers(settings: Settings, payee_keys: PayeeKeys) -> tuple[
         if settings.lnbits_node_pubkey:
             payee_keys.pin("lnbits", settings.lnbits_node_pubkey)
     if settings.nwc_url is not None:
-        from lngate.providers.nwc import NWCProvider, parse_nwc_url
+        from lngate.providers.nwc import NWCConfig, NWCProvider
 
         try:
-            config = parse_nwc_url(settings.nwc_url.get_secret_value(), timeout=timeout)
+            config = NWCConfig(uri=settings.nwc_url.get_secret_value(), timeout=timeout)
         except ValueError as exc:
+            for session in sessions:
+                await session.close()
             raise ConfigError(f"invalid configuration:\n  NWC_URL: {exc}") from None
         providers.append(NWCProvider(config))
     test_provider = None
