@@ -2,11 +2,11 @@
 
 Why our own decoder: ``bolt11.decode`` (PyPI ``bolt11`` 2.2.0) costs about 2 ms per invoice
 because it builds one ``bitstring`` object per 5-bit word (PERFORMANCE.md), and the gateway
-decodes every invoice a provider returns, on the request path. Here every step that touches
-each character runs in C: ``str.translate`` turns the bech32 text into 5-bit values and into a
-string of bits, ``int(bits, 2)`` turns any field into an integer or bytes, and coincurve
-(libsecp256k1) verifies or recovers the signature. Only the bech32 checksum and the walk over
-the tagged fields are Python loops.
+decodes every invoice a provider returns, on the request path. Here the per-character work runs
+in C: ``bytes.translate`` maps the bech32 text to 5-bit values and to base-32 digits,
+``int(digits, 32)`` makes the whole data part one integer from which every field is a shift and
+a mask, and coincurve (libsecp256k1) verifies or recovers the signature. Only the bech32 checksum
+(two characters per step) and the walk over the tagged fields are Python loops.
 
 Why our own bech32: it is about twenty lines and fully specified by BIP-173. The PyPI
 ``bech32`` package (1.2.0, installed as a dependency of ``bolt11``) works character by character
@@ -20,13 +20,13 @@ Reader rules implemented (BOLT11, "Requirements" for a reader), each a
 - human-readable part: a prefix other than ``lnbc``, ``lntb``, ``lntbs``, ``lnbcrt``; an amount
   that is not digits followed by an optional ``m``/``u``/``n``/``p`` multiplier; a ``p`` amount
   that is not a whole number of millisatoshis. We also refuse amounts with leading zeros or equal
-  to zero, which the spec forbids writers to produce.
+  to zero, which the spec forbids writers to produce, and amounts over 21 million bitcoin.
 - fields: ``p``, ``h``, ``s`` and ``n`` of the wrong length are skipped, as are unknown tags,
   ``f``, ``r`` and ``m`` (we do not need them); the first valid occurrence of each field wins.
   No valid ``p``: refused. Both ``d`` and ``h``, or neither: refused. A ``d`` that is not UTF-8:
   refused. A feature vector with an unknown *even* (required) bit: refused.
 - payment secret: a payment-secret feature bit without a valid ``s`` field is refused. An invoice
-  with neither (a pre-2021 "legacy" invoice, like the older specification examples) still
+  with neither (a "legacy" invoice, like the older specification examples) still
   decodes with ``payment_secret=None``; :func:`lngate.bolt11.validate.validate_invoice` refuses it,
   as the current specification does.
 - signature: with a valid ``n`` field the signature must verify against it (libsecp256k1 refuses
@@ -104,12 +104,19 @@ def _polymod_step(check: int, value: int) -> int:
 
 
 _DOUBLE_STEP_TABLE = tuple(_polymod_step(_polymod_step(top << 20, 0), 0) for top in range(1024))
-# Two 5-bit values read as one native-endian 16-bit integer -> the 10-bit number they form.
-_PAIR = [0] * 8192
-for _first in range(32):
-    for _second in range(32):
-        _key = _first | _second << 8 if sys.byteorder == "little" else _first << 8 | _second
-        _PAIR[_key] = _first << 5 | _second
+
+
+def _pair_table() -> list[int]:
+    """Two 5-bit values read as one native-endian 16-bit integer -> the 10 bits they form."""
+    table = [0] * 8192
+    for first in range(32):
+        for second in range(32):
+            key = first | second << 8 if sys.byteorder == "little" else first << 8 | second
+            table[key] = first << 5 | second
+    return table
+
+
+_PAIR = _pair_table()
 
 _HIGH_BITS = bytes(b >> 5 for b in range(256))
 _LOW_BITS = bytes(b & 31 for b in range(256))
@@ -118,7 +125,10 @@ _TO_VALUES = bytes(CHARSET.index(chr(b)) if chr(b) in CHARSET else 0xFF for b in
 _TO_BASE32_DIGITS = bytes.maketrans(CHARSET.encode(), b"0123456789abcdefghijklmnopqrstuv")
 
 _HRP = re.compile(r"ln(bcrt|bc|tbs|tb)(?:([0-9]+)([munp]?))?")
-_MULTIPLIER_MSAT_NUMERATOR = {"": 100_000_000_000, "m": 100_000_000, "u": 100_000, "n": 100}
+MAX_AMOUNT_MSAT = 21_000_000 * 100_000_000_000
+"""21 million bitcoin: no invoice can ask for more."""
+_MAX_AMOUNT_DIGITS = len(str(MAX_AMOUNT_MSAT * 10))  # in pico-bitcoin, the longest unit
+_MSAT_PER_UNIT = {"": 100_000_000_000, "m": 100_000_000, "u": 100_000, "n": 100}
 _NETWORKS = {network.value: network for network in Network}
 _SIGNATURE_MASK = (1 << (5 * SIGNATURE_WORDS)) - 1
 
@@ -179,6 +189,9 @@ def amount_from_hrp(amount: str, multiplier: str) -> int:
     """Millisatoshis for an hrp amount such as ``("2500", "u")``; raises InvoiceDecodeError."""
     if amount.startswith("0"):
         raise InvoiceDecodeError(f"invalid amount {amount + multiplier!r}: zero or leading zero")
+    # Also keeps int() below Python's limit on decimal digits (4300), whose error is not ours.
+    if len(amount) > _MAX_AMOUNT_DIGITS:
+        raise InvoiceDecodeError(f"invalid amount: {len(amount)} digits")
     if multiplier == "p":
         msat, rest = divmod(int(amount), 10)
         if rest:
@@ -186,8 +199,11 @@ def amount_from_hrp(amount: str, multiplier: str) -> int:
                 f"invalid amount {amount}p: sub-millisatoshi precision (pico amount not a"
                 " multiple of 10)"
             )
-        return msat
-    return int(amount) * _MULTIPLIER_MSAT_NUMERATOR[multiplier]
+    else:
+        msat = int(amount) * _MSAT_PER_UNIT[multiplier]
+    if msat > MAX_AMOUNT_MSAT:
+        raise InvoiceDecodeError(f"invalid amount {amount + multiplier!r}: over 21 million BTC")
+    return msat
 
 
 def _split_bech32(bolt11: str) -> tuple[str, bytes]:

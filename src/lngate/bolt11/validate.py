@@ -58,7 +58,7 @@ def validate_invoice(bolt11: str, expect: InvoiceExpectation) -> DecodedInvoice:
     # The payee first: if someone else signed it, no other field can be trusted.
     if expect.payee is not None and invoice.payee != expect.payee.lower():
         raise InvalidInvoice(f"payee: invoice signed by {invoice.payee}, expected {expect.payee}")
-    if invoice.network is not expect.network:
+    if invoice.network != expect.network:
         raise InvalidInvoice(
             f"network: invoice is for {invoice.network.name.lower()} ({invoice.currency!r}),"
             f" expected {expect.network.name.lower()} ({expect.network.value!r})"
