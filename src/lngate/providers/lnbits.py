@@ -2,7 +2,8 @@
 
 Calls, all with the wallet's invoice key in ``X-Api-Key``:
 
-- create: ``POST /api/v1/payments`` ``{"out": false, "amount": <sat>, "memo", "expiry", "webhook"?}``
+- create: ``POST /api/v1/payments``
+  ``{"out": false, "amount": <sat>, "memo", "expiry", "webhook"?}``
   (``out`` defaults to true in LNbits, and a missing ``out`` gives a misleading 403);
 - status: ``GET /api/v1/payments/{payment_hash}``;
 - health: ``GET /api/v1/wallet`` (``balance`` in msat).
@@ -78,10 +79,10 @@ class LNbitsConfig:
 
     def __post_init__(self) -> None:
         parts = urlsplit(self.endpoint)
+        if "@" in parts.netloc:  # checked first: the messages below show the endpoint
+            raise ValueError("LNbits endpoint must not carry credentials; use the keys")
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"LNbits endpoint must be an http(s) URL, got {self.endpoint!r}")
-        if parts.username or parts.password:
-            raise ValueError("LNbits endpoint must not carry credentials; use the keys")
         if parts.query or parts.fragment:
             raise ValueError("LNbits endpoint must not have a query or fragment")
         if not self.invoice_key:
@@ -275,7 +276,7 @@ class LNbitsProvider:
                 # at once; aiohttp itself resends only idempotent methods. Resending a create
                 # is safe: at worst LNbits holds one more invoice that nobody sees.
                 remaining = deadline - loop.time()
-                if True:
+                if resent or method != "POST" or remaining <= 0:
                     raise self._unavailable(
                         f"{operation}: {type(exc).__name__}: {self._clean(str(exc))}"
                     ) from None
@@ -317,8 +318,10 @@ class LNbitsProvider:
                 provider=self.name,
             )
         details = data["details"]
-        if not isinstance(details, dict) or details.get("payment_hash", payment_hash) != payment_hash:
+        if not isinstance(details, dict):
             return unknown
+        if str(details.get("payment_hash", payment_hash)).lower() != payment_hash:
+            return unknown  # an answer about another payment
         amount = details.get("amount")
         amount_msat = amount if isinstance(amount, int) and not isinstance(amount, bool) else None
         paid = data.get("paid")
@@ -387,7 +390,7 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         when = email.utils.parsedate_to_datetime(value)
