@@ -117,3 +117,14 @@ def test_debug_lightning_star_turns_on_verbose_logs(
     """DEBUG=lightning:* (as in the original) enables verbose logs."""
     monkeypatch.setenv("DEBUG", value)
     assert load_settings().verbose is verbose
+
+
+def test_env_example_is_a_loadable_configuration(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """.env.example copied to .env loads: blank values mean "not set", never an error."""
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[1] / ".env.example"
+    (tmp_path / ".env").write_text(example.read_text())
+    settings = load_settings()
+    assert settings.lnbits_configured
+    assert settings.lightning_test_mode is None and not settings.test_mode

@@ -8,9 +8,12 @@ CLI decides what runs.
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -22,13 +25,34 @@ from lngate.providers.testprovider import TestProvider
 from lngate.resilience.breaker import BreakerState, CircuitBreaker
 from lngate.resilience.deadline import AttemptTimeoutPolicy
 from lngate.resilience.router import Router
+from lngate.notify.email import (
+    EmailSender,
+    FolderEmailSender,
+    ResendEmailSender,
+    SmtpConfig,
+    SmtpEmailSender,
+)
+from lngate.notify.templates import EmailTemplates
 from lngate.services.call_recorder import CallRecorder
+from lngate.metrics import GatewayMetrics
+from lngate.notify.alerts import AlertChannel, DiscordWebhook, EmailAlerts, SlackWebhook
+from lngate.resilience.router import AttemptRecord
+from lngate.services.alerts import AlertThresholds
+from lngate.services.monitoring import Monitoring, MonitoringConfig
+from lngate.services.events import InvoiceEvents
 from lngate.services.invoices import InvoiceContext
+from lngate.services.orders import Catalog, OrderContext
+from lngate.services.outbox import OutboxConfig
+from lngate.services.reconciler import ReconcilerConfig
+from lngate.services.settlement import Settler
+from lngate.services.webhooks import WebhookAuth
 from lngate.services.payee_keys import PayeeKeys
 from lngate.settings import ConfigError, Settings
 from lngate.store import Database
 
 log = structlog.get_logger("lngate.bootstrap")
+OUTBOX_WAKE_DELAY = 0.25
+"""Seconds between a settlement and waking the outbox worker."""
 
 
 def utcnow() -> datetime:
@@ -49,6 +73,19 @@ class Gateway:
     invoices: InvoiceContext
     test_provider: TestProvider | None = None
     _sessions: list[aiohttp.ClientSession] = field(default_factory=list)
+    # --- monitoring (issue 5) ---
+    monitoring: Monitoring | None = None
+    simulation_invoices: InvoiceContext | None = None
+    """Creates restricted to the test provider (admin ``simulate_payment``)."""
+    # --- payments (issue 4) ---
+    settler: Settler | None = None
+    orders: OrderContext | None = None
+    webhook_auth: WebhookAuth | None = None
+    email_sender: EmailSender | None = None
+    email_templates: EmailTemplates | None = None
+    outbox_config: OutboxConfig | None = None
+    outbox_wake: asyncio.Event | None = None
+    reconciler_config: ReconcilerConfig | None = None
 
     async def aclose(self) -> None:
         """Flush recorded calls, close providers, sessions and the database."""
@@ -66,8 +103,11 @@ class Gateway:
 def secret_values(settings: Settings) -> list[str]:
     """Every configured secret, for the log redaction guard."""
     secrets = [settings.lnbits_invoice_key, settings.lnbits_admin_key, settings.lnbits_webhook_secret,
-               settings.nwc_url, settings.admin_token, settings.resend_api_key, settings.redis_url]
+               settings.nwc_url, settings.admin_token, settings.resend_api_key, settings.redis_url,
+               settings.smtp_password]
     values = [s.get_secret_value() for s in secrets if s is not None]
+    values += [url.get_secret_value() for url in (settings.alert_slack_webhook_url,
+                                                  settings.alert_discord_webhook_url) if url]
     if settings.nwc_url is not None:  # the URI's secret alone must not leak either
         query = parse_qs(urlsplit(settings.nwc_url.get_secret_value()).query)
         values.extend(query.get("secret", []))
@@ -120,6 +160,7 @@ async def build_providers(settings: Settings, payee_keys: PayeeKeys) -> tuple[
 def build_router(
     settings: Settings, providers: list[Provider], recorder: CallRecorder,
     last_resort: frozenset[str] = frozenset(),
+    on_attempt: Callable[[AttemptRecord], object] | None = None,
 ) -> Router:
     """The router with one circuit breaker per provider, all on the monotonic clock."""
 
@@ -140,7 +181,7 @@ def build_router(
         ),
         clock=time.monotonic,
         deadline_seconds=settings.create_deadline_seconds,
-        on_attempt=recorder.record_attempt,
+        on_attempt=on_attempt or recorder.record_attempt,
         last_resort=last_resort,
     )
 
@@ -161,7 +202,10 @@ async def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:
                   "every create-invoice will answer 503")
     recorder = CallRecorder(db)
     test_providers = frozenset({test_provider.name}) if test_provider else frozenset()
-    router = build_router(settings, providers, recorder, last_resort=test_providers)
+    attempt_hooks = AttemptHooks(recorder.record_attempt)
+    router = build_router(settings, providers, recorder, last_resort=test_providers,
+                          on_attempt=attempt_hooks)
+    webhook_auth = build_webhook_auth(settings, providers)
     context = InvoiceContext(
         db=db,
         router=router,
@@ -169,8 +213,175 @@ async def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:
         payee_keys=payee_keys,
         test_providers=test_providers,
         wall_clock=utcnow,
+        webhook_url=webhook_auth.url if webhook_auth else None,
     )
-    return Gateway(settings=settings, db=db, providers=providers, router=router,
+    outbox_wake = asyncio.Event()
+
+    def wake_outbox(_payment_hash: str) -> None:
+        # A moment later, not at once: the doorbell's request (e.g. LNbits' webhook) finishes
+        # first instead of sharing the event loop with template rendering and SMTP.
+        asyncio.get_running_loop().call_later(OUTBOX_WAKE_DELAY, outbox_wake.set)
+
+    settler = Settler(db=db, router=router, clock=utcnow, events=InvoiceEvents(),
+                      after_settle=wake_outbox)
+    email_sender = build_email_sender(settings, sessions)
+    gateway = Gateway(settings=settings, db=db, providers=providers, router=router,
                    payee_keys=payee_keys,
                    recorder=recorder, invoices=context, test_provider=test_provider,
-                   _sessions=sessions)
+                   _sessions=sessions,
+                   settler=settler,
+                   orders=OrderContext(invoices=context, catalog=build_catalog(settings),
+                                       expiry=settings.invoice_expiry_seconds),
+                   webhook_auth=webhook_auth,
+                   email_sender=email_sender,
+                   email_templates=EmailTemplates(),
+                   outbox_config=OutboxConfig(
+                       poll_interval=settings.outbox_poll_interval_seconds,
+                       max_attempts=settings.outbox_max_attempts,
+                       backoff=settings.outbox_backoff_seconds,
+                       lease=settings.outbox_lease_seconds,
+                       shop_email=settings.shop_email,
+                       message_id_domain=_message_id_domain(settings),
+                   ),
+                   outbox_wake=outbox_wake,
+                   reconciler_config=ReconcilerConfig(
+                       interval=settings.reconcile_interval_seconds,
+                       late_margin=timedelta(seconds=settings.reconcile_margin_seconds),
+                       batch_size=settings.reconcile_batch_size,
+                       concurrency=settings.reconcile_concurrency,
+                   ))
+    attach_monitoring(settings, gateway, attempt_hooks)  # issue 5
+    return gateway
+
+
+# --- payments (issue 4) -----------------------------------------------------------------------
+
+
+def build_catalog(settings: Settings) -> Catalog:
+    """The product catalog from settings (DazPay's maximum is ``MAX_INVOICE_SATS``)."""
+    return Catalog(
+        dazbox_price_sat=settings.dazbox_price_sats,
+        dazbox_max_quantity=settings.dazbox_max_quantity,
+        daznode_monthly_sat=settings.daznode_monthly_sats,
+        daznode_yearly_discount_percent=settings.daznode_yearly_discount_percent,
+        dazpay_min_sat=settings.dazpay_min_sats,
+        dazpay_max_sat=settings.max_invoice_sats,
+    )
+
+
+def build_webhook_auth(settings: Settings, providers: list[Provider]) -> WebhookAuth | None:
+    """Webhook tokens when ``LNBITS_WEBHOOK_SECRET`` is set; says once why webhooks are off."""
+    if settings.lnbits_webhook_secret is None:
+        if any(p.capabilities.webhook for p in providers):
+            log.warning("webhooks_disabled", message="LNBITS_WEBHOOK_SECRET is not set: no "
+                        "webhook URL is given to LNbits; the reconciler settles payments instead "
+                        f"(every {settings.reconcile_interval_seconds:g} s)")
+        return None
+    return WebhookAuth(settings.lnbits_webhook_secret.get_secret_value(), settings.public_url)
+
+
+def build_email_sender(settings: Settings, sessions: list[aiohttp.ClientSession]) -> EmailSender:
+    """SMTP when ``SMTP_HOST`` is set, else Resend with ``RESEND_API_KEY``, else the demo folder."""
+    if settings.smtp_host:
+        tls = settings.smtp_tls
+        port = settings.smtp_port or {"tls": 465, "starttls": 587, "none": 25}[tls]
+        return SmtpEmailSender(SmtpConfig(
+            host=settings.smtp_host, port=port, sender=settings.email_from,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            tls=tls, timeout=settings.smtp_timeout_seconds,
+        ))
+    if settings.resend_api_key is not None:
+        session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), trust_env=False,
+                                        headers={"User-Agent": "lngate"})
+        sessions.append(session)
+        return ResendEmailSender(api_key=settings.resend_api_key.get_secret_value(),
+                                 sender=settings.email_from, session=session,
+                                 base_url=settings.resend_api_url,
+                                 timeout=settings.smtp_timeout_seconds)
+    log.warning("email_demo_mode", message="no SMTP_HOST or RESEND_API_KEY: emails are written "
+                f"to {settings.email_folder} and logged, not sent")
+    return FolderEmailSender(settings.email_folder, sender=settings.email_from)
+
+
+def _message_id_domain(settings: Settings) -> str:
+    address = settings.email_from.rsplit("<", 1)[-1].rstrip(">").strip()
+    return address.rsplit("@", 1)[-1] or "lngate.local"
+
+
+# --- monitoring (issue 5) ---------------------------------------------------------------------
+
+
+class AttemptHooks:
+    """The router's ``on_attempt``: calls each hook in turn; one failing does not stop the next."""
+
+    def __init__(self, *hooks: Callable[[AttemptRecord], object]) -> None:
+        self.hooks = list(hooks)
+
+    def __call__(self, record: AttemptRecord) -> None:
+        for hook in self.hooks:
+            try:
+                hook(record)
+            except Exception:  # metrics and alerts must never cost a customer an invoice
+                log.exception("attempt_hook_failed", hook=getattr(hook, "__qualname__", "?"))
+
+
+def monitoring_config(settings: Settings) -> MonitoringConfig:
+    """The monitoring values from settings."""
+    return MonitoringConfig(
+        probe_interval=settings.health_check_interval,
+        probe_timeout=settings.health_check_timeout,
+        retention_days=settings.metrics_retention_days,
+        window_hours=settings.metrics_window_hours,
+        thresholds=AlertThresholds(
+            failure_count=settings.alert_failure_count,
+            failure_window=settings.alert_failure_window,
+            slow_response_s=settings.alert_slow_response_seconds,
+            unavailable_s=settings.alert_unavailable_seconds,
+            cooldown_s=settings.alert_cooldown_seconds,
+            recovery_calls=settings.alert_recovery_calls,
+        ),
+        channel_timeout=settings.alert_channel_timeout_seconds,
+    )
+
+
+def alert_channels(settings: Settings, gateway: Gateway) -> list[AlertChannel]:
+    """The configured alert channels: email, Slack, Discord (each optional)."""
+    channels: list[AlertChannel] = []
+    if settings.alert_email and gateway.email_sender is not None:
+        channels.append(EmailAlerts(settings.alert_email, gateway.email_sender))
+    webhooks = [(SlackWebhook, settings.alert_slack_webhook_url),
+                (DiscordWebhook, settings.alert_discord_webhook_url)]
+    if any(url for _, url in webhooks):
+        session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), trust_env=False,
+                                        headers={"User-Agent": "lngate"})
+        gateway._sessions.append(session)
+        for channel, url in webhooks:
+            if url is not None:
+                channels.append(channel(url.get_secret_value(), session,
+                                        timeout=settings.alert_channel_timeout_seconds))
+    return channels
+
+
+def attach_monitoring(settings: Settings, gateway: Gateway, hooks: AttemptHooks) -> None:
+    """Build the gateway's monitoring, hook it to the router, and the simulation path."""
+    monitoring = Monitoring(
+        config=monitoring_config(settings), db=gateway.db, router=gateway.router,
+        providers=gateway.providers, clock=utcnow, channels=alert_channels(settings, gateway),
+        metrics=GatewayMetrics(),
+    )
+    hooks.hooks.append(monitoring.observe_attempt)
+    gateway.monitoring = monitoring
+    test = gateway.test_provider
+    if test is not None:
+        simulation_router = Router(
+            [test], breakers={test.name: gateway.router.breaker(test.name)},
+            timeouts=AttemptTimeoutPolicy(
+                k=settings.attempt_timeout_p95_factor, floor=settings.attempt_timeout_floor,
+                ceiling=settings.attempt_timeout_ceiling, default=settings.attempt_timeout_default,
+            ),
+            clock=time.monotonic, deadline_seconds=settings.create_deadline_seconds,
+            on_attempt=hooks, last_resort=frozenset({test.name}),
+        )
+        gateway.simulation_invoices = dataclasses.replace(
+            gateway.invoices, router=simulation_router, webhook_url=None)

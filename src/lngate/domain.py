@@ -94,3 +94,26 @@ class HealthReport:
     error: str | None = None
     balance_msat: int | None = None
     node_pubkey: str | None = None
+
+
+class Product(enum.StrEnum):
+    """What the shop sells (issue 4): hardware, a subscription, a free-amount payment."""
+
+    DAZBOX = "dazbox"
+    DAZNODE = "daznode"
+    DAZPAY = "dazpay"
+
+
+class Plan(enum.StrEnum):
+    """A DazNode subscription period."""
+
+    MONTHLY = "monthly"
+    YEARLY = "yearly"
+
+
+class OrderStatus(enum.StrEnum):
+    """An order's payment status; fulfilment (shipment, subscription) is tracked separately."""
+
+    PENDING = "pending"
+    PAID = "paid"
+    EXPIRED = "expired"

@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     """Every setting of the gateway. Names match the original system's where it had one."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True,
+        env_ignore_empty=True,  # `NAME=` (as in .env.example) means "not set", not ""
     )
 
     # --- providers ----------------------------------------------------------------------
@@ -126,9 +127,119 @@ class Settings(BaseSettings):
     debug: str = Field(default="", validation_alias="DEBUG")
     log_format: str = Field(default="auto", validation_alias="LOG_FORMAT")
 
+    # --- monitoring: health probes, metrics, alerts (issue 5) ----------------------------
+    health_check_interval: float = Field(default=30.0, gt=0, le=3600,
+                                         validation_alias="HEALTH_CHECK_INTERVAL")
+    health_check_timeout: float = Field(default=1.0, gt=0, le=60,
+                                        validation_alias="HEALTH_CHECK_TIMEOUT")
+    metrics_retention_days: int = Field(default=30, ge=1, le=3650,
+                                        validation_alias="METRICS_RETENTION_DAYS")
+    metrics_window_hours: float = Field(default=24.0, gt=0, le=24 * 3650,
+                                        validation_alias="METRICS_WINDOW_HOURS")
+    alert_failure_count: int = Field(default=4, ge=1, le=1000, validation_alias="ALERT_FAILURE_COUNT")
+    alert_failure_window: int = Field(default=5, ge=1, le=1000,
+                                      validation_alias="ALERT_FAILURE_WINDOW")
+    alert_slow_response_seconds: float = Field(default=10.0, gt=0, le=3600,
+                                               validation_alias="ALERT_SLOW_RESPONSE_SECONDS")
+    alert_unavailable_seconds: float = Field(default=300.0, ge=0, le=86400,
+                                             validation_alias="ALERT_UNAVAILABLE_SECONDS")
+    alert_cooldown_seconds: float = Field(default=900.0, ge=0, le=7 * 86400,
+                                          validation_alias="ALERT_COOLDOWN_SECONDS")
+    alert_recovery_calls: int = Field(default=3, ge=1, le=1000,
+                                      validation_alias="ALERT_RECOVERY_CALLS")
+    alert_email: str | None = Field(default=None, validation_alias="ALERT_EMAIL")
+    alert_slack_webhook_url: SecretStr | None = Field(default=None,
+                                                      validation_alias="ALERT_SLACK_WEBHOOK_URL")
+    alert_discord_webhook_url: SecretStr | None = Field(
+        default=None, validation_alias="ALERT_DISCORD_WEBHOOK_URL")
+    alert_channel_timeout_seconds: float = Field(default=10.0, gt=0, le=120,
+                                                 validation_alias="ALERT_CHANNEL_TIMEOUT_SECONDS")
+
+    @field_validator("alert_email", "alert_slack_webhook_url", "alert_discord_webhook_url",
+                     mode="before")
+    @classmethod
+    def _monitoring_blank_is_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("alert_email")
+    @classmethod
+    def _alert_email(cls, value: str | None) -> str | None:
+        if value is not None and (not re.fullmatch(r"[^@\s]+@[^@\s]+", value.strip())):
+            raise ValueError(f"must be one email address like ops@example.com, got {value!r}")
+        return value.strip() if value else value
+
+    @field_validator("alert_slack_webhook_url", "alert_discord_webhook_url")
+    @classmethod
+    def _alert_webhook(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        try:
+            return SecretStr(_check_http_url(value.get_secret_value()))
+        except ValueError:  # the URL embeds the webhook's token: the message must not echo it
+            raise ValueError("must be an https:// webhook URL (plain http:// only to a "
+                             "loopback address)") from None
+
+    @model_validator(mode="after")
+    def _monitoring_coherent(self) -> Settings:
+        if self.alert_failure_count > self.alert_failure_window:
+            raise ValueError("ALERT_FAILURE_COUNT must not exceed ALERT_FAILURE_WINDOW")
+        return self
+
+    # --- payments: orders, catalog, webhook, reconciler, outbox, emails, push (issue 4) -----
+    # Catalog prices in sats; the client never sets a price except a DazPay amount.
+    dazbox_price_sats: int = Field(default=400_000, ge=1, validation_alias="DAZBOX_PRICE_SATS")
+    dazbox_max_quantity: int = Field(default=10, ge=1, le=1000,
+                                     validation_alias="DAZBOX_MAX_QUANTITY")
+    daznode_monthly_sats: int = Field(default=80_000, ge=1,
+                                      validation_alias="DAZNODE_MONTHLY_SATS")
+    daznode_yearly_discount_percent: int = Field(
+        default=0, ge=0, le=90, validation_alias="DAZNODE_YEARLY_DISCOUNT_PERCENT"
+    )
+    dazpay_min_sats: int = Field(default=1, ge=1, validation_alias="DAZPAY_MIN_SATS")
+    reconcile_interval_seconds: float = Field(
+        default=15.0, gt=0, le=3600, validation_alias="RECONCILE_INTERVAL_SECONDS"
+    )
+    reconcile_margin_seconds: int = Field(
+        default=600, ge=0, le=7 * 86400, validation_alias="RECONCILE_MARGIN_SECONDS"
+    )
+    reconcile_batch_size: int = Field(default=500, ge=1, le=10_000,
+                                      validation_alias="RECONCILE_BATCH_SIZE")
+    reconcile_concurrency: int = Field(default=16, ge=1, le=256,
+                                       validation_alias="RECONCILE_CONCURRENCY")
+    smtp_host: str | None = Field(default=None, validation_alias="SMTP_HOST")
+    smtp_port: int | None = Field(default=None, ge=1, le=65535, validation_alias="SMTP_PORT")
+    smtp_username: str | None = Field(default=None, validation_alias="SMTP_USERNAME")
+    smtp_password: SecretStr | None = Field(default=None, validation_alias="SMTP_PASSWORD")
+    smtp_tls: str = Field(default="starttls", validation_alias="SMTP_TLS")
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120,
+                                        validation_alias="SMTP_TIMEOUT_SECONDS")
+    email_from: str = Field(default="DazNode <noreply@localhost>", validation_alias="EMAIL_FROM")
+    shop_email: str | None = Field(default=None, validation_alias="SHOP_EMAIL")
+    resend_api_url: str = Field(default="https://api.resend.com", validation_alias="RESEND_API_URL")
+    email_folder: Path = Field(default=Path("var/outbox-mail"), validation_alias="EMAIL_FOLDER")
+    outbox_poll_interval_seconds: float = Field(
+        default=2.0, gt=0, le=86400, validation_alias="OUTBOX_POLL_INTERVAL_SECONDS"
+    )
+    outbox_max_attempts: int = Field(default=8, ge=1, le=100,
+                                     validation_alias="OUTBOX_MAX_ATTEMPTS")
+    outbox_backoff_seconds: float = Field(
+        default=30.0, gt=0, le=86400, validation_alias="OUTBOX_BACKOFF_SECONDS"
+    )
+    outbox_lease_seconds: float = Field(default=120.0, gt=0, le=86400,
+                                        validation_alias="OUTBOX_LEASE_SECONDS")
+    sse_recheck_seconds: float = Field(default=3.0, gt=0, le=60,
+                                       validation_alias="SSE_RECHECK_SECONDS")
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0, le=300,
+                                         validation_alias="SSE_HEARTBEAT_SECONDS")
+    sse_max_seconds: float = Field(default=900.0, gt=0, le=86400,
+                                   validation_alias="SSE_MAX_SECONDS")
+
     @field_validator(
         "lnbits_endpoint", "lnbits_node_pubkey", "lnbits_invoice_key", "lnbits_admin_key",
         "lnbits_webhook_secret", "nwc_url", "admin_token", "redis_url", "resend_api_key",
+        "smtp_host", "smtp_username", "smtp_password", "shop_email", "smtp_port",
         mode="before",
     )
     @classmethod
@@ -192,6 +303,36 @@ class Settings(BaseSettings):
         if value not in ("auto", "json", "console"):
             raise ValueError("must be auto, json or console")
         return value
+
+    @field_validator("smtp_tls")
+    @classmethod
+    def _smtp_tls(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value not in ("none", "starttls", "tls"):
+            raise ValueError("must be none, starttls or tls")
+        return value
+
+    @field_validator("email_from", "shop_email")
+    @classmethod
+    def _email_header(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = value.strip()
+        if "@" not in value or any(c in value for c in "\r\n"):
+            raise ValueError(f"must be an email address like shop@example.com, got {value!r}")
+        return value
+
+    @field_validator("lnbits_webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("must be at least 16 characters (it keys the webhook tokens)")
+        return value
+
+    @field_validator("resend_api_url")
+    @classmethod
+    def _resend_url(cls, value: str) -> str:
+        return _check_http_url(value)
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:

@@ -13,6 +13,7 @@ import pytest
 
 from tests.peers.lnbits_peer import LNbitsPeer
 from tests.peers.nwc_peer import NWCPeer
+from tests.peers.smtp_peer import SMTPPeer
 
 
 def _progress(config: pytest.Config) -> Callable[[str], None]:
@@ -50,3 +51,21 @@ def nwc_peer() -> Iterator[NWCPeer]:
         yield peer
     finally:
         peer.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_peer() -> Iterator[SMTPPeer]:
+    """A real SMTP server (aiosmtpd) on loopback, for the session (tests/peers/smtp_peer.py)."""
+    peer = SMTPPeer().start()
+    try:
+        yield peer
+    finally:
+        peer.stop()
+
+
+@pytest.fixture
+def smtp(smtp_peer: SMTPPeer) -> SMTPPeer:
+    """The session's SMTP server, emptied, accepting, with no scripted rejections."""
+    smtp_peer.start()
+    smtp_peer.clear()
+    return smtp_peer

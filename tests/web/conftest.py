@@ -19,6 +19,7 @@ def make_settings(tmp_path, **overrides: Any) -> Settings:  # type: ignore[no-un
         "database_url": f"sqlite:///{tmp_path / 'gateway.sqlite3'}",
         "lightning_test_mode": True,
         "rate_limit": "10000/second",
+        "email_folder": tmp_path / "outbox-mail",  # demo email sender: never the working dir
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lngate.bolt11 import InvoiceExpectation, validate_invoice
 from lngate.domain import InvoiceState, Network, ProviderInvoice, sat_to_msat
@@ -70,10 +73,21 @@ class InvoiceContext:
     payee_keys: PayeeKeys
     test_providers: frozenset[str] = frozenset()
     wall_clock: WallClock = lambda: datetime.now(UTC)
+    webhook_url: Callable[[str], str] | None = None
+    """Builds the webhook URL for a nonce (services.webhooks); ``None``: no webhooks asked."""
 
 
-async def create_invoice(request: InvoiceRequest, ctx: InvoiceContext) -> IssuedInvoice:
+AlsoStore = Callable[[AsyncConnection, "InvoiceRecord"], Awaitable[None]]
+
+
+async def create_invoice(
+    request: InvoiceRequest, ctx: InvoiceContext, *, also_store: AlsoStore | None = None
+) -> IssuedInvoice:
     """Issue a validated invoice through the router (failover, breakers), store it, return it.
+
+    ``also_store(conn, record)`` runs in the transaction that stores the invoice (an order
+    row, for example). Providers that call webhooks get a webhook URL carrying a fresh nonce,
+    stored with the invoice.
 
     With an idempotency key already used for the same body, returns the stored invoice without
     calling any provider; with a different body, raises :class:`IdempotencyConflict`. When no
@@ -86,10 +100,15 @@ async def create_invoice(request: InvoiceRequest, ctx: InvoiceContext) -> Issued
             return replay
 
     amount_msat = sat_to_msat(request.amount_sat)
+    nonce = secrets.token_urlsafe(16) if ctx.webhook_url is not None else None
 
     async def attempt(provider: Provider, _timeout: float) -> tuple[ProviderInvoice, datetime]:
+        webhook_url = None
+        if nonce is not None and ctx.webhook_url is not None and provider.capabilities.webhook:
+            webhook_url = ctx.webhook_url(nonce)
         issued = await provider.create_invoice(
-            amount_msat=amount_msat, memo=request.description, expiry=request.expiry
+            amount_msat=amount_msat, memo=request.description, expiry=request.expiry,
+            webhook_url=webhook_url,
         )
         return issued, _check(issued, provider.name, amount_msat, request, ctx)
 
@@ -109,10 +128,13 @@ async def create_invoice(request: InvoiceRequest, ctx: InvoiceContext) -> Issued
         expires_at=expires_at,
         idempotency_key=request.idempotency_key,
         request_fingerprint=fingerprint,
+        webhook_nonce=nonce,
     )
     try:
         async with ctx.db.transaction() as conn:
             await insert_invoice(conn, record)
+            if also_store is not None:
+                await also_store(conn, record)
     except DuplicateInvoice:
         if request.idempotency_key:
             # A concurrent request with the same key won the race; ours stays unpaid and expires.

@@ -32,6 +32,10 @@ class InvoiceRecord:
     paid_at: datetime | None = None
     idempotency_key: str | None = None
     request_fingerprint: str | None = None
+    paid_late: bool = False
+    """Paid after its expiry (the money arrived; it was settled all the same)."""
+    webhook_nonce: str | None = None
+    """The nonce in the webhook URL given to the provider (see services.webhooks)."""
 
 
 class DuplicateInvoice(Exception):
@@ -53,6 +57,8 @@ _COLUMNS = (
     invoices.c.paid_at,
     invoices.c.idempotency_key,
     invoices.c.request_fingerprint,
+    invoices.c.paid_late,
+    invoices.c.webhook_nonce,
 )
 
 
@@ -81,6 +87,8 @@ async def insert_invoice(conn: AsyncConnection, record: InvoiceRecord) -> None:
                 "paid_at": record.paid_at,
                 "idempotency_key": record.idempotency_key,
                 "request_fingerprint": record.request_fingerprint,
+                "paid_late": record.paid_late,
+                "webhook_nonce": record.webhook_nonce,
             },
         )
     except IntegrityError as exc:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    ForeignKey,
+    UniqueConstraint,
+    false,
     BigInteger,
     Boolean,
     Column,
@@ -44,6 +47,11 @@ invoices = Table(
     Column("paid_at", UTCDateTime, nullable=True),
     Column("idempotency_key", String(255), nullable=True, unique=True),
     Column("request_fingerprint", String(64), nullable=True),
+    # issue 4 (migration 0002): a payment seen after expiry; the webhook URL's nonce;
+    # the reconciler's lease (also "not checked again before").
+    Column("paid_late", Boolean, nullable=False, default=False, server_default=false()),
+    Column("webhook_nonce", String(64), nullable=True),
+    Column("claimed_until", UTCDateTime, nullable=True),
     Index(None, "state", "expires_at"),
 )
 
@@ -60,4 +68,177 @@ provider_calls = Table(
     Column("error_message", Text, nullable=True),
     Index(None, "provider", "started_at"),
     Index(None, "started_at"),
+)
+
+
+# --- payments (issue 4, migration 0002) ------------------------------------------------------
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", String(32), primary_key=True),  # secrets.token_urlsafe(16): unguessable
+    Column("product", String(16), nullable=False),
+    Column("customer", JSON, nullable=False),
+    Column("plan", String(16), nullable=True),
+    Column("quantity", Integer, nullable=False, default=1),
+    Column("amount_msat", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("payment_hash", String(64), ForeignKey("invoices.payment_hash"), nullable=False,
+           unique=True),
+    Column("metadata", JSON, nullable=True, key="metadata_"),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("paid_at", UTCDateTime, nullable=True),
+    Column("paid_late", Boolean, nullable=False, default=False, server_default=false()),
+    Column("fulfilment", JSON, nullable=True),
+    Index(None, "status", "created_at"),
+)
+
+shipments = Table(
+    "shipments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("order_id", String(32), ForeignKey("orders.id"), nullable=False, unique=True),
+    Column("status", String(16), nullable=False),  # to_ship, shipped
+    Column("quantity", Integer, nullable=False),
+    Column("address", JSON, nullable=False),
+    Column("recipient_name", String(200), nullable=True),
+    Column("email", String(254), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("shipped_at", UTCDateTime, nullable=True),
+)
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subscriber_key", String(300), nullable=False, unique=True),  # pubkey, else email
+    Column("pubkey", String(66), nullable=True),
+    Column("email", String(254), nullable=False),
+    Column("plan", String(16), nullable=False),
+    Column("period_start", UTCDateTime, nullable=False),
+    Column("period_end", UTCDateTime, nullable=False),
+    Column("last_order_id", String(32), ForeignKey("orders.id"), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("order_id", String(32), ForeignKey("orders.id"), nullable=False),
+    Column("kind", String(48), nullable=False),
+    Column("recipient", String(254), nullable=True),  # NULL: the shop (SHOP_EMAIL at send time)
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),  # pending, sent, failed, skipped
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UTCDateTime, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime, nullable=True),
+    UniqueConstraint("order_id", "kind"),
+    Index(None, "status", "next_attempt_at"),
+)
+
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(32), nullable=False),  # lnbits
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("payment_hash", String(64), nullable=True),
+    Column("auth", String(16), nullable=False),  # token, api_key
+    Column("headers", JSON, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("outcome", String(32), nullable=False),
+    Index(None, "payment_hash"),
+    Index(None, "received_at"),
+)
+
+
+# --- monitoring (issue 5, migration 0003) -----------------------------------------------------
+
+health_checks = Table(
+    "health_checks",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("provider", String(32), nullable=False),
+    Column("checked_at", UTCDateTime, nullable=False),
+    Column("healthy", Boolean, nullable=False),
+    Column("response_ms", Float, nullable=False),
+    Column("error", Text, nullable=True),
+    Index(None, "provider", "checked_at"),
+    Index(None, "checked_at"),
+)
+
+provider_call_rollups = Table(
+    "provider_call_rollups",
+    metadata,
+    # Roll-ups of provider_calls that keep metrics queries fast at millions of calls: per
+    # provider, period ("h": the UTC hour starting at ``hour``; "d": the UTC day starting
+    # there), operation, outcome and error type, the calls and their summed duration.
+    Column("provider", String(32), primary_key=True),
+    Column("period", String(1), primary_key=True),
+    Column("hour", UTCDateTime, primary_key=True),
+    Column("operation", String(32), primary_key=True),
+    Column("outcome", String(16), primary_key=True),
+    Column("error_type", String(64), primary_key=True),  # "" when none
+    Column("calls", BigInteger, nullable=False),
+    Column("duration_sum_ms", Float, nullable=False),
+    Index(None, "period", "hour"),
+)
+
+provider_latency_rollups = Table(
+    "provider_latency_rollups",
+    metadata,
+    # The latency histogram of the calls made (skipped ones excluded), per provider, period and
+    # logarithmic bucket (store/monitoring.py).
+    Column("provider", String(32), primary_key=True),
+    Column("period", String(1), primary_key=True),
+    Column("hour", UTCDateTime, primary_key=True),
+    Column("latency_bucket", Integer, primary_key=True),
+    Column("calls", BigInteger, nullable=False),
+    Index(None, "period", "hour"),
+)
+
+health_check_rollups = Table(
+    "health_check_rollups",
+    metadata,
+    Column("provider", String(32), primary_key=True),
+    Column("period", String(1), primary_key=True),
+    Column("hour", UTCDateTime, primary_key=True),
+    Column("probes", Integer, nullable=False),
+    Column("healthy", Integer, nullable=False),
+    Index(None, "period", "hour"),
+)
+
+rollup_state = Table(
+    "rollup_state",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("rolled_until", UTCDateTime, nullable=False),
+)
+
+alert_history = Table(
+    "alert_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule", String(32), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("kind", String(16), nullable=False),  # fired, resolved
+    Column("message", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("details", JSON, nullable=True),
+    Column("deliveries", JSON, nullable=True),  # channel -> "ok" or the error
+    Index(None, "created_at"),
+    Index(None, "provider", "created_at"),
+)
+
+# The latest failure of a provider ("lastError") without scanning its successful calls.
+provider_call_failures_index = Index(
+    "ix_provider_calls_failures",
+    provider_calls.c.provider,
+    provider_calls.c.started_at,
+    sqlite_where=provider_calls.c.outcome.in_(["failure", "timeout"]),
+    postgresql_where=provider_calls.c.outcome.in_(["failure", "timeout"]),
 )

@@ -12,10 +12,20 @@ from lngate.web.responses import JsonResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lngate import __version__
-from lngate.bootstrap import build_gateway
+from lngate.bootstrap import build_gateway, utcnow
 from lngate.settings import Settings
 from lngate.tasks import Supervisor
-from lngate.web import routes_demo, routes_invoices
+from lngate.tasks.payments import start_payment_tasks
+from lngate.tasks.monitoring import start_monitoring_tasks
+from lngate.web import routes_admin, routes_ops
+from lngate.web.http_metrics import HttpMetricsMiddleware
+from lngate.web import (
+    routes_demo,
+    routes_events,
+    routes_invoices,
+    routes_orders,
+    routes_webhook,
+)
 from lngate.web.client_ip import ClientIP
 from lngate.web.errors import ApiError
 from lngate.web.ratelimit import RateLimiter
@@ -40,6 +50,13 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             client_ip=ClientIP(settings.trusted_proxies),
         )
         supervisor.start("provider-call-recorder", gateway.recorder.run)
+        start_payment_tasks(
+            supervisor, settler=gateway.settler, clock=utcnow, providers=gateway.providers,
+            reconciler_config=gateway.reconciler_config, email_sender=gateway.email_sender,
+            email_templates=gateway.email_templates, outbox_config=gateway.outbox_config,
+            outbox_wake=gateway.outbox_wake,
+        )
+        await start_monitoring_tasks(supervisor, gateway.monitoring)
         log.info("gateway_started", providers=[p.name for p in gateway.providers],
                  network=settings.lightning_network.name.lower(), demo=settings.test_mode)
         try:
@@ -52,6 +69,12 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app = FastAPI(title="lngate", version=__version__, lifespan=lifespan,
                   default_response_class=JsonResponse)
     app.include_router(routes_invoices.router)
+    app.include_router(routes_orders.router)
+    app.include_router(routes_webhook.router)
+    app.include_router(routes_events.router)
+    app.include_router(routes_admin.router)
+    app.include_router(routes_ops.router)
+    app.add_middleware(HttpMetricsMiddleware)
     if settings.test_mode:
         app.include_router(routes_demo.router)
 

@@ -80,8 +80,11 @@ async def check_invoice_route(request: Request) -> JsonResponse:
     if not _PAYMENT_HASH.fullmatch(invoice_id):
         return not_found
     gateway = gateway_of(request)
-    state = await check_invoice(invoice_id, db=gateway.db, router=gateway.router,
-                                clock=gateway.invoices.wall_clock)
+    if gateway.settler is not None:  # tells SSE listeners and the outbox worker at once
+        state = await gateway.settler.check(invoice_id)
+    else:
+        state = await check_invoice(invoice_id, db=gateway.db, router=gateway.router,
+                                    clock=gateway.invoices.wall_clock)
     if state is None:
         return not_found
     return JsonResponse({"status": _CHECK_STATUS[state]})

@@ -1,0 +1,87 @@
+"""Prometheus metrics of one gateway process, on a registry the gateway owns (not the global one).
+
+Families (all prefixed ``lngate_``):
+
+- ``http_requests_total{route,method,status}`` and ``http_request_duration_seconds{route,method}``
+  (``route`` is the route template, ``unmatched`` for unknown paths);
+- ``provider_calls_total{provider,operation,outcome}`` and
+  ``provider_call_duration_seconds{provider,operation}`` (skipped calls are counted, not timed);
+- ``provider_up{provider}`` (1 healthy, 0 unhealthy by the latest probe; absent before one) and
+  ``provider_probe_duration_seconds{provider}``;
+- ``circuit_breaker_state{provider,state}`` (1 for the current state, 0 for the others);
+- ``invoices_created_total{provider}``: invoices issued and validated by this process;
+- ``invoices_settled{provider}``: invoices paid, counted in the database (the same value on
+  every instance: aggregate with ``max``, not ``sum``);
+- ``outbox_backlog``: outbox messages waiting to be sent (database, when the outbox exists).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+BREAKER_STATES = ("closed", "open", "half_open")
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+
+
+class GatewayMetrics:
+    """The metric families; call the ``observe_*``/``set_*`` methods, then :meth:`render`."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.http_requests = Counter("lngate_http_requests", "HTTP requests answered.",
+                                     ["route", "method", "status"], registry=r)
+        self.http_latency = Histogram("lngate_http_request_duration_seconds",
+                                      "Time to answer an HTTP request.", ["route", "method"],
+                                      buckets=LATENCY_BUCKETS, registry=r)
+        self.provider_calls = Counter("lngate_provider_calls", "Calls to providers by outcome.",
+                                      ["provider", "operation", "outcome"], registry=r)
+        self.provider_latency = Histogram("lngate_provider_call_duration_seconds",
+                                          "Duration of provider calls (skipped ones excluded).",
+                                          ["provider", "operation"], buckets=LATENCY_BUCKETS,
+                                          registry=r)
+        self.provider_up = Gauge("lngate_provider_up",
+                                 "1 when the latest health probe said healthy, else 0.",
+                                 ["provider"], registry=r)
+        self.probe_latency = Gauge("lngate_provider_probe_duration_seconds",
+                                   "Duration of the latest health probe.", ["provider"], registry=r)
+        self.breaker_state = Gauge("lngate_circuit_breaker_state",
+                                   "1 for the breaker's current state, 0 for the others.",
+                                   ["provider", "state"], registry=r)
+        self.invoices_created = Counter("lngate_invoices_created",
+                                        "Invoices issued and validated by this process.",
+                                        ["provider"], registry=r)
+        self.invoices_settled = Gauge("lngate_invoices_settled",
+                                      "Paid invoices in the database.", ["provider"], registry=r)
+        self.outbox_backlog = Gauge("lngate_outbox_backlog",
+                                    "Outbox messages waiting to be sent.", registry=r)
+
+    def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request."""
+        self.http_requests.labels(route, method, str(status)).inc()
+        self.http_latency.labels(route, method).observe(seconds)
+
+    def observe_provider_call(self, provider: str, operation: str, outcome: str,
+                              seconds: float) -> None:
+        """Count one provider call (and time it unless it was skipped)."""
+        self.provider_calls.labels(provider, operation, outcome).inc()
+        if outcome != "skipped":
+            self.provider_latency.labels(provider, operation).observe(seconds)
+        if operation == "create_invoice" and outcome == "success":
+            self.invoices_created.labels(provider).inc()
+
+    def set_probe(self, provider: str, healthy: bool, seconds: float) -> None:
+        """Record the latest probe of ``provider``."""
+        self.provider_up.labels(provider).set(1 if healthy else 0)
+        self.probe_latency.labels(provider).set(seconds)
+
+    def set_breaker(self, provider: str, state: str) -> None:
+        """Record the breaker state of ``provider``."""
+        for candidate in BREAKER_STATES:
+            self.breaker_state.labels(provider, candidate).set(1 if candidate == state else 0)
+
+    def render(self) -> bytes:
+        """The registry in the Prometheus text format."""
+        return generate_latest(self.registry)

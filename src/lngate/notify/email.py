@@ -1,0 +1,220 @@
+"""Sending one email: SMTP (aiosmtplib), the Resend HTTP API, or a local folder (demo).
+
+Every sender takes an :class:`Email` and either returns (accepted) or raises
+:class:`EmailError`, whose ``permanent`` flag says whether trying again can help: a refused
+recipient or a rejected message is permanent; a connection failure, a timeout, a 4xx SMTP
+reply, a 429/5xx HTTP answer or refused credentials (fixable by the operator) are not.
+Every network call has an explicit timeout. This module knows nothing of orders or the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate
+from pathlib import Path
+from typing import Protocol
+
+import aiohttp
+import aiosmtplib
+import structlog
+
+from lngate.notify.templates import one_line
+
+log = structlog.get_logger("lngate.email")
+
+_ADDRESS = re.compile(r"^[^@\s<>,;:\"\\]+@[^@\s<>,;:\"\\]+\.[^@\s<>,;:\"\\]+$|"
+                      r"^[^@\s<>,;:\"\\]+@localhost$")
+
+
+def is_email_address(value: str) -> bool:
+    """A plain ``local@domain`` address, with nothing that could add a header or recipient."""
+    return len(value) <= 254 and bool(_ADDRESS.match(value))
+
+
+@dataclass(frozen=True, slots=True)
+class Email:
+    """One message to one recipient."""
+
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+    message_id: str | None = None
+    """A stable ``Message-ID`` (``<...@...>``), so a re-sent copy is recognisably the same."""
+    idempotency_key: str | None = None
+    """Sent to APIs that deduplicate (Resend's ``Idempotency-Key``)."""
+
+
+class EmailError(Exception):
+    """The message was not accepted; ``permanent`` when retrying cannot help."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class EmailSender(Protocol):
+    """Something that sends an :class:`Email`."""
+
+    name: str
+
+    async def send(self, email: Email) -> None:
+        """Deliver ``email`` or raise :class:`EmailError`."""
+        ...
+
+
+def build_message(email: Email, sender: str) -> EmailMessage:
+    """The MIME message (text, plus an HTML alternative when there is one).
+
+    Header values containing CR or LF are refused by the ``email`` package, so a subject or
+    address cannot smuggle extra headers.
+    """
+    if not is_email_address(email.to):
+        raise EmailError(f"invalid recipient address {email.to!r}", permanent=True)
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = email.to
+    message["Subject"] = one_line(email.subject)
+    message["Date"] = formatdate(localtime=False, usegmt=True)
+    if email.message_id:
+        message["Message-ID"] = email.message_id
+    message.set_content(email.text)
+    if email.html is not None:
+        message.add_alternative(email.html, subtype="html")
+    return message
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    """How to reach an SMTP server (the ``SMTP_*`` settings). ``tls``: none, starttls or tls."""
+
+    host: str
+    port: int
+    sender: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls: str = "starttls"
+    timeout: float = 10.0
+    validate_certs: bool = True
+
+    def __post_init__(self) -> None:
+        if self.tls not in ("none", "starttls", "tls"):
+            raise ValueError("tls must be none, starttls or tls")
+
+
+class SmtpEmailSender:
+    """SMTP with aiosmtplib, one connection per message."""
+
+    name = "smtp"
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self._config = config
+
+    def __repr__(self) -> str:
+        return f"SmtpEmailSender(host={self._config.host!r}, port={self._config.port})"
+
+    async def send(self, email: Email) -> None:
+        """Hand the message to the server; raises :class:`EmailError` when it is not accepted."""
+        c = self._config
+        message = build_message(email, c.sender)
+        try:
+            await asyncio.wait_for(aiosmtplib.send(
+                message, hostname=c.host, port=c.port, username=c.username, password=c.password,
+                use_tls=c.tls == "tls", start_tls=c.tls == "starttls", timeout=c.timeout,
+                validate_certs=c.validate_certs,
+            ), c.timeout * 3)
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            raise EmailError(f"smtp: recipient refused ({codes})",
+                             permanent=all(500 <= code < 600 for code in codes)) from exc
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            raise EmailError(f"smtp: authentication failed ({exc.code})") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            raise EmailError(f"smtp: {exc.code} {exc.message[:200]}",
+                             permanent=500 <= exc.code < 600) from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise EmailError(f"smtp: {type(exc).__name__}: {str(exc)[:200]}") from exc
+
+
+class ResendEmailSender:
+    """The Resend HTTP API (``POST /emails``) over an injected aiohttp session."""
+
+    name = "resend"
+
+    def __init__(
+        self, *, api_key: str, sender: str, session: aiohttp.ClientSession,
+        base_url: str = "https://api.resend.com", timeout: float = 10.0,
+    ) -> None:
+        self._api_key = api_key
+        self._sender = sender
+        self._session = session
+        self._url = base_url.rstrip("/") + "/emails"
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    def __repr__(self) -> str:
+        return f"ResendEmailSender(url={self._url!r})"
+
+    async def send(self, email: Email) -> None:
+        """POST the message; 2xx is accepted, 429/5xx/401/403 retryable, other 4xx permanent."""
+        if not is_email_address(email.to):
+            raise EmailError(f"invalid recipient address {email.to!r}", permanent=True)
+        body: dict[str, object] = {"from": self._sender, "to": [email.to],
+                                   "subject": one_line(email.subject), "text": email.text}
+        if email.html is not None:
+            body["html"] = email.html
+        if email.message_id:
+            body["headers"] = {"Message-ID": email.message_id}
+        headers = {"Authorization": f"Bearer {self._api_key}"}
+        if email.idempotency_key:
+            headers["Idempotency-Key"] = email.idempotency_key
+        try:
+            async with self._session.post(self._url, json=body, headers=headers,
+                                          timeout=self._timeout, allow_redirects=False) as response:
+                if 200 <= response.status < 300:
+                    return
+                detail = (await response.text())[:200].replace(self._api_key, "***")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise EmailError(f"resend: {type(exc).__name__}: {str(exc)[:200]}") from exc
+        permanent = 400 <= response.status < 500 and response.status not in (401, 403, 408, 429)
+        raise EmailError(f"resend: HTTP {response.status}: {detail}", permanent=permanent)
+
+
+class FolderEmailSender:
+    """The demo sender: writes each message as an ``.eml`` file and logs it. Sends nothing."""
+
+    name = "folder"
+
+    def __init__(self, folder: Path, *, sender: str) -> None:
+        self.folder = Path(folder)
+        self._sender = sender
+
+    def __repr__(self) -> str:
+        return f"FolderEmailSender(folder={str(self.folder)!r})"
+
+    async def send(self, email: Email) -> None:
+        """Write ``<time>-<key>.eml`` atomically."""
+        message = build_message(email, self._sender)
+        key = re.sub(r"[^A-Za-z0-9_.-]", "_", email.idempotency_key or "message")[:100]
+        name = f"{time.time_ns()}-{key}.eml"
+        try:
+            await asyncio.to_thread(self._write, name, message.as_bytes())
+        except OSError as exc:
+            raise EmailError(f"folder: {exc}") from exc
+        log.info("email_written", folder=str(self.folder), file=name, subject=email.subject)
+
+    def _write(self, name: str, data: bytes) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, self.folder / name)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

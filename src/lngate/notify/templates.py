@@ -1,0 +1,75 @@
+"""Customer and shop emails from Jinja2 templates (French), HTML and plain text.
+
+Each kind has ``<kind>.subject.txt``, ``<kind>.txt`` and ``<kind>.html`` in ``templates/``.
+HTML templates are autoescaped, so every customer-supplied value (name, address, email) is
+escaped; undefined variables are errors, not blanks.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, Undefined
+
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A rendered email body."""
+
+    subject: str
+    text: str
+    html: str
+
+
+class UnknownTemplate(LookupError):
+    """There is no template for this kind of email."""
+
+
+def one_line(text: str) -> str:
+    """Collapse line breaks, tabs and runs of spaces (a header must be one line)."""
+    return re.sub(r"[\r\n\t\v\f ]+", " ", text).strip()
+
+
+def _sats(value: int) -> str:
+    if isinstance(value, Undefined):
+        str(value)  # raises UndefinedError naming the variable
+    return f"{value:,}".replace(",", "\u202f")  # French thousands separator (narrow no-break space)
+
+
+def _date(value: str | None) -> str:
+    if isinstance(value, Undefined):
+        str(value)
+    if not value:
+        return ""
+    return value.replace("T", " ").replace("Z", " UTC")[:23] if "T" in value else value
+
+
+class EmailTemplates:
+    """Renders ``(kind, payload)`` to subject, text and HTML."""
+
+    def __init__(self, folder: Path = TEMPLATES) -> None:
+        def environment(autoescape: bool) -> Environment:
+            env = Environment(loader=FileSystemLoader(folder), autoescape=autoescape,
+                              undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                              keep_trailing_newline=True)
+            env.filters["sats"] = _sats
+            env.filters["date"] = _date
+            return env
+
+        self._html = environment(autoescape=True)
+        self._text = environment(autoescape=False)
+
+    def render(self, kind: str, payload: dict[str, Any]) -> Rendered:
+        """Render one email; raises :class:`UnknownTemplate` for a kind without templates."""
+        try:
+            subject = self._text.get_template(f"{kind}.subject.txt").render(**payload)
+            text = self._text.get_template(f"{kind}.txt").render(**payload)
+            html = self._html.get_template(f"{kind}.html").render(**payload)
+        except TemplateNotFound as exc:
+            raise UnknownTemplate(kind) from exc
+        return Rendered(one_line(subject), text, html)

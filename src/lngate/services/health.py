@@ -1,0 +1,150 @@
+"""Health probes: every provider in parallel, each bounded by its own timeout.
+
+A probe round calls every provider's ``health()`` at once, each under
+``asyncio.wait_for(timeout)``, so a hung provider costs its own timeout and delays nobody: the
+round takes as long as the slowest probe, at most ``timeout``. Results are stored in
+``health_checks`` and fed to the router (:meth:`Router.mark_health`), to the breakers and to any
+listeners (alert rules, Prometheus gauges).
+
+Breakers and probes: a probe touches a provider's breaker only when the breaker is open and its
+cooldown has elapsed, that is when a trial call is due anyway. The probe then *is* the trial
+call: healthy closes the breaker, unhealthy reopens it (the cooldown starts again). So a dead
+provider's recovery is noticed without sacrificing a customer's request as the trial, and a
+customer's request is not sent to a provider that still fails its probe. While the breaker is
+closed, or open within its cooldown, probes leave it alone: it counts real calls, and an
+unhealthy probe already demotes the provider in the routing order through ``mark_health``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from lngate.providers.base import Provider
+from lngate.resilience.breaker import BreakerState
+from lngate.resilience.router import Router
+from lngate.services.clock import WallClock
+from lngate.store import Database
+from lngate.store.monitoring import HealthCheckRow, insert_health_checks
+
+log = structlog.get_logger("lngate.health")
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """One provider's probe: when, whether healthy, how long it took, what went wrong."""
+
+    provider: str
+    checked_at: datetime
+    healthy: bool
+    response_ms: float
+    error: str | None = None
+
+
+ProbeListener = Callable[[ProbeResult], object]
+
+
+async def probe(provider: Provider, *, timeout: float, clock: WallClock) -> ProbeResult:
+    """Probe one provider within ``timeout`` seconds; never raises (except cancellation)."""
+    checked_at = clock()
+    started = time.perf_counter()
+    try:
+        report = await asyncio.wait_for(provider.health(), timeout)
+    except TimeoutError:
+        return ProbeResult(provider.name, checked_at, False, (time.perf_counter() - started) * 1000,
+                           f"no answer within {timeout:g} s")
+    except Exception as exc:  # health() must not raise; a bug in it is an unhealthy provider
+        return ProbeResult(provider.name, checked_at, False, (time.perf_counter() - started) * 1000,
+                           f"{type(exc).__name__}: {exc}")
+    return ProbeResult(provider.name, checked_at, report.healthy,
+                       round((time.perf_counter() - started) * 1000, 3), report.error)
+
+
+async def probe_all(
+    providers: Sequence[Provider], *, timeout: float, clock: WallClock
+) -> list[ProbeResult]:
+    """Probe every provider in parallel; results in the providers' order."""
+    return list(await asyncio.gather(*(probe(p, timeout=timeout, clock=clock) for p in providers)))
+
+
+class HealthMonitor:
+    """Runs probe rounds, keeps the latest result per provider and feeds the results on."""
+
+    def __init__(
+        self,
+        providers: Sequence[Provider],
+        *,
+        router: Router,
+        db: Database,
+        timeout: float,
+        clock: WallClock,
+        listeners: Sequence[ProbeListener] = (),
+    ) -> None:
+        self._providers = list(providers)
+        self._router = router
+        self._db = db
+        self.timeout = timeout
+        self._clock = clock
+        self._listeners = list(listeners)
+        self.latest: dict[str, ProbeResult] = {}
+        self.rounds = 0
+
+    def add_listener(self, listener: ProbeListener) -> None:
+        """Also call ``listener`` with each probe result."""
+        self._listeners.append(listener)
+
+    @property
+    def provider_names(self) -> list[str]:
+        """The probed providers, in priority order."""
+        return [p.name for p in self._providers]
+
+    async def run_once(self) -> list[ProbeResult]:
+        """One round: probe all, feed router, breakers and listeners, store the results."""
+        results = await probe_all(self._providers, timeout=self.timeout, clock=self._clock)
+        for result in results:
+            self.latest[result.provider] = result
+            self._router.mark_health(result.provider, result.healthy)
+            self._trial(result)
+            for listener in self._listeners:
+                try:
+                    listener(result)
+                except Exception:  # a broken listener must not stop the probes
+                    log.exception("probe_listener_failed", provider=result.provider)
+            if not result.healthy:
+                log.warning("provider_unhealthy", provider=result.provider,
+                            response_ms=round(result.response_ms, 1), error=result.error)
+        self.rounds += 1
+        try:
+            async with self._db.transaction() as conn:
+                await insert_health_checks(conn, [
+                    HealthCheckRow(r.provider, r.checked_at, r.healthy, r.response_ms, r.error)
+                    for r in results
+                ])
+        except Exception as exc:  # the probes' effects above stand; the history misses a round
+            log.error("health_checks_store_failed", error=type(exc).__name__)
+        return results
+
+    def _trial(self, result: ProbeResult) -> None:
+        """Use the probe as the trial call of an open breaker whose cooldown has elapsed."""
+        breaker = self._router.breaker(result.provider)
+        if breaker.state is not BreakerState.OPEN or breaker.retry_in() > 0:
+            return
+        if not breaker.allow():  # moves it to half-open and claims the trial slot
+            return
+        if result.healthy:
+            breaker.record_success()
+            log.info("breaker_closed_by_probe", provider=result.provider)
+        else:
+            breaker.record_failure()
+
+    async def run(self, interval: float) -> None:
+        """Probe every ``interval`` seconds, for ever (the first round immediately)."""
+        while True:
+            started = time.monotonic()
+            await self.run_once()
+            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))

@@ -1,0 +1,186 @@
+"""The LNbits payment webhook: per-invoice tokens, reading LNbits' body, handling one call.
+
+Token scheme
+    LNbits does not sign its webhook, and the payment hash is not known before the invoice
+    exists, so each create draws a random ``nonce`` (stored with the invoice) and gives LNbits
+    ``<PUBLIC_URL>/api/webhook/lnbits-payment?nonce=<nonce>&token=<token>``, where ``token`` is
+    ``HMAC-SHA256(key, nonce)`` (base64url) and ``key`` is derived from
+    ``LNBITS_WEBHOOK_SECRET``. A call is authentic when the token matches the nonce *and* the
+    nonce is the one stored with the invoice the body names, so a URL learnt from one invoice
+    cannot ring for another. ``X-Api-Key: <LNBITS_WEBHOOK_SECRET>`` is accepted instead, for
+    the original shop's setup. Every comparison is constant-time.
+
+Above all the webhook is a doorbell: ``settle`` asks LNbits itself before anything changes.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+import hmac
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlencode
+
+from lngate.domain import InvoiceState
+from lngate.services.settlement import SettleOutcome, Settler
+from lngate.store import Database
+from lngate.store.invoices import get_invoice
+from lngate.store.orders import get_order_by_payment_hash
+from lngate.store.webhook_events import insert_event, set_outcome
+
+WEBHOOK_PATH = "/api/webhook/lnbits-payment"
+_HASH = re.compile(r"[0-9a-f]{64}")
+_TOKEN_CONTEXT = b"lngate/lnbits-webhook-token/v1"
+MAX_STORED_BODY = 16 * 1024
+STORED_HEADERS = ("user-agent", "content-type", "content-length", "x-forwarded-for")
+
+
+class WebhookAuth:
+    """Issues and checks webhook tokens; holds the secret, never shows it."""
+
+    def __init__(self, secret: str, public_url: str) -> None:
+        if len(secret) < 16:
+            raise ValueError("the webhook secret must be at least 16 characters")
+        self._secret = secret.encode()
+        self._key = hmac.new(self._secret, _TOKEN_CONTEXT, hashlib.sha256).digest()
+        self._base = public_url.rstrip("/") + WEBHOOK_PATH
+
+    def __repr__(self) -> str:
+        return f"WebhookAuth(url={self._base!r})"
+
+    def token(self, nonce: str) -> str:
+        """The token for ``nonce``."""
+        digest = hmac.new(self._key, nonce.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def url(self, nonce: str) -> str:
+        """The webhook URL to give the provider for an invoice created with ``nonce``."""
+        return f"{self._base}?{urlencode({'nonce': nonce, 'token': self.token(nonce)})}"
+
+    def token_valid(self, nonce: str, token: str) -> bool:
+        """Whether ``token`` was issued for ``nonce`` (constant-time)."""
+        return hmac.compare_digest(self.token(nonce).encode(), token.encode())
+
+    def api_key_valid(self, key: str) -> bool:
+        """Whether an ``X-Api-Key`` header carries the secret (constant-time)."""
+        return hmac.compare_digest(self._secret, key.encode())
+
+
+class InvalidPayload(ValueError):
+    """The body is not LNbits' payment JSON (object, or a JSON string holding one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookPayment:
+    """What we read from the body; only the hash is used (the rest is LNbits' word)."""
+
+    payment_hash: str
+    amount_msat: int | None
+
+
+def parse_lnbits_body(raw: bytes) -> WebhookPayment:
+    """Read LNbits' body: a JSON object, or a JSON string containing one (LNbits 1.x)."""
+    try:
+        data = json.loads(raw)
+        if isinstance(data, str):
+            data = json.loads(data)
+    except (ValueError, RecursionError):
+        raise InvalidPayload("not JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidPayload("not a JSON object")
+    payment_hash = data.get("payment_hash")
+    if not isinstance(payment_hash, str) or not _HASH.fullmatch(payment_hash.lower()):
+        raise InvalidPayload("no valid payment_hash")
+    amount = data.get("amount")
+    amount_msat = amount if isinstance(amount, int) and not isinstance(amount, bool) else None
+    return WebhookPayment(payment_hash.lower(), amount_msat)
+
+
+class WebhookResult(enum.StrEnum):
+    """How a webhook call ended (also stored as the event's outcome)."""
+
+    SETTLED = "settled"
+    ALREADY_SETTLED = "already_settled"
+    NO_MATCH = "no_match"
+    NOT_PAID = "not_paid"
+    MISMATCH = "mismatch"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+    WRONG_NONCE = "wrong_nonce"
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookOutcome:
+    """The result, with the order and amount (sats) for the answer."""
+
+    result: WebhookResult
+    order_id: str | None = None
+    amount_sat: int | None = None
+    lookup_ms: float | None = None
+    """How long the provider took to answer settle's verification."""
+
+
+_FROM_SETTLE = {
+    SettleOutcome.SETTLED: WebhookResult.SETTLED,
+    SettleOutcome.ALREADY_SETTLED: WebhookResult.ALREADY_SETTLED,
+    SettleOutcome.UNKNOWN_INVOICE: WebhookResult.NO_MATCH,
+    SettleOutcome.NOT_PAID: WebhookResult.NOT_PAID,
+    SettleOutcome.EXPIRED: WebhookResult.NOT_PAID,
+    SettleOutcome.MISMATCH: WebhookResult.MISMATCH,
+    SettleOutcome.PROVIDER_UNAVAILABLE: WebhookResult.PROVIDER_UNAVAILABLE,
+}
+
+
+async def handle_webhook(
+    payment: WebhookPayment,
+    *,
+    nonce: str | None,
+    auth: str,
+    raw_body: bytes,
+    headers: dict[str, str],
+    received_at: datetime,
+    db: Database,
+    settler: Settler,
+) -> WebhookOutcome:
+    """Check the nonce binds to the invoice, store the event, then ring ``settle``.
+
+    ``nonce`` is the URL's (already checked against its token), ``None`` when the call was
+    authenticated by ``X-Api-Key``.
+    """
+    kept = {k.lower(): v for k, v in headers.items() if k.lower() in STORED_HEADERS}
+    async with db.transaction() as conn:
+        invoice = await get_invoice(conn, payment.payment_hash)
+        if invoice is not None and nonce is not None and not (
+            invoice.webhook_nonce
+            and hmac.compare_digest(invoice.webhook_nonce.encode(), nonce.encode())
+        ):
+            return WebhookOutcome(WebhookResult.WRONG_NONCE)  # nothing written: rolled back
+        if invoice is None:
+            outcome = WebhookResult.NO_MATCH.value
+        elif invoice.state is InvoiceState.PAID:  # a duplicate: settle would change nothing
+            outcome = WebhookResult.ALREADY_SETTLED.value
+        else:
+            outcome = "received"
+        event_id = await insert_event(
+            conn, source="lnbits", received_at=received_at, payment_hash=payment.payment_hash,
+            auth=auth, headers=kept, body=raw_body[:MAX_STORED_BODY].decode("utf-8", "replace"),
+            outcome=outcome,
+        )
+        order = (await get_order_by_payment_hash(conn, payment.payment_hash)
+                 if invoice is not None else None)
+    if invoice is None:
+        return WebhookOutcome(WebhookResult.NO_MATCH)
+    if invoice.state is InvoiceState.PAID:
+        return WebhookOutcome(WebhookResult.ALREADY_SETTLED, order.id if order else None,
+                              invoice.amount_msat // 1000)
+    timings: dict[str, float] = {}
+    outcome = await settler.settle(payment.payment_hash, source="webhook", timings=timings,
+                                   record=invoice)
+    result = _FROM_SETTLE[outcome]
+    async with db.transaction() as conn:
+        await set_outcome(conn, event_id, result.value)
+    return WebhookOutcome(result, order.id if order else None, invoice.amount_msat // 1000,
+                          timings.get("lookup_ms"))

@@ -1,0 +1,110 @@
+"""The ``outbox`` table: emails to send, written in the settlement's transaction.
+
+A row is unique per ``(order_id, kind)``, so enqueueing twice is harmless. Delivery claims due
+rows by pushing ``next_attempt_at`` one lease ahead (``FOR UPDATE SKIP LOCKED`` on PostgreSQL,
+so several gateway processes never claim the same row); a process that dies mid-send leaves the
+row to be retried once the lease is over.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lngate.store.tables import outbox
+from lngate.store.upsert import insert_ignore
+
+PENDING, SENT, FAILED, SKIPPED = "pending", "sent", "failed", "skipped"
+MAX_ERROR = 500
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """One email to enqueue; ``recipient`` ``None`` means the shop's address."""
+
+    order_id: str
+    kind: str
+    recipient: str | None
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A claimed outbox row."""
+
+    id: int
+    order_id: str
+    kind: str
+    recipient: str | None
+    payload: dict[str, Any]
+    attempts: int
+    """Attempts including the current one."""
+
+
+async def enqueue(conn: AsyncConnection, messages: Sequence[OutboxMessage], now: datetime) -> None:
+    """Insert the messages not already queued for their ``(order_id, kind)`` (one statement)."""
+    if not messages:
+        return
+    await conn.execute(insert_ignore(conn, outbox, ["order_id", "kind"]).values([
+        {"order_id": m.order_id, "kind": m.kind, "recipient": m.recipient, "payload": m.payload,
+         "status": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now}
+        for m in messages
+    ]))
+
+
+async def claim_due(
+    conn: AsyncConnection, *, now: datetime, lease_until: datetime, limit: int
+) -> list[OutboxRow]:
+    """Claim up to ``limit`` due pending rows: count the attempt, hide them until the lease ends."""
+    due = (
+        select(outbox.c.id)
+        .where(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now)
+        .order_by(outbox.c.next_attempt_at, outbox.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    result = await conn.execute(
+        update(outbox)
+        .where(outbox.c.id.in_(due.scalar_subquery()))
+        .values(attempts=outbox.c.attempts + 1, next_attempt_at=lease_until)
+        .returning(outbox.c.id, outbox.c.order_id, outbox.c.kind, outbox.c.recipient,
+                   outbox.c.payload, outbox.c.attempts)
+    )
+    rows = [OutboxRow(*row) for row in result.all()]
+    return sorted(rows, key=lambda r: r.id)
+
+
+async def mark_sent(conn: AsyncConnection, row_id: int, now: datetime) -> None:
+    """The email was accepted by the sender."""
+    await conn.execute(update(outbox).where(outbox.c.id == row_id)
+                       .values(status=SENT, sent_at=now, last_error=None))
+
+
+async def mark_retry(conn: AsyncConnection, row_id: int, *, error: str, at: datetime) -> None:
+    """Sending failed; try again at ``at``."""
+    await conn.execute(update(outbox).where(outbox.c.id == row_id)
+                       .values(next_attempt_at=at, last_error=error[:MAX_ERROR]))
+
+
+async def mark_final(conn: AsyncConnection, row_id: int, *, status: str, error: str) -> None:
+    """Give up on a row (``failed``: attempts used up or refused; ``skipped``: no recipient)."""
+    await conn.execute(update(outbox).where(outbox.c.id == row_id)
+                       .values(status=status, last_error=error[:MAX_ERROR]))
+
+
+async def rows_for_order(conn: AsyncConnection, order_id: str) -> list[dict[str, Any]]:
+    """Every outbox row of an order, as dicts (for tests and the admin view)."""
+    result = await conn.execute(select(outbox).where(outbox.c.order_id == order_id)
+                                .order_by(outbox.c.id))
+    return [dict(row._mapping) for row in result]
+
+
+async def count_by_status(conn: AsyncConnection) -> dict[str, int]:
+    """How many rows are in each status."""
+    result = await conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status))
+    return {status: count for status, count in result.all()}

@@ -1,0 +1,92 @@
+"""``GET /api/invoices/{payment_hash}/events``: an invoice's status as Server-Sent Events.
+
+A checkout page opens it and waits instead of polling. The stream sends the current status at
+once (``event: status``, ``data: {"status": "pending"|"settled"|"expired", ...}``), then again on
+every change, and ends after a final one. Changes are seen through this process's settlement
+notifications and a database re-read every few seconds (settlements by other processes).
+Comment lines keep proxies from closing an idle stream; the stream's lifetime is bounded
+(``event: timeout``), after which the client reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from starlette.responses import StreamingResponse
+
+from lngate.domain import InvoiceState
+from lngate.services.invoices import find_invoice
+from lngate.web.errors import ApiError
+from lngate.web.state import gateway_of, web_of
+
+router = APIRouter()
+_PAYMENT_HASH = re.compile(r"[0-9a-fA-F]{64}")
+_PUBLIC = {InvoiceState.PENDING: "pending", InvoiceState.PAID: "settled",
+           InvoiceState.EXPIRED: "expired"}
+
+
+def _event(name: str, data: dict[str, object]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+
+
+@router.get("/api/invoices/{payment_hash}/events")
+async def invoice_events(payment_hash: str, request: Request) -> StreamingResponse:
+    """Stream the invoice's status until it is settled or expired (or the lifetime ends)."""
+    gateway, web = gateway_of(request), web_of(request)
+    decision = await web.rate_limiter.check("invoice-events", web.client_ip(request))
+    if not decision.allowed:
+        raise ApiError(429, "Trop de requêtes, réessayez plus tard", "rate_limited",
+                       headers={"Retry-After": str(decision.retry_after)},
+                       retryAfter=decision.retry_after)
+    if not _PAYMENT_HASH.fullmatch(payment_hash):
+        raise ApiError(404, "Facture non trouvée", "not_found")
+    payment_hash = payment_hash.lower()
+    record = await find_invoice(gateway.db, payment_hash)
+    if record is None:
+        raise ApiError(404, "Facture non trouvée", "not_found")
+    settings = gateway.settings
+    assert gateway.settler is not None
+    events = gateway.settler.events
+
+    async def stream() -> AsyncIterator[bytes]:
+        started = time.monotonic()
+        last_sent = started
+        state = record.state
+        yield b"retry: 3000\n\n" + _event("status", {"status": _PUBLIC[state],
+                                                      "paymentHash": payment_hash})
+        if state is not InvoiceState.PENDING:
+            return
+        with events.listen(payment_hash) as changed:
+            while True:
+                remaining = settings.sse_max_seconds - (time.monotonic() - started)
+                if remaining <= 0:
+                    yield _event("timeout", {"status": _PUBLIC[state]})
+                    return
+                wait = min(settings.sse_recheck_seconds, settings.sse_heartbeat_seconds,
+                           remaining)
+                try:
+                    await asyncio.wait_for(changed.wait(), wait)
+                except TimeoutError:
+                    pass
+                changed.clear()
+                if await request.is_disconnected():
+                    return
+                current = await find_invoice(gateway.db, payment_hash)
+                if current is not None and current.state is not state:
+                    state = current.state
+                    last_sent = time.monotonic()
+                    yield _event("status", {"status": _PUBLIC[state],
+                                            "paymentHash": payment_hash})
+                    if state is not InvoiceState.PENDING:
+                        return
+                elif time.monotonic() - last_sent >= settings.sse_heartbeat_seconds:
+                    last_sent = time.monotonic()
+                    yield b": keep-alive\n\n"
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

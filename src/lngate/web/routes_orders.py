@@ -1,0 +1,94 @@
+"""``POST /api/orders`` and ``GET /api/orders/{id}``: DazBox, DazNode and DazPay orders."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from lngate.domain import msat_to_sat
+from lngate.errors import NoProviderAvailable
+from lngate.services.orders import OrderView, PriceError, create_order, find_order
+from lngate.store.orders import OrderRecord
+from lngate.web.body import read_json
+from lngate.web.errors import ApiError
+from lngate.web.order_input import parse_order_request
+from lngate.web.responses import JsonResponse
+from lngate.web.routes_invoices import invoice_body
+from lngate.web.state import gateway_of, web_of
+
+router = APIRouter()
+_ORDER_ID = re.compile(r"[A-Za-z0-9_-]{16,32}")
+
+
+def _iso(moment: Any) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
+
+
+def order_body(order: OrderRecord, view: OrderView | None = None) -> dict[str, Any]:
+    """The public JSON of an order; the customer's details are not echoed back."""
+    body: dict[str, Any] = {
+        "id": order.id,
+        "status": order.status.value,
+        "product": order.product.value,
+        "amount": msat_to_sat(order.amount_msat),
+        "quantity": order.quantity,
+        "plan": order.plan.value if order.plan else None,
+        "paymentHash": order.payment_hash,
+        "createdAt": _iso(order.created_at),
+        "paidAt": _iso(order.paid_at),
+        "paidLate": order.paid_late,
+        "fulfilment": order.fulfilment,
+    }
+    if view is not None:
+        body["expiresAt"] = _iso(view.invoice_expires_at)
+        if view.shipment is not None:
+            body["fulfilment"] = {**(order.fulfilment or {}), "shipment": {
+                "id": view.shipment["id"], "status": view.shipment["status"],
+                "shippedAt": _iso(view.shipment["shipped_at"])}}
+    return body
+
+
+@router.post("/api/orders", status_code=201)
+async def create_order_route(request: Request) -> JsonResponse:
+    """Create an order priced by the catalog, with the invoice that pays it."""
+    gateway, web = gateway_of(request), web_of(request)
+    decision = await web.rate_limiter.check("orders", web.client_ip(request))
+    if not decision.allowed:
+        raise ApiError(429, "Trop de requêtes, réessayez plus tard", "rate_limited",
+                       headers={"Retry-After": str(decision.retry_after)},
+                       retryAfter=decision.retry_after)
+    order_request = parse_order_request(await read_json(request))
+    assert gateway.orders is not None
+    try:
+        created = await create_order(order_request, gateway.orders)
+    except PriceError as exc:
+        raise ApiError(400, exc.message, exc.code, **exc.extra) from None
+    except NoProviderAvailable as exc:
+        raise ApiError(503, "Aucun fournisseur Lightning n'a pu créer la facture",
+                       exc.code, providers=exc.reasons, headers={"Retry-After": "5"}) from None
+    body = invoice_body(created.invoice)
+    order = order_body(created.order)
+    order["expiresAt"] = _iso(created.invoice.expires_at)
+    return JsonResponse({"order": order, **body}, status_code=201)
+
+
+@router.get("/api/orders/{order_id}")
+async def get_order_route(order_id: str, request: Request) -> JsonResponse:
+    """An order's status (pending, paid, expired) and fulfilment."""
+    not_found = ApiError(404, "Commande non trouvée", "order_not_found")
+    if not _ORDER_ID.fullmatch(order_id):
+        raise not_found
+    view = await find_order(gateway_of(request).db, order_id)
+    if view is None:
+        raise not_found
+    return JsonResponse({"order": order_body(view.order, view)})
+
+
+@router.get("/api/catalog")
+async def catalog_route(request: Request) -> JsonResponse:
+    """The prices the gateway charges (sats), for the shop's front end."""
+    gateway = gateway_of(request)
+    assert gateway.orders is not None
+    return JsonResponse({"catalog": gateway.orders.catalog.public()})

@@ -1,0 +1,191 @@
+"""Email senders: SMTP against a real aiosmtpd server, Resend against an HTTP double, the folder."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import shutil
+import ssl
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from lngate.notify.email import (
+    Email,
+    EmailError,
+    FolderEmailSender,
+    ResendEmailSender,
+    SmtpConfig,
+    SmtpEmailSender,
+)
+from tests.peers.lnbits_peer import free_port
+from tests.peers.smtp_peer import SMTPPeer
+
+SENDER = "DazNode <shop@daznode.test>"
+
+
+def message(**changes: Any) -> Email:
+    values: dict[str, Any] = {"to": "alice@example.com", "subject": "Commande confirmée",
+                              "text": "Bonjour Alice", "html": "<p>Bonjour Alice</p>",
+                              "message_id": "<order1.kind@daznode.test>",
+                              "idempotency_key": "lngate-order1-kind"}
+    values.update(changes)
+    return Email(**values)
+
+
+def smtp_sender(port: int, **changes: Any) -> SmtpEmailSender:
+    values: dict[str, Any] = {"tls": "none", "timeout": 2.0, **changes}
+    return SmtpEmailSender(SmtpConfig(host="127.0.0.1", port=port, sender=SENDER, **values))
+
+
+async def test_smtp_delivers_text_and_html(smtp: SMTPPeer) -> None:
+    """SMTP hands the server one message with both bodies and our stable Message-ID."""
+    await smtp_sender(smtp.port).send(message())
+    [received] = await smtp.wait_for(1)
+    assert received.rcpt_tos == ("alice@example.com",)
+    assert received.subject == "Commande confirmée"
+    assert received.message["Message-ID"] == "<order1.kind@daznode.test>"
+    assert received.message["From"] == SENDER
+    assert received.body("plain").strip() == "Bonjour Alice"
+    assert received.body("html").strip() == "<p>Bonjour Alice</p>"
+
+
+async def test_smtp_server_down_is_a_transient_error() -> None:
+    """A refused connection is worth retrying."""
+    with pytest.raises(EmailError) as info:
+        await smtp_sender(free_port()).send(message())
+    assert not info.value.permanent
+
+
+async def test_smtp_reply_codes_decide_permanence(smtp: SMTPPeer) -> None:
+    """A 4xx reply is transient, a 5xx reply permanent; nothing is recorded as received."""
+    smtp.reject("451 4.3.0 try again later", "554 5.7.1 rejected")
+    with pytest.raises(EmailError) as first:
+        await smtp_sender(smtp.port).send(message())
+    with pytest.raises(EmailError) as second:
+        await smtp_sender(smtp.port).send(message())
+    assert not first.value.permanent and second.value.permanent
+    assert smtp.received == []
+
+
+@pytest.mark.parametrize("to", ["alice@example.com\r\nBcc: eve@evil.test",
+                                "alice@example.com, eve@evil.test", "Alice <alice@example.com>",
+                                "no-at-sign", ""])
+async def test_recipients_that_could_add_headers_are_refused(smtp: SMTPPeer, to: str) -> None:
+    """A recipient that is not one plain address is refused before anything is sent."""
+    with pytest.raises(EmailError) as info:
+        await smtp_sender(smtp.port).send(message(to=to))
+    assert info.value.permanent and smtp.received == []
+
+
+async def test_subject_line_breaks_cannot_inject_headers(smtp: SMTPPeer) -> None:
+    """Line breaks in a subject are folded into spaces, never a new header."""
+    await smtp_sender(smtp.port).send(message(subject="Hi\r\nBcc: eve@evil.test"))
+    [received] = await smtp.wait_for(1)
+    assert received.subject == "Hi Bcc: eve@evil.test" and received.message["Bcc"] is None
+
+
+def self_signed_context(folder: Path) -> ssl.SSLContext:
+    """A server TLS context with a throwaway self-signed certificate (openssl CLI)."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+async def test_smtp_starttls_upgrades_before_sending(tmp_path: Path) -> None:
+    """With SMTP_TLS=starttls the message goes over TLS to a server that requires it; without
+    TLS the same server refuses it."""
+    server = SMTPPeer(tls_context=self_signed_context(tmp_path)).start()
+    try:
+        await smtp_sender(server.port, tls="starttls", validate_certs=False).send(message())
+        with pytest.raises(EmailError):
+            await smtp_sender(server.port).send(message(message_id="<plain@daznode.test>"))
+        [received] = await server.wait_for(1)
+        assert received.message["Message-ID"] == "<order1.kind@daznode.test>"
+    finally:
+        server.stop()
+
+
+# -- Resend ---------------------------------------------------------------------------------
+
+
+class ResendDouble:
+    """A local HTTP server answering ``POST /emails`` like Resend, scripted per test."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict[str, str], dict[str, Any]]] = []
+        self.status = 200
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests.append((dict(request.headers), await request.json()))
+        if self.status == 200:
+            return web.json_response({"id": "re_123"})
+        return web.json_response({"message": "nope"}, status=self.status)
+
+
+@pytest.fixture
+async def resend() -> AsyncIterator[tuple[ResendDouble, str]]:
+    double = ResendDouble()
+    app = web.Application()
+    app.router.add_post("/emails", double.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield double, f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_resend_posts_the_message_with_idempotency_key(resend) -> None:  # type: ignore[no-untyped-def]
+    """Resend gets our key as a bearer token, both bodies, and an Idempotency-Key."""
+    double, url = resend
+    async with aiohttp.ClientSession() as session:
+        sender = ResendEmailSender(api_key="re_secret", sender=SENDER, session=session,
+                                   base_url=url, timeout=2.0)
+        await sender.send(message())
+    [(headers, body)] = double.requests
+    assert headers["Authorization"] == "Bearer re_secret"
+    assert headers["Idempotency-Key"] == "lngate-order1-kind"
+    assert body == {"from": SENDER, "to": ["alice@example.com"], "subject": "Commande confirmée",
+                    "text": "Bonjour Alice", "html": "<p>Bonjour Alice</p>",
+                    "headers": {"Message-ID": "<order1.kind@daznode.test>"}}
+
+
+@pytest.mark.parametrize(("status", "permanent"), [(422, True), (400, True), (429, False),
+                                                   (500, False), (401, False)])
+async def test_resend_errors_are_classified(resend, status: int, permanent: bool) -> None:  # type: ignore[no-untyped-def]
+    """Validation errors are permanent; rate limits, outages and bad keys are retried."""
+    double, url = resend
+    double.status = status
+    async with aiohttp.ClientSession() as session:
+        sender = ResendEmailSender(api_key="re_secret", sender=SENDER, session=session,
+                                   base_url=url, timeout=2.0)
+        with pytest.raises(EmailError) as info:
+            await sender.send(message())
+    assert info.value.permanent is permanent and "re_secret" not in str(info.value)
+
+
+# -- folder -----------------------------------------------------------------------------------
+
+
+async def test_folder_sender_writes_a_readable_eml(tmp_path: Path) -> None:
+    """The demo sender writes one .eml per message, readable by any mail client."""
+    await FolderEmailSender(tmp_path / "mail", sender=SENDER).send(message())
+    [path] = list((tmp_path / "mail").glob("*.eml"))
+    parsed = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+    assert parsed["To"] == "alice@example.com" and parsed["Subject"] == "Commande confirmée"
+    assert "lngate-order1-kind" in path.name
+    assert json.dumps(parsed.get_body(("plain",)).get_content().strip()) == '"Bonjour Alice"'
