@@ -49,6 +49,7 @@ from lngate.services.webhooks import WebhookAuth
 from lngate.services.payee_keys import PayeeKeys
 from lngate.settings import ConfigError, Settings
 from lngate.store import Database
+from lngate.store.invoice_writer import InvoiceWriter
 
 log = structlog.get_logger("lngate.bootstrap")
 OUTBOX_WAKE_DELAY = 0.25
@@ -214,6 +215,7 @@ async def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:
         test_providers=test_providers,
         wall_clock=utcnow,
         webhook_url=webhook_auth.url if webhook_auth else None,
+        writer=InvoiceWriter(db),
     )
     outbox_wake = asyncio.Event()
 

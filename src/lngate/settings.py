@@ -87,7 +87,7 @@ class Settings(BaseSettings):
         default=1.5, gt=0, le=60, validation_alias="ATTEMPT_TIMEOUT_DEFAULT"
     )
     attempt_timeout_floor: float = Field(
-        default=0.25, gt=0, le=60, validation_alias="ATTEMPT_TIMEOUT_FLOOR"
+        default=0.5, gt=0, le=60, validation_alias="ATTEMPT_TIMEOUT_FLOOR"
     )
     attempt_timeout_ceiling: float = Field(
         default=2.0, gt=0, le=60, validation_alias="ATTEMPT_TIMEOUT_CEILING"

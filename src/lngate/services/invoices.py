@@ -21,6 +21,7 @@ from lngate.resilience.router import Router
 from lngate.services.clock import WallClock
 from lngate.services.payee_keys import PayeeKeys
 from lngate.store import Database
+from lngate.store.invoice_writer import InvoiceWriter
 from lngate.store.invoices import (
     DuplicateInvoice,
     InvoiceRecord,
@@ -75,6 +76,8 @@ class InvoiceContext:
     wall_clock: WallClock = lambda: datetime.now(UTC)
     webhook_url: Callable[[str], str] | None = None
     """Builds the webhook URL for a nonce (services.webhooks); ``None``: no webhooks asked."""
+    writer: InvoiceWriter | None = None
+    """Group-commits plain creates; ``None``: one transaction per invoice."""
 
 
 AlsoStore = Callable[[AsyncConnection, "InvoiceRecord"], Awaitable[None]]
@@ -131,10 +134,13 @@ async def create_invoice(
         webhook_nonce=nonce,
     )
     try:
-        async with ctx.db.transaction() as conn:
-            await insert_invoice(conn, record)
-            if also_store is not None:
-                await also_store(conn, record)
+        if also_store is None and ctx.writer is not None:
+            await ctx.writer.insert(record)
+        else:
+            async with ctx.db.transaction() as conn:
+                await insert_invoice(conn, record)
+                if also_store is not None:
+                    await also_store(conn, record)
     except DuplicateInvoice:
         if request.idempotency_key:
             # A concurrent request with the same key won the race; ours stays unpaid and expires.

@@ -50,7 +50,10 @@ class Database:
             if path and path != ":memory:":
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             engine = create_async_engine(
-                driver_url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=30
+                driver_url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=30,
+                # pysqlite opens no transaction for reads and engine.begin() commits or rolls
+                # back itself, so the reset rollback on return is only a wasted thread hop.
+                pool_reset_on_return=None,
             )
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         else:

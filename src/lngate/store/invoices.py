@@ -69,30 +69,36 @@ def _record(row: Any) -> InvoiceRecord:
 
 async def insert_invoice(conn: AsyncConnection, record: InvoiceRecord) -> None:
     """Store a new invoice; raises :class:`DuplicateInvoice` on a known hash or key."""
+    await insert_invoices(conn, [record])
+
+
+async def insert_invoices(conn: AsyncConnection, records: list[InvoiceRecord]) -> None:
+    """Store new invoices in one statement; :class:`DuplicateInvoice` if any is known."""
     try:
-        await conn.execute(
-            insert(invoices),
-            {
-                "payment_hash": record.payment_hash,
-                "provider": record.provider,
-                "provider_ref": record.provider_ref,
-                "bolt11": record.bolt11,
-                "amount_msat": record.amount_msat,
-                "description": record.description,
-                "metadata_": record.metadata,
-                "state": record.state.value,
-                "is_test": record.is_test,
-                "created_at": record.created_at,
-                "expires_at": record.expires_at,
-                "paid_at": record.paid_at,
-                "idempotency_key": record.idempotency_key,
-                "request_fingerprint": record.request_fingerprint,
-                "paid_late": record.paid_late,
-                "webhook_nonce": record.webhook_nonce,
-            },
-        )
+        await conn.execute(insert(invoices), [_row(record) for record in records])
     except IntegrityError as exc:
         raise DuplicateInvoice(str(exc.orig)) from exc
+
+
+def _row(record: InvoiceRecord) -> dict[str, Any]:
+    return {
+        "payment_hash": record.payment_hash,
+        "provider": record.provider,
+        "provider_ref": record.provider_ref,
+        "bolt11": record.bolt11,
+        "amount_msat": record.amount_msat,
+        "description": record.description,
+        "metadata_": record.metadata,
+        "state": record.state.value,
+        "is_test": record.is_test,
+        "created_at": record.created_at,
+        "expires_at": record.expires_at,
+        "paid_at": record.paid_at,
+        "idempotency_key": record.idempotency_key,
+        "request_fingerprint": record.request_fingerprint,
+        "paid_late": record.paid_late,
+        "webhook_nonce": record.webhook_nonce,
+    }
 
 
 async def get_invoice(conn: AsyncConnection, payment_hash: str) -> InvoiceRecord | None:
