@@ -29,9 +29,11 @@ least ``timeouts.floor`` seconds. Each attempt gets ``min(timeouts.timeout_for(p
 time left)`` seconds, enforced with :func:`asyncio.wait_for`. Then:
 
 - success: the result is returned;
-- ``ProviderUnavailable`` (including our own timeout): retried once on the same provider, unless
-  the provider asked to back off (``retry_after``), its breaker now refuses, or the retry would
-  cut into the next provider's attempt timeout; then the next provider. A retried create may
+- ``ProviderUnavailable``: retried once on the same provider, unless it was our own timeout (a
+  hung provider: a retry only spends the deadline), the provider asked to back off
+  (``retry_after``), its breaker now refuses, or the retry would cut into the next provider's
+  attempt timeout; then the next provider. Only answers set the attempt timeout (timeouts
+  would make it grow with every timeout of a hung provider). A retried create may
   mint a second invoice that is never shown: the retry's :class:`AttemptRecord` has
   ``retry=True`` and a warning is logged;
 - ``InvalidInvoice``: the next provider, no retry;
@@ -48,8 +50,10 @@ Looking up (:meth:`Router.run_lookup`)
 --------------------------------------
 Never fails over: an invoice is only known to the provider that issued it. Lookups are retried
 (:func:`~lngate.resilience.retry.retry_read`) and are *not* gated by the breaker, since there is
-nobody else to ask and refusing would only delay settlement; their outcomes still feed the
-breaker and the statistics.
+nobody else to ask and refusing would only delay settlement. Nor do they feed the breaker, the
+timeouts or the statistics, which are about creating: the reconciler's bursts of lookups (a
+rate-limited relay answering "too many queries") once opened both breakers and turned healthy
+providers into 503s. Their records still reach ``on_attempt`` (provider_calls, alerts).
 """
 
 from __future__ import annotations
@@ -359,27 +363,34 @@ class Router:
         gated: bool,
         retry: bool = False,
     ) -> AttemptRecord:
-        """Feed one call's outcome to the breaker, latencies and stats; return its record."""
+        """Feed a create's outcome to the breaker, latencies and stats; return its record.
+
+        Lookups (``gated=False``) only produce their record: a burst of reconciler lookups
+        failing (a rate-limited relay, a slow status endpoint) must not open the breaker that
+        gates invoice creation, nor drag the create timeouts.
+        """
         now = self._clock()
         duration = now - started_at
         breaker = self._breakers[name]
         timed_out = exc is not None and is_timeout(exc)
-        if exc is None:
-            breaker.record_success()
-        elif counts_for_breaker(exc):
-            breaker.record_failure()
-        elif gated:
-            breaker.release()
+        if gated:
+            if exc is None:
+                breaker.record_success()
+            elif counts_for_breaker(exc):
+                breaker.record_failure()
+            else:
+                breaker.release()
         if exc is not None and not isinstance(exc, ProviderError):
             log.error("provider %s: unexpected error in %s", name, operation, exc_info=exc)
 
-        # Only answers and timeouts say how long the provider takes; a refused connection
-        # failing in 1 ms would drag the p95, hence the timeouts, down.
-        latency = duration if exc is None or timed_out else None
-        if latency is not None:
-            self._timeouts.observe(name, latency)
-        if exc is None or counts_for_breaker(exc) or isinstance(exc, ProviderAuthFailed):
-            self._stats[name].append(_Sample(now, exc is None, latency))
+        if gated:
+            # Only answers set the attempt timeout: fed with timeouts, p95 x k would grow with
+            # every timeout of a hung provider. Timeouts still count as slow for demotion.
+            if exc is None:
+                self._timeouts.observe(name, duration)
+            latency = duration if exc is None or timed_out else None
+            if exc is None or counts_for_breaker(exc) or isinstance(exc, ProviderAuthFailed):
+                self._stats[name].append(_Sample(now, exc is None, latency))
 
         if exc is None:
             return AttemptRecord(name, operation, started_at, duration, Outcome.SUCCESS,
@@ -436,8 +447,10 @@ def _refusal(breaker: CircuitBreaker) -> str:
 
 
 def _retry_create(exc: Exception) -> bool:
-    # A provider that sent Retry-After asked us to back off; another provider can serve now.
-    return is_transient(exc) and getattr(exc, "retry_after", None) is None
+    # A provider that sent Retry-After asked us to back off; one that timed out is hung, and
+    # a retry would only spend the deadline: in both cases another provider can serve now.
+    return (is_transient(exc) and getattr(exc, "retry_after", None) is None
+            and not is_timeout(exc))
 
 
 def _code(exc: Exception) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from lngate.web.errors import ApiError
 
@@ -21,11 +21,15 @@ async def read_json(request: Request, *, limit: int = MAX_BODY_BYTES) -> Any:
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise ApiError(413, "Requête trop volumineuse (64 Ko au plus)", "payload_too_large")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "Requête trop volumineuse (64 Ko au plus)", "payload_too_large")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, "Requête trop volumineuse (64 Ko au plus)",
+                               "payload_too_large")
+            chunks.append(chunk)
+    except ClientDisconnect:  # nobody is left to read the answer; not a server error
+        raise ApiError(400, "Requête interrompue", "client_disconnected") from None
     try:
         return json.loads(b"".join(chunks), parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
