@@ -1,0 +1,708 @@
+#!/usr/bin/env python3
+"""Create-invoice benchmark (issue 2).
+
+Part ``direct``: create-invoice through the gateway vs directly against the same real LNbits
+1.6.2 (FakeWallet) peer. The gateway runs as a real server (``python -m lngate serve``) with
+LNBITS_* pointing at the peer's merchant wallet. One keep-alive aiohttp session sends ``--calls``
+sequential calls to each, interleaved (direct and gateway alternate, and which goes first
+alternates too), after ``--warmup`` calls of each. Reports p50/p99 of both, their ratio, the
+median of the paired differences, and the gateway's CPU ms per request. Target: gateway p50
+<= 1.10 x direct p50.
+
+Part ``capacity``: the gateway's own capacity with an instantaneous upstream: an
+LNbits-compatible aiohttp server in a separate process answering ``POST /api/v1/payments`` at
+once from a pool of invoices signed before the run. ``wrk`` (or, without it, an asyncio
+closed-loop generator in its own process) drives ``--connections`` connections for
+``--duration`` s, against 1 and 2 gateway workers on SQLite. Reports invoices/s (2xx answers per
+second, cross-checked against the rows stored), latency, CPU ms per invoice of the gateway (from
+/proc), and how busy the whole machine was. Target: >= 1,000 invoices/s. ``--profile`` adds a
+run with py-spy attached to a 1-worker gateway and prints where its time goes.
+
+Every configuration is run ``--repeat`` times (interleaved) and all runs are shown: loopback
+figures move by up to +-35 % between periods on this kind of machine, so compare within a run.
+Everything is on 127.0.0.1 and every process started here is stopped at the end.
+
+    .venv/bin/python benchmarks/bench_create_invoice.py                 # both parts
+    .venv/bin/python benchmarks/bench_create_invoice.py --part capacity --profile
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    BENCH_DIR,
+    GATEWAY_ENV,
+    HOST,
+    GatewayProcess,
+    ManagedProcess,
+    cleanup_src,
+    fmt,
+    free_port,
+    loadavg,
+    log,
+    machine_busy_seconds,
+    machine_info,
+    percentile,
+    print_table,
+    process_cpu_seconds,
+    save_results,
+    set_gateway_env,
+    snapshot_src,
+    src_label,
+    src_path,
+)
+
+MEMO = "lngate benchmark"
+EXPIRY = 3600
+
+
+# ============================================================================ part (a): direct
+
+
+async def direct_vs_gateway(lnbits_url: str, inkey: str, gateway: GatewayProcess, *,
+                            calls: int, warmup: int, amount: int) -> dict[str, object]:
+    import aiohttp
+
+    direct_body = json.dumps({"out": False, "amount": amount, "memo": MEMO,
+                              "expiry": EXPIRY}).encode()
+    gateway_body = json.dumps({"amount": amount, "description": MEMO,
+                               "expiry": EXPIRY}).encode()
+    direct_headers = {"X-Api-Key": inkey, "Content-Type": "application/json",
+                      "Accept": "application/json"}
+    gateway_headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    direct_url = f"{lnbits_url}/api/v1/payments"
+    gateway_url = f"{gateway.url}/api/create-invoice"
+    times: dict[str, list[float]] = {"direct": [], "gateway": []}
+    errors: Counter[str] = Counter()
+
+    connector = aiohttp.TCPConnector(limit=4, keepalive_timeout=30)
+    async with aiohttp.ClientSession(connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=30)) as session:
+
+        async def one(kind: str) -> float:
+            url, body, headers = ((direct_url, direct_body, direct_headers) if kind == "direct"
+                                  else (gateway_url, gateway_body, gateway_headers))
+            started = time.perf_counter()
+            async with session.post(url, data=body, headers=headers) as resp:
+                raw = await resp.read()
+            elapsed = time.perf_counter() - started
+            ok = resp.status in (200, 201)
+            if ok and kind == "gateway":
+                ok = json.loads(raw).get("provider") == "lnbits"
+            if not ok:
+                errors[f"{kind} HTTP {resp.status}: {raw[:400].decode(errors='replace')}"] += 1
+            return elapsed
+
+        cpu_before = 0.0
+        for i in range(warmup + calls):
+            if i == warmup:
+                cpu_before = gateway.cpu_seconds()
+            order = ("direct", "gateway") if i % 2 == 0 else ("gateway", "direct")
+            for kind in order:
+                elapsed = await one(kind)
+                if i >= warmup:
+                    times[kind].append(elapsed)
+            if (i + 1 - warmup) % 50 == 0 and i >= warmup:
+                log(f"  {i + 1 - warmup}/{calls} pairs")
+        gateway_cpu = gateway.cpu_seconds() - cpu_before
+
+    d, g = times["direct"], times["gateway"]
+    diffs = [gi - di for gi, di in zip(g, d, strict=True)]
+    return {
+        "calls": calls,
+        "direct_p50_ms": percentile(d, 50) * 1000,
+        "direct_p99_ms": percentile(d, 99) * 1000,
+        "gateway_p50_ms": percentile(g, 50) * 1000,
+        "gateway_p99_ms": percentile(g, 99) * 1000,
+        "ratio_p50": percentile(g, 50) / percentile(d, 50),
+        "ratio_p99": percentile(g, 99) / percentile(d, 99),
+        "added_median_ms": statistics.median(diffs) * 1000,
+        "gateway_cpu_ms_per_call": gateway_cpu * 1000 / calls,
+        "errors": dict(errors),
+        "loadavg": loadavg(),
+    }
+
+
+def run_direct(args: argparse.Namespace) -> list[dict[str, object]]:
+    from tests.peers.lnbits_peer import LNbitsPeer
+
+    results: list[dict[str, object]] = []
+    log("starting the LNbits 1.6.2 FakeWallet peer (first run installs it, ~1 min)")
+    peer = LNbitsPeer(log=lambda m: log(f"lnbits-peer: {m}"))
+    try:
+        peer.launch()
+        for repeat in range(1, args.repeat + 1):
+            log(f"[direct] run {repeat}/{args.repeat}: starting the gateway")
+            gateway = GatewayProcess({
+                "LNBITS_ENDPOINT": peer.url,
+                "LNBITS_INVOICE_KEY": peer.merchant_inkey,
+                "LNBITS_NODE_PUBKEY": peer.payee_pubkey,
+            })
+            try:
+                log(f"[direct] run {repeat}: {args.warmup} warm-up + {args.calls} interleaved "
+                    "pairs")
+                result = asyncio.run(direct_vs_gateway(
+                    peer.url, peer.merchant_inkey, gateway, calls=args.calls,
+                    warmup=args.warmup, amount=args.amount))
+            finally:
+                gateway.stop()
+                problems = log_problems(gateway.workdir / "gateway.log")
+                failed_calls: Counter[str] = Counter()
+                with contextlib.suppress(Exception):
+                    for row in gateway.provider_calls():
+                        if row["outcome"] != "success":
+                            message = re.sub(r"\d+(\.\d+)? s\b", "N s",
+                                             str(row["error_message"])[:100])
+                            failed_calls[f"{row['provider']} {row['operation']} {row['outcome']}"
+                                         f": {row['error_type']}: {message}"] += 1
+                gateway.cleanup()
+            result["run"] = repeat
+            result["log_problems"] = problems
+            result["failed_provider_calls"] = dict(failed_calls)
+            results.append(result)
+            log(f"[direct] run {repeat}: direct p50 {result['direct_p50_ms']:.2f} ms, gateway "
+                f"p50 {result['gateway_p50_ms']:.2f} ms, ratio {result['ratio_p50']:.3f}")
+    finally:
+        peer.close()
+    return results
+
+
+# ============================================================================ part (b): capacity
+
+
+class Upstream(ManagedProcess):
+    """The instantaneous LNbits-compatible upstream (benchmarks/_instant_upstream.py)."""
+
+    def __init__(self, pool: int, amount: int, workdir: Path) -> None:
+        self.port = free_port()
+        super().__init__(
+            "upstream",
+            [sys.executable, str(BENCH_DIR / "_instant_upstream.py"), "--src", str(src_path()),
+             "--port", str(self.port),
+             "--pool", str(pool), "--amount-sat", str(amount), "--memo", MEMO,
+             "--expiry", str(EXPIRY)],
+            log_path=workdir / "upstream.log", stdout=subprocess.PIPE,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode().split()  # blocks while the pool is signed
+        if len(line) != 3 or line[0] != "ready":
+            self.stop()
+            raise RuntimeError(f"upstream did not start: {line}\n{self.log_tail()}")
+        self.pubkey = line[2]
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def control(self, path: str, method: str = "GET") -> dict[str, int]:
+        req = urllib.request.Request(self.url + path, method=method, data=b"" if method == "POST"
+                                     else None)
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return json.loads(resp.read())
+
+
+_WRK_LUA = """
+wrk.method = "POST"
+wrk.body = '%s'
+wrk.headers["Content-Type"] = "application/json"
+local threads = {}
+function setup(thread) table.insert(threads, thread) end
+function init(args) statuses = {} end
+function response(status, headers, body) statuses[status] = (statuses[status] or 0) + 1 end
+function done(summary, latency, requests)
+  for _, t in ipairs(threads) do
+    for code, n in pairs(t:get("statuses")) do
+      io.write(string.format("status %%d %%d\\n", code, n))
+    end
+  end
+end
+"""
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def _ms(text: str) -> float:
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text)
+    if not m:
+        return float("nan")
+    return float(m[1]) * _UNITS[m[2]]
+
+
+def load_wrk(url: str, body: str, connections: int, duration: float,
+             workdir: Path) -> dict[str, object]:
+    script = workdir / "post.lua"
+    script.write_text(_WRK_LUA % body)
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency", "--timeout", "10s",
+            "-s", str(script), url]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60).stdout
+    summary = re.search(r"(\d+) requests in ([\d.]+\w+)", out)
+    if summary is None:
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    requests, elapsed = int(summary[1]), _ms(summary[2]) / 1000
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
+                              r"timeout (\d+)", out)
+    dist = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", out, re.M))
+    statuses: dict[str, int] = {}
+    for code, n in re.findall(r"^status (\d+) (\d+)$", out, re.M):
+        statuses[code] = statuses.get(code, 0) + int(n)
+    return {
+        "requests": requests,
+        "non2xx": int(non2xx[1]) if non2xx else 0,
+        "errors": sum(int(x) for x in socket_errors.groups()) if socket_errors else 0,
+        "elapsed": elapsed,
+        "p50_ms": _ms(dist["50"]) if "50" in dist else None,
+        "p99_ms": _ms(dist["99"]) if "99" in dist else None,
+        "statuses": statuses,
+        "raw": out,
+    }
+
+
+def load_python(url: str, body: str, connections: int, duration: float,
+                _workdir: Path) -> dict[str, object]:
+    argv = [sys.executable, str(BENCH_DIR / "_loadgen.py"), url, "--body", body,
+            "--connections", str(connections), "--duration", str(duration)]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=duration + 60,
+                         check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def capacity_run(upstream: Upstream, workers: int, args: argparse.Namespace, loader,
+                 workdir: Path, *, profile_out: Path | None = None,
+                 ablate: str = "") -> dict[str, object]:
+    body = json.dumps({"amount": args.amount, "description": MEMO, "expiry": EXPIRY})
+    upstream.control("/_bench/reset", "POST")
+    settings = {
+        "LNBITS_ENDPOINT": upstream.url,
+        "LNBITS_INVOICE_KEY": "bench-invoice-key",
+        "LNBITS_NODE_PUBKEY": upstream.pubkey,
+    }
+    if ablate:
+        settings["PYTHONPATH"] = f"{BENCH_DIR / '_ablate'}:{src_path()}"
+        settings["LNGATE_BENCH_ABLATE"] = ablate
+    gateway = GatewayProcess(settings, workers=workers)
+    spy: subprocess.Popen[bytes] | None = None
+    try:
+        url = f"{gateway.url}/api/create-invoice"
+        loader(url, body, args.connections, args.warmup_seconds, workdir)  # warm-up, discarded
+        stored_before = gateway.count_invoices()
+        served_before = upstream.control("/_bench/stats")
+        if profile_out is not None:
+            spy = subprocess.Popen(
+                [args.py_spy, "record", "--pid", str(gateway.worker_pids()[0]), "--rate", "250",
+                 "--duration", str(int(args.duration)), "--format", "raw", "--threads",
+                 "--gil", "--nonblocking", "--output", str(profile_out)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+            time.sleep(0.5)
+        gw_cpu0, up_cpu0, ld_cpu0 = (gateway.cpu_seconds(), process_cpu_seconds(upstream.pid),
+                                     _children_cpu())
+        busy0, total0 = machine_busy_seconds()
+        load = loader(url, body, args.connections, args.duration, workdir)
+        busy1, total1 = machine_busy_seconds()
+        gw_cpu = gateway.cpu_seconds() - gw_cpu0
+        up_cpu = process_cpu_seconds(upstream.pid) - up_cpu0
+        ld_cpu = _children_cpu() - ld_cpu0
+        if spy is not None:
+            _, err = spy.communicate(timeout=60)
+            if spy.returncode != 0:
+                log(f"py-spy failed: {err.decode(errors='replace')[-500:]}")
+            spy = None
+        stored = gateway.count_invoices() - stored_before
+        served = upstream.control("/_bench/stats")
+    finally:
+        if spy is not None:
+            spy.kill()
+            spy.wait()
+        gateway.stop()
+        problems = log_problems(gateway.workdir / "gateway.log")
+        gateway.cleanup()
+    ok = int(load["requests"]) - int(load["non2xx"])
+    elapsed = float(load["elapsed"])
+    machine_total = total1 - total0
+    return {
+        "workers": workers,
+        "invoices_per_s": ok / elapsed,
+        "ok": ok,
+        "non2xx": load["non2xx"],
+        "errors": load["errors"],
+        "elapsed_s": elapsed,
+        "stored": stored,
+        "upstream_served": served["served"] - served_before["served"],
+        "pool_exhausted": served["exhausted"],
+        "p50_ms": load["p50_ms"],
+        "p99_ms": load["p99_ms"],
+        "gateway_cpu_ms_per_invoice": gw_cpu * 1000 / ok if ok else None,
+        "gateway_cores": gw_cpu / elapsed,
+        "upstream_cores": up_cpu / elapsed,
+        "loadgen_cores": ld_cpu / elapsed,
+        "machine_busy_pct": 100 * (busy1 - busy0) / machine_total if machine_total else None,
+        "other_cores": ((busy1 - busy0) - gw_cpu - up_cpu - ld_cpu) / elapsed,
+        "loadavg": loadavg(),
+        "statuses": load.get("statuses", {}),
+        "log_problems": problems,
+    }
+
+
+def log_problems(path: Path) -> dict[str, int]:
+    """Warning and error events of a gateway's JSON log, counted by event name."""
+    counts: Counter[str] = Counter()
+    with contextlib.suppress(OSError):
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("lngate-bench-ablate:"):
+                counts[line] += 1  # which measurement-only patches applied or were skipped
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                if "Traceback" in line or "ERROR" in line:
+                    counts["(non-JSON) " + line[:80]] += 1
+                continue
+            if isinstance(event, dict) and event.get("level") in ("warning", "error", "critical"):
+                counts[f"{event.get('level')}: {event.get('event')}"] += 1
+    return dict(counts)
+
+
+def run_capacity(args: argparse.Namespace) -> tuple[list[dict[str, object]], dict | None]:
+    if args.loadgen == "wrk" or (args.loadgen == "auto" and shutil.which("wrk")):
+        loader, loader_name = load_wrk, "wrk"
+    else:
+        if args.loadgen == "auto":
+            log("wrk not found (apt-get install -y wrk); using the asyncio load generator")
+        loader, loader_name = load_python, "asyncio"
+    workdir = Path(tempfile.mkdtemp(prefix="lngate-bench-cap-"))
+    results: list[dict[str, object]] = []
+    profile = None
+    ablations: list[dict[str, object]] = []
+    log(f"[capacity] signing a pool of {args.pool} invoices for the instantaneous upstream")
+    upstream = Upstream(args.pool, args.amount, workdir)
+    try:
+        log(f"[capacity] upstream ready on {upstream.url}")
+        for repeat in range(1, args.repeat + 1):
+            for workers in args.workers:
+                log(f"[capacity] run {repeat}/{args.repeat}, {workers} worker(s): "
+                    f"{args.warmup_seconds:g} s warm-up + {args.duration:g} s with {loader_name} "
+                    f"at {args.connections} connections")
+                result = capacity_run(upstream, workers, args, loader, workdir)
+                result.update(run=repeat, loadgen=loader_name)
+                results.append(result)
+                log(f"[capacity]   {result['invoices_per_s']:.0f} invoices/s, "
+                    f"{fmt(result['gateway_cpu_ms_per_invoice'], 2)} CPU ms/invoice, "
+                    f"non-2xx {result['non2xx']}, errors {result['errors']}, "
+                    f"stored {result['stored']}, pool exhausted {result['pool_exhausted']}")
+                if result["statuses"] and set(result["statuses"]) != {"200"}:
+                    log(f"[capacity]   HTTP statuses: {result['statuses']}")
+                if result["log_problems"]:
+                    log(f"[capacity]   gateway log warnings/errors: {result['log_problems']}")
+                if result["pool_exhausted"]:
+                    log("[capacity]   WARNING: the invoice pool ran out: raise --pool")
+        if args.ablations:
+            ablations = run_ablations(upstream, args, loader, workdir)
+        if args.profile:
+            profile = run_profile(upstream, args, loader, workdir)
+    finally:
+        upstream.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+    return results, profile, ablations
+
+
+ABLATIONS = ("", "ratelimit", "logs", "recorder", "insert", "db",
+             "ratelimit,logs,recorder,db")
+
+
+def run_ablations(upstream: Upstream, args: argparse.Namespace, loader,
+                  workdir: Path) -> list[dict[str, object]]:
+    """1-worker runs with one piece of the path switched off (benchmarks/_ablate), interleaved."""
+    results = []
+    for repeat in range(1, args.repeat + 1):
+        for ablate in ABLATIONS:
+            name = ablate or "baseline"
+            log(f"[ablation] run {repeat}/{args.repeat}: {name}")
+            result = capacity_run(upstream, 1, args, loader, workdir, ablate=ablate)
+            result.update(run=repeat, ablate=name)
+            results.append(result)
+            log(f"[ablation]   {result['invoices_per_s']:.0f} invoices/s, "
+                f"{fmt(result['gateway_cpu_ms_per_invoice'], 2)} CPU ms/invoice")
+    return results
+
+
+# ============================================================================ profiling
+
+
+def run_profile(upstream: Upstream, args: argparse.Namespace, loader,
+                workdir: Path) -> dict | None:
+    if not args.py_spy or not Path(args.py_spy).exists():
+        found = shutil.which("py-spy")
+        if not found:
+            log("[profile] py-spy not found: install it (e.g. `uv tool install py-spy`) or pass "
+                "--py-spy PATH; skipping the profile")
+            return None
+        args.py_spy = found
+    out = workdir / "profile.txt"
+    log(f"[profile] 1 worker, py-spy --gil at 250 Hz (non-blocking) for {args.duration:g} s")
+    result = capacity_run(upstream, 1, args, loader, workdir, profile_out=out)
+    log(f"[profile]   under py-spy: {result['invoices_per_s']:.0f} invoices/s")
+    if not out.exists():
+        return None
+    keep = BENCH_DIR / "results"  # git-ignored
+    keep.mkdir(parents=True, exist_ok=True)
+    kept = keep / f"profile-1worker-{time.strftime('%Y%m%dT%H%M%S')}.txt"
+    shutil.copy(out, kept)
+    summary = summarize_profile(out.read_text())
+    summary["collapsed_stacks"] = str(kept)
+    summary["invoices_per_s_under_profiler"] = result["invoices_per_s"]
+    return summary
+
+
+_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")
+_AREAS = [
+    ("lngate.bolt11 (decode + validate)", ("lngate/bolt11/",)),
+    ("coincurve (signature recovery)", ("coincurve/",)),
+    ("lngate other", ("lngate/",)),
+    ("SQLAlchemy", ("sqlalchemy/",)),
+    ("aiosqlite + sqlite3", ("aiosqlite/", "sqlite3/")),
+    ("aiohttp client", ("aiohttp/",)),
+    ("uvicorn + httptools", ("uvicorn/", "httptools/")),
+    ("starlette + fastapi", ("starlette/", "fastapi/")),
+    ("structlog + logging", ("structlog/", "logging/")),
+    ("limits (rate limit)", ("limits/",)),
+    ("pydantic", ("pydantic",)),
+    ("json / orjson", ("json/", "orjson")),
+    ("asyncio / uvloop", ("asyncio/", "uvloop/")),
+    ("threading / queue", ("threading.py", "queue.py", "concurrent/")),
+]
+
+
+def _area(file: str) -> str:
+    for name, markers in _AREAS:
+        if any(marker in file for marker in markers):
+            return name
+    return "other"
+
+
+def summarize_profile(collapsed: str, top: int = 25) -> dict[str, object]:
+    """Self and inclusive sample shares per function and per area, from py-spy's raw output.
+
+    With ``--threads`` each stack starts with the thread; the event loop's thread is the one
+    running uvicorn. Recorded with ``--gil``: only the thread holding the GIL is sampled, so the
+    shares are of the Python interpreter's time (C code that releases the GIL, such as SQLite's
+    own work in aiosqlite's thread or socket I/O, is not in them; idle time is not either).
+    """
+    total = 0
+    by_thread: Counter[str] = Counter()
+    self_fn: Counter[str] = Counter()
+    incl_fn: Counter[str] = Counter()
+    self_area: Counter[str] = Counter()
+    incl_area: Counter[str] = Counter()
+    lngate_incl: Counter[str] = Counter()
+    for line in collapsed.splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        thread = frames[0] if frames and frames[0].startswith(("thread", "process")) else "?"
+        if thread != "?":
+            frames = frames[1:]
+        parsed = []
+        for frame in frames:
+            m = _FRAME.match(frame)
+            if m:
+                parsed.append((m["func"], m["file"]))
+        if not parsed:
+            continue
+        total += count
+        by_thread[thread] += count
+        func, file = parsed[-1]
+        short = _short(file)
+        self_fn[f"{func} ({short})"] += count
+        self_area[_area(file)] += count
+        seen_fn, seen_area = set(), set()
+        for func, file in parsed:
+            key = f"{func} ({_short(file)})"
+            if key not in seen_fn:
+                seen_fn.add(key)
+                incl_fn[key] += count
+                if "lngate/" in file:
+                    lngate_incl[key] += count
+            area = _area(file)
+            if area not in seen_area:
+                seen_area.add(area)
+                incl_area[area] += count
+
+    def share(counter: Counter[str], n: int = top) -> list[tuple[str, float]]:
+        return [(k, 100 * v / total) for k, v in counter.most_common(n)] if total else []
+
+    return {
+        "samples": total,
+        "threads": share(by_thread, 10),
+        "self_by_area": share(self_area, 30),
+        "inclusive_by_area": share(incl_area, 30),
+        "self_by_function": share(self_fn),
+        "inclusive_lngate_functions": share(lngate_incl),
+    }
+
+
+def _short(file: str) -> str:
+    for marker in ("site-packages/", "/src/", "/lib/python3.11/", "/lib/python3.12/"):
+        if marker in file:
+            return file.split(marker, 1)[1]
+    return file
+
+
+# ============================================================================ main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description="Create-invoice benchmarks of issue 2: gateway vs direct LNbits, and the "
+        "gateway's own capacity with an instantaneous upstream.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--part", choices=("all", "direct", "capacity"), default="all")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each configuration")
+    parser.add_argument("--amount", type=int, default=100, help="invoice amount in sats")
+    parser.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra setting for every gateway started (repeatable), e.g. "
+                        "RECONCILE_INTERVAL_SECONDS=3600")
+    group = parser.add_argument_group("direct vs gateway")
+    group.add_argument("--calls", type=int, default=200, help="measured calls of each kind")
+    group.add_argument("--warmup", type=int, default=20, help="warm-up calls of each kind")
+    group = parser.add_argument_group("capacity")
+    group.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    group.add_argument("--connections", type=int, default=20)
+    group.add_argument("--duration", type=float, default=10.0, help="seconds of load per run")
+    group.add_argument("--warmup-seconds", type=float, default=2.0)
+    group.add_argument("--pool", type=int, default=40_000,
+                       help="invoices signed before the runs (per run: warm-up + measured)")
+    group.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
+    group.add_argument("--profile", action="store_true",
+                       help="add a 1-worker run under py-spy and summarise where time goes")
+    group.add_argument("--ablations", action="store_true",
+                       help="add 1-worker runs with pieces of the path switched off "
+                       "(measurement-only patches in benchmarks/_ablate)")
+    parser.add_argument("--src-ref", default=None, metavar="REF",
+                        help="benchmark src/ as of this git ref (e.g. HEAD) instead of a copy "
+                        "of the working tree taken at start")
+    group.add_argument("--py-spy", default=os.environ.get("PY_SPY", ""),
+                       help="path to py-spy (default: $PY_SPY or py-spy on PATH)")
+    args = parser.parse_args()
+    if args.repeat < 1 or args.calls < 1 or args.duration <= 0:
+        parser.error("--repeat, --calls and --duration must be positive")
+
+    set_gateway_env(args.gateway_env)
+    snapshot_src(args.src_ref)
+    info = machine_info()
+    info["gateway_source"] = src_label()
+    info["gateway_env"] = dict(GATEWAY_ENV)
+    log(f"gateway source: {src_label()} -> {src_path()}")
+    log(f"machine: {info['cores']} cores, {info['cpu']}, Python {info['python']}, "
+        f"load {loadavg()}")
+    output: dict[str, object] = {"machine": info, "args": vars(args)}
+    direct: list[dict[str, object]] = []
+    capacity: list[dict[str, object]] = []
+    ablations: list[dict[str, object]] = []
+    profile = None
+    if args.part in ("all", "direct"):
+        direct = run_direct(args)
+        output["direct"] = direct
+    if args.part in ("all", "capacity"):
+        capacity, profile, ablations = run_capacity(args)
+        output["capacity"] = capacity
+        output["profile"] = profile
+        output["ablations"] = ablations
+    path = save_results("create_invoice", output)
+
+    print(f"\n## bench_create_invoice ({info['date']}, {info['cores']} cores, {info['cpu']}, "
+          f"source: {info['gateway_source']}; HEAD {info['commit']} + "
+          f"{info['src_files_uncommitted']} uncommitted src files)")
+    if direct:
+        print_table(
+            f"Gateway vs direct LNbits 1.6.2, {args.calls} sequential calls each, interleaved",
+            ["run", "direct p50 ms", "direct p99 ms", "gateway p50 ms", "gateway p99 ms",
+             "ratio p50", "ratio p99", "added (median of pairs) ms", "gateway CPU ms/call",
+             "errors", "load"],
+            [[r["run"], fmt(r["direct_p50_ms"], 2), fmt(r["direct_p99_ms"], 2),
+              fmt(r["gateway_p50_ms"], 2), fmt(r["gateway_p99_ms"], 2), fmt(r["ratio_p50"], 3),
+              fmt(r["ratio_p99"], 3), fmt(r["added_median_ms"], 2),
+              fmt(r["gateway_cpu_ms_per_call"], 2), sum(r["errors"].values()), r["loadavg"]]
+             for r in direct])
+        ratios = [float(r["ratio_p50"]) for r in direct]
+        print(f"\np50 ratio over runs: {min(ratios):.3f} .. {max(ratios):.3f} "
+              f"(target <= 1.10: {'MET' if max(ratios) <= 1.10 else 'NOT MET'})")
+        for r in direct:
+            for err, n in r["errors"].items():
+                print(f"  run {r['run']}: {n} x {err}")
+            for call, n in r.get("failed_provider_calls", {}).items():
+                print(f"  run {r['run']}: failed provider call x{n}: {call}")
+    if capacity:
+        print_table(
+            f"Gateway capacity, instantaneous upstream, {args.connections} connections, "
+            f"{args.duration:g} s, SQLite ({capacity[0]['loadgen']})",
+            ["run", "workers", "invoices/s", "p50 ms", "p99 ms", "gateway CPU ms/invoice",
+             "gateway cores", "upstream cores", "loadgen cores", "other cores", "machine busy %",
+             "non-2xx", "errors", "stored"],
+            [[r["run"], r["workers"], fmt(r["invoices_per_s"], 0), fmt(r["p50_ms"], 1),
+              fmt(r["p99_ms"], 1), fmt(r["gateway_cpu_ms_per_invoice"], 2),
+              fmt(r["gateway_cores"], 2), fmt(r["upstream_cores"], 2),
+              fmt(r["loadgen_cores"], 2), fmt(r["other_cores"], 2),
+              fmt(r["machine_busy_pct"], 0), r["non2xx"], r["errors"], r["stored"]]
+             for r in capacity])
+        for workers in args.workers:
+            rates = [float(r["invoices_per_s"]) for r in capacity if r["workers"] == workers]
+            print(f"{workers} worker(s): {min(rates):.0f} .. {max(rates):.0f} invoices/s "
+                  f"(target >= 1000: {'MET' if min(rates) >= 1000 else 'NOT MET'})")
+    if ablations:
+        base = {r["run"]: r for r in ablations if r["ablate"] == "baseline"}
+        print_table(
+            "Ablations, 1 worker: CPU saved by switching one piece off (measurement only)",
+            ["run", "switched off", "invoices/s", "gateway CPU ms/invoice",
+             "CPU ms saved vs baseline", "gateway cores"],
+            [[r["run"], r["ablate"], fmt(r["invoices_per_s"], 0),
+              fmt(r["gateway_cpu_ms_per_invoice"], 2),
+              fmt(float(base[r["run"]]["gateway_cpu_ms_per_invoice"])
+                  - float(r["gateway_cpu_ms_per_invoice"]), 2)
+              if r["ablate"] != "baseline" else "-", fmt(r["gateway_cores"], 2)]
+             for r in ablations])
+    if profile:
+        print(f"\n### Profile: 1 worker under py-spy --gil ({profile['samples']} samples, "
+              f"{profile['invoices_per_s_under_profiler']:.0f} invoices/s while profiled)")
+        for title, key in (("threads", "threads"), ("self time by area", "self_by_area"),
+                           ("inclusive time by area", "inclusive_by_area"),
+                           ("self time by function", "self_by_function"),
+                           ("inclusive time, lngate functions", "inclusive_lngate_functions")):
+            print(f"\n{title} (% of samples):")
+            for name, pct in profile[key]:
+                print(f"  {pct:5.1f}  {name}")
+        print(f"\ncollapsed stacks: {profile['collapsed_stacks']}")
+    print(f"\nraw results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            sys.exit(main())
+    finally:
+        cleanup_src()
