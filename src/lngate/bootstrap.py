@@ -13,18 +13,14 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import structlog
 
-from lngate.providers.base import Provider
-from lngate.providers.lnbits import LNbitsConfig, LNbitsProvider, make_session
-from lngate.providers.testprovider import TestProvider
-from lngate.resilience.breaker import BreakerState, CircuitBreaker
-from lngate.resilience.deadline import AttemptTimeoutPolicy
-from lngate.resilience.router import Router
+from lngate.metrics import GatewayMetrics
+from lngate.notify.alerts import AlertChannel, DiscordWebhook, EmailAlerts, SlackWebhook
 from lngate.notify.email import (
     EmailSender,
     FolderEmailSender,
@@ -33,20 +29,24 @@ from lngate.notify.email import (
     SmtpEmailSender,
 )
 from lngate.notify.templates import EmailTemplates
-from lngate.services.call_recorder import CallRecorder
-from lngate.metrics import GatewayMetrics
-from lngate.notify.alerts import AlertChannel, DiscordWebhook, EmailAlerts, SlackWebhook
-from lngate.resilience.router import AttemptRecord
+from lngate.providers.base import Provider
+from lngate.providers.lnbits import LNbitsConfig, LNbitsProvider, make_session
+from lngate.providers.testprovider import TestProvider
+from lngate.resilience.breaker import BreakerState, CircuitBreaker
+from lngate.resilience.deadline import AttemptTimeoutPolicy
+from lngate.resilience.router import AttemptRecord, Router
 from lngate.services.alerts import AlertThresholds
-from lngate.services.monitoring import Monitoring, MonitoringConfig
+from lngate.services.call_recorder import CallRecorder
+from lngate.services.clock import utcnow
 from lngate.services.events import InvoiceEvents
 from lngate.services.invoices import InvoiceContext
+from lngate.services.monitoring import Monitoring, MonitoringConfig
 from lngate.services.orders import Catalog, OrderContext
 from lngate.services.outbox import OutboxConfig
+from lngate.services.payee_keys import PayeeKeys
 from lngate.services.reconciler import ReconcilerConfig
 from lngate.services.settlement import Settler
 from lngate.services.webhooks import WebhookAuth
-from lngate.services.payee_keys import PayeeKeys
 from lngate.settings import ConfigError, Settings
 from lngate.store import Database
 from lngate.store.invoice_writer import InvoiceWriter
@@ -54,11 +54,6 @@ from lngate.store.invoice_writer import InvoiceWriter
 log = structlog.get_logger("lngate.bootstrap")
 OUTBOX_WAKE_DELAY = 0.25
 """Seconds between a settlement and waking the outbox worker."""
-
-
-def utcnow() -> datetime:
-    """Aware UTC now (the wall clock given to services)."""
-    return datetime.now(UTC)
 
 
 @dataclass

@@ -8,27 +8,28 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from lngate.web.responses import JsonResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lngate import __version__
 from lngate.bootstrap import build_gateway, utcnow
 from lngate.settings import Settings
 from lngate.tasks import Supervisor
-from lngate.tasks.payments import start_payment_tasks
 from lngate.tasks.monitoring import start_monitoring_tasks
-from lngate.web import routes_admin, routes_ops
-from lngate.web.http_metrics import HttpMetricsMiddleware
+from lngate.tasks.payments import start_payment_tasks
 from lngate.web import (
+    routes_admin,
     routes_demo,
     routes_events,
     routes_invoices,
+    routes_ops,
     routes_orders,
     routes_webhook,
 )
 from lngate.web.client_ip import ClientIP
 from lngate.web.errors import ApiError
+from lngate.web.http_metrics import HttpMetricsMiddleware
 from lngate.web.ratelimit import RateLimiter
+from lngate.web.responses import JsonResponse
 from lngate.web.state import WebState
 
 log = structlog.get_logger("lngate.web")
