@@ -8,10 +8,17 @@ Money is always an ``int`` of millisatoshis named ``*_msat``; sats appear only a
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
 MSAT_PER_SAT = 1000
+_PAYMENT_HASH = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def is_payment_hash(text: str) -> bool:
+    """Whether ``text`` looks like a payment hash (64 hex digits, either case)."""
+    return _PAYMENT_HASH.fullmatch(text) is not None
 
 
 class Network(enum.StrEnum):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lngate.errors import NoProviderAvailable
 from lngate.web.responses import JsonResponse
 
 
@@ -24,3 +25,9 @@ class ApiError(Exception):
             {"error": self.message, "code": self.code, **self.extra},
             status_code=self.status, headers=self.headers,
         )
+
+
+def no_provider_error(exc: NoProviderAvailable) -> ApiError:
+    """The 503 answered when no provider could issue an invoice, with each one's reason."""
+    return ApiError(503, "Aucun fournisseur Lightning n'a pu créer la facture", exc.code,
+                    providers=exc.reasons, headers={"Retry-After": "5"})

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import re
-
 from fastapi import APIRouter, Request
-from lngate.web.responses import JsonResponse
 
+from lngate.domain import is_payment_hash
 from lngate.web.errors import ApiError
+from lngate.web.responses import JsonResponse
 from lngate.web.state import gateway_of
 
 router = APIRouter()
-_PAYMENT_HASH = re.compile(r"[0-9a-fA-F]{64}")
 
 
 @router.post("/api/demo/pay/{payment_hash}")
@@ -23,7 +21,7 @@ async def demo_pay(payment_hash: str, request: Request) -> JsonResponse:
     gateway = gateway_of(request)
     if gateway.test_provider is None:
         raise ApiError(404, "Introuvable", "http_404")
-    if not _PAYMENT_HASH.fullmatch(payment_hash) or not gateway.test_provider.mark_paid(
+    if not is_payment_hash(payment_hash) or not gateway.test_provider.mark_paid(
         payment_hash.lower()
     ):
         raise ApiError(404, "Facture de test non trouvée", "not_found")

@@ -12,20 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Request
 from starlette.responses import StreamingResponse
 
-from lngate.domain import InvoiceState
+from lngate.domain import InvoiceState, is_payment_hash
 from lngate.services.invoices import find_invoice
 from lngate.web.errors import ApiError
 from lngate.web.state import gateway_of, web_of
 
 router = APIRouter()
-_PAYMENT_HASH = re.compile(r"[0-9a-fA-F]{64}")
 _PUBLIC = {InvoiceState.PENDING: "pending", InvoiceState.PAID: "settled",
            InvoiceState.EXPIRED: "expired"}
 
@@ -43,7 +41,7 @@ async def invoice_events(payment_hash: str, request: Request) -> StreamingRespon
         raise ApiError(429, "Trop de requêtes, réessayez plus tard", "rate_limited",
                        headers={"Retry-After": str(decision.retry_after)},
                        retryAfter=decision.retry_after)
-    if not _PAYMENT_HASH.fullmatch(payment_hash):
+    if not is_payment_hash(payment_hash):
         raise ApiError(404, "Facture non trouvée", "not_found")
     payment_hash = payment_hash.lower()
     record = await find_invoice(gateway.db, payment_hash)

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import re
-
 from fastapi import APIRouter, Request
-from lngate.web.responses import JsonResponse
 
-from lngate.domain import InvoiceState, msat_to_sat
+from lngate.domain import InvoiceState, is_payment_hash, msat_to_sat
 from lngate.errors import NoProviderAvailable
 from lngate.services.invoices import IdempotencyConflict, create_invoice
 from lngate.services.settlement import check_invoice
 from lngate.store.invoices import InvoiceRecord
 from lngate.web.body import read_json
-from lngate.web.errors import ApiError
+from lngate.web.errors import ApiError, no_provider_error
 from lngate.web.invoice_input import parse_invoice_request
-from lngate.web.state import gateway_of, web_of
+from lngate.web.responses import JsonResponse
+from lngate.web.state import enforce_rate_limit, gateway_of
 
 router = APIRouter()
-_PAYMENT_HASH = re.compile(r"[0-9a-fA-F]{64}")
 _CHECK_STATUS = {
     InvoiceState.PENDING: "pending",
     InvoiceState.PAID: "settled",
@@ -44,12 +41,8 @@ def invoice_body(record: InvoiceRecord) -> dict[str, object]:
 @router.post("/api/create-invoice")
 async def create_invoice_route(request: Request) -> JsonResponse:
     """Create a validated BOLT11 invoice through the first provider that can issue one."""
-    gateway, web = gateway_of(request), web_of(request)
-    decision = await web.rate_limiter.check("create-invoice", web.client_ip(request))
-    if not decision.allowed:
-        raise ApiError(429, "Trop de requêtes, réessayez plus tard", "rate_limited",
-                       headers={"Retry-After": str(decision.retry_after)},
-                       retryAfter=decision.retry_after)
+    gateway = gateway_of(request)
+    await enforce_rate_limit(request, "create-invoice")
     body = await read_json(request)
     invoice_request = parse_invoice_request(
         body,
@@ -63,8 +56,7 @@ async def create_invoice_route(request: Request) -> JsonResponse:
         raise ApiError(422, "Idempotency-Key déjà utilisée avec une autre requête",
                        "idempotency_conflict") from None
     except NoProviderAvailable as exc:
-        raise ApiError(503, "Aucun fournisseur Lightning n'a pu créer la facture",
-                       exc.code, providers=exc.reasons, headers={"Retry-After": "5"}) from None
+        raise no_provider_error(exc) from None
     headers = {"Idempotent-Replayed": "true"} if issued.replayed else None
     return JsonResponse(invoice_body(issued.invoice), headers=headers)
 
@@ -77,7 +69,7 @@ async def check_invoice_route(request: Request) -> JsonResponse:
         raise ApiError(400, "ID de facture manquant", "missing_id")
     not_found = JsonResponse({"status": "not_found", "error": "Facture non trouvée",
                                 "code": "not_found"})
-    if not _PAYMENT_HASH.fullmatch(invoice_id):
+    if not is_payment_hash(invoice_id):
         return not_found
     gateway = gateway_of(request)
     if gateway.settler is not None:  # tells SSE listeners and the outbox worker at once

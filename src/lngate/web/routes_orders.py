@@ -12,11 +12,11 @@ from lngate.errors import NoProviderAvailable
 from lngate.services.orders import OrderView, PriceError, create_order, find_order
 from lngate.store.orders import OrderRecord
 from lngate.web.body import read_json
-from lngate.web.errors import ApiError
+from lngate.web.errors import ApiError, no_provider_error
 from lngate.web.order_input import parse_order_request
 from lngate.web.responses import JsonResponse
 from lngate.web.routes_invoices import invoice_body
-from lngate.web.state import gateway_of, web_of
+from lngate.web.state import enforce_rate_limit, gateway_of
 
 router = APIRouter()
 _ORDER_ID = re.compile(r"[A-Za-z0-9_-]{16,32}")
@@ -53,12 +53,8 @@ def order_body(order: OrderRecord, view: OrderView | None = None) -> dict[str, A
 @router.post("/api/orders", status_code=201)
 async def create_order_route(request: Request) -> JsonResponse:
     """Create an order priced by the catalog, with the invoice that pays it."""
-    gateway, web = gateway_of(request), web_of(request)
-    decision = await web.rate_limiter.check("orders", web.client_ip(request))
-    if not decision.allowed:
-        raise ApiError(429, "Trop de requêtes, réessayez plus tard", "rate_limited",
-                       headers={"Retry-After": str(decision.retry_after)},
-                       retryAfter=decision.retry_after)
+    gateway = gateway_of(request)
+    await enforce_rate_limit(request, "orders")
     order_request = parse_order_request(await read_json(request))
     assert gateway.orders is not None
     try:
@@ -66,8 +62,7 @@ async def create_order_route(request: Request) -> JsonResponse:
     except PriceError as exc:
         raise ApiError(400, exc.message, exc.code, **exc.extra) from None
     except NoProviderAvailable as exc:
-        raise ApiError(503, "Aucun fournisseur Lightning n'a pu créer la facture",
-                       exc.code, providers=exc.reasons, headers={"Retry-After": "5"}) from None
+        raise no_provider_error(exc) from None
     body = invoice_body(created.invoice)
     order = order_body(created.order)
     order["expiresAt"] = _iso(created.invoice.expires_at)
