@@ -1,9 +1,17 @@
 """The composition root: the only place that turns :class:`Settings` into live objects.
 
 ``build_gateway`` opens the database (and migrates it), creates one pooled HTTP session per
-HTTP provider, the providers in priority order (LNbits, NWC, then the test provider when test
-mode is on), and the services' context. Nothing here starts a task; the web lifespan or the
-CLI decides what runs.
+HTTP provider, the providers in priority order, and every service, and returns the
+:class:`Gateway` whole. Nothing here starts a task; the web lifespan or the CLI decides what
+runs.
+
+Demo mode and the test provider
+    The test provider signs real but unpayable invoices. It serves customers only in *pure
+    demo mode*: no real provider is configured and ``LIGHTNING_TEST_MODE`` is not ``false``.
+    Otherwise it is private: it never issues an invoice to a public request (it is not in the
+    create router), it only backs the admin's ``simulate_payment``, whose invoices it can
+    still be asked about (the router knows it for look-ups only), and settlement refuses to
+    fulfil an order from one of its invoices.
 """
 
 from __future__ import annotations
@@ -11,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -58,30 +66,32 @@ OUTBOX_WAKE_DELAY = 0.25
 
 @dataclass
 class Gateway:
-    """Everything a running gateway holds, built from settings."""
+    """Everything a running gateway holds, built whole from settings by :func:`build_gateway`."""
 
     settings: Settings
     db: Database
     providers: list[Provider]
+    """The providers customers' invoices come from, in priority order."""
     router: Router
     payee_keys: PayeeKeys
     recorder: CallRecorder
     invoices: InvoiceContext
-    test_provider: TestProvider | None = None
-    _sessions: list[aiohttp.ClientSession] = field(default_factory=list)
-    # --- monitoring (issue 5) ---
-    monitoring: Monitoring | None = None
-    simulation_invoices: InvoiceContext | None = None
-    """Creates restricted to the test provider (admin ``simulate_payment``)."""
-    # --- payments (issue 4) ---
-    settler: Settler | None = None
-    orders: OrderContext | None = None
-    webhook_auth: WebhookAuth | None = None
-    email_sender: EmailSender | None = None
-    email_templates: EmailTemplates | None = None
-    outbox_config: OutboxConfig | None = None
-    outbox_wake: asyncio.Event | None = None
-    reconciler_config: ReconcilerConfig | None = None
+    demo_mode: bool
+    """Pure demo mode: the test provider serves customers (see the module docstring)."""
+    test_provider: TestProvider
+    simulation_invoices: InvoiceContext
+    """Creates restricted to the test provider (the admin's ``simulate_payment``)."""
+    settler: Settler
+    orders: OrderContext
+    webhook_auth: WebhookAuth | None
+    """``None`` when ``LNBITS_WEBHOOK_SECRET`` is unset: no webhook URL is given to LNbits."""
+    email_sender: EmailSender
+    email_templates: EmailTemplates
+    outbox_config: OutboxConfig
+    outbox_wake: asyncio.Event
+    reconciler_config: ReconcilerConfig
+    monitoring: Monitoring
+    sessions: list[aiohttp.ClientSession] = field(default_factory=list)
 
     async def aclose(self) -> None:
         """Flush recorded calls, close providers, sessions and the database."""
@@ -91,9 +101,16 @@ class Gateway:
             log.error("provider_calls_final_flush_failed", error=type(exc).__name__)
         for provider in self.providers:
             await provider.aclose()
-        for session in self._sessions:
+        if self.test_provider not in self.providers:
+            await self.test_provider.aclose()
+        for session in self.sessions:
             await session.close()
         await self.db.aclose()
+
+
+def is_demo_mode(settings: Settings) -> bool:
+    """Pure demo mode: no real provider configured and ``LIGHTNING_TEST_MODE`` not false."""
+    return settings.test_mode and not settings.real_provider_configured
 
 
 def secret_values(settings: Settings) -> list[str]:
@@ -111,9 +128,10 @@ def secret_values(settings: Settings) -> list[str]:
 
 
 async def build_providers(settings: Settings, payee_keys: PayeeKeys) -> tuple[
-    list[Provider], list[aiohttp.ClientSession], TestProvider | None
+    list[Provider], list[aiohttp.ClientSession], TestProvider
 ]:
-    """The providers in priority order, with the sessions they use."""
+    """The providers customers' invoices come from, in priority order, the sessions they use,
+    and the test provider (public in demo mode only)."""
     providers: list[Provider] = []
     sessions: list[aiohttp.ClientSession] = []
     timeout = settings.provider_timeout_seconds
@@ -143,22 +161,27 @@ async def build_providers(settings: Settings, payee_keys: PayeeKeys) -> tuple[
                 await session.close()
             raise ConfigError(f"invalid configuration:\n  NWC_URL: {exc}") from None
         providers.append(NWCProvider(config))
-    test_provider = None
-    if settings.test_mode:
-        test_provider = TestProvider(network=settings.lightning_network, clock=utcnow)
-        payee_keys.pin(test_provider.name, test_provider.node_pubkey)
+    test_provider = TestProvider(network=settings.lightning_network, clock=utcnow)
+    payee_keys.pin(test_provider.name, test_provider.node_pubkey)
+    if is_demo_mode(settings):
         providers.append(test_provider)
-        log.warning("demo_mode", message="DEMO: the test provider is enabled; its invoices "
-                    "are not real and are flagged isTest", real_providers=len(providers) - 1)
+        log.warning("demo_mode", message="DEMO: no real provider is configured; the test "
+                    "provider issues every invoice; its invoices are not real and are flagged "
+                    "isTest")
+    elif settings.lightning_test_mode and providers:
+        log.warning("test_provider_private", message="LIGHTNING_TEST_MODE is on, but a real "
+                    "provider is configured: the test provider never serves customers; it "
+                    "only backs the admin's simulate_payment")
     return providers, sessions, test_provider
 
 
 def build_router(
-    settings: Settings, providers: list[Provider], recorder: CallRecorder,
+    settings: Settings, providers: list[Provider], *,
+    on_attempt: Callable[[AttemptRecord], object],
     last_resort: frozenset[str] = frozenset(),
-    on_attempt: Callable[[AttemptRecord], object] | None = None,
+    lookup_only: Sequence[Provider] = (),
 ) -> Router:
-    """The router with one circuit breaker per provider, all on the monotonic clock."""
+    """A router with one circuit breaker per provider, all on the monotonic clock."""
 
     def breaker(name: str) -> CircuitBreaker:
         def changed(old: BreakerState, new: BreakerState) -> None:
@@ -177,13 +200,14 @@ def build_router(
         ),
         clock=time.monotonic,
         deadline_seconds=settings.create_deadline_seconds,
-        on_attempt=on_attempt or recorder.record_attempt,
+        on_attempt=on_attempt,
         last_resort=last_resort,
+        lookup_only=lookup_only,
     )
 
 
 async def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:
-    """Open the database (migrating it unless told not to) and build the providers."""
+    """Open the database (migrating it unless told not to) and build the whole gateway."""
     db = Database.from_url(settings.database_url.get_secret_value())
     try:
         if migrate:
@@ -193,25 +217,29 @@ async def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:
     except BaseException:
         await db.aclose()
         raise
+    demo = is_demo_mode(settings)
     if not providers:
         log.error("no_provider", message="no provider configured and LIGHTNING_TEST_MODE is off: "
                   "every create-invoice will answer 503")
     recorder = CallRecorder(db)
-    test_providers = frozenset({test_provider.name}) if test_provider else frozenset()
     attempt_hooks = AttemptHooks(recorder.record_attempt)
-    router = build_router(settings, providers, recorder, last_resort=test_providers,
-                          on_attempt=attempt_hooks)
+    test_names = frozenset({test_provider.name})
+    router = build_router(settings, providers, on_attempt=attempt_hooks,
+                          last_resort=test_names if demo else frozenset(),
+                          lookup_only=() if demo else (test_provider,))
     webhook_auth = build_webhook_auth(settings, providers)
     context = InvoiceContext(
         db=db,
         router=router,
         network=settings.lightning_network,
         payee_keys=payee_keys,
-        test_providers=test_providers,
+        test_providers=test_names,
         wall_clock=utcnow,
         webhook_url=webhook_auth.url if webhook_auth else None,
         writer=InvoiceWriter(db),
     )
+    simulation_router = build_router(settings, [test_provider], on_attempt=attempt_hooks,
+                                     last_resort=test_names)
     outbox_wake = asyncio.Event()
 
     def wake_outbox(_payment_hash: str) -> None:
@@ -220,38 +248,44 @@ async def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:
         asyncio.get_running_loop().call_later(OUTBOX_WAKE_DELAY, outbox_wake.set)
 
     settler = Settler(db=db, router=router, clock=utcnow, events=InvoiceEvents(),
-                      after_settle=wake_outbox)
+                      after_settle=wake_outbox, test_orders_allowed=demo,
+                      check_reuse_seconds=settings.check_reuse_seconds)
     email_sender = build_email_sender(settings, sessions)
-    gateway = Gateway(settings=settings, db=db, providers=providers, router=router,
-                   payee_keys=payee_keys,
-                   recorder=recorder, invoices=context, test_provider=test_provider,
-                   _sessions=sessions,
-                   settler=settler,
-                   orders=OrderContext(invoices=context, catalog=build_catalog(settings),
-                                       expiry=settings.invoice_expiry_seconds),
-                   webhook_auth=webhook_auth,
-                   email_sender=email_sender,
-                   email_templates=EmailTemplates(),
-                   outbox_config=OutboxConfig(
-                       poll_interval=settings.outbox_poll_interval_seconds,
-                       max_attempts=settings.outbox_max_attempts,
-                       backoff=settings.outbox_backoff_seconds,
-                       lease=settings.outbox_lease_seconds,
-                       shop_email=settings.shop_email,
-                       message_id_domain=_message_id_domain(settings),
-                   ),
-                   outbox_wake=outbox_wake,
-                   reconciler_config=ReconcilerConfig(
-                       interval=settings.reconcile_interval_seconds,
-                       late_margin=timedelta(seconds=settings.reconcile_margin_seconds),
-                       batch_size=settings.reconcile_batch_size,
-                       concurrency=settings.reconcile_concurrency,
-                   ))
-    attach_monitoring(settings, gateway, attempt_hooks)  # issue 5
-    return gateway
-
-
-# --- payments (issue 4) -----------------------------------------------------------------------
+    monitoring = Monitoring(
+        config=monitoring_config(settings), db=db, router=router, providers=providers,
+        clock=utcnow, channels=alert_channels(settings, email_sender, sessions),
+        metrics=GatewayMetrics(),
+    )
+    attempt_hooks.hooks.append(monitoring.observe_attempt)
+    return Gateway(
+        settings=settings, db=db, providers=providers, router=router, payee_keys=payee_keys,
+        recorder=recorder, invoices=context, demo_mode=demo, test_provider=test_provider,
+        simulation_invoices=dataclasses.replace(context, router=simulation_router,
+                                                webhook_url=None),
+        settler=settler,
+        orders=OrderContext(invoices=context, catalog=build_catalog(settings),
+                            expiry=settings.invoice_expiry_seconds),
+        webhook_auth=webhook_auth,
+        email_sender=email_sender,
+        email_templates=EmailTemplates(),
+        outbox_config=OutboxConfig(
+            poll_interval=settings.outbox_poll_interval_seconds,
+            max_attempts=settings.outbox_max_attempts,
+            backoff=settings.outbox_backoff_seconds,
+            lease=settings.outbox_lease_seconds,
+            shop_email=settings.shop_email,
+            message_id_domain=_message_id_domain(settings),
+        ),
+        outbox_wake=outbox_wake,
+        reconciler_config=ReconcilerConfig(
+            interval=settings.reconcile_interval_seconds,
+            late_margin=timedelta(seconds=settings.reconcile_margin_seconds),
+            batch_size=settings.reconcile_batch_size,
+            concurrency=settings.reconcile_concurrency,
+        ),
+        monitoring=monitoring,
+        sessions=sessions,
+    )
 
 
 def build_catalog(settings: Settings) -> Catalog:
@@ -306,9 +340,6 @@ def _message_id_domain(settings: Settings) -> str:
     return address.rsplit("@", 1)[-1] or "lngate.local"
 
 
-# --- monitoring (issue 5) ---------------------------------------------------------------------
-
-
 class AttemptHooks:
     """The router's ``on_attempt``: calls each hook in turn; one failing does not stop the next."""
 
@@ -342,43 +373,20 @@ def monitoring_config(settings: Settings) -> MonitoringConfig:
     )
 
 
-def alert_channels(settings: Settings, gateway: Gateway) -> list[AlertChannel]:
+def alert_channels(settings: Settings, email_sender: EmailSender,
+                   sessions: list[aiohttp.ClientSession]) -> list[AlertChannel]:
     """The configured alert channels: email, Slack, Discord (each optional)."""
     channels: list[AlertChannel] = []
-    if settings.alert_email and gateway.email_sender is not None:
-        channels.append(EmailAlerts(settings.alert_email, gateway.email_sender))
+    if settings.alert_email:
+        channels.append(EmailAlerts(settings.alert_email, email_sender))
     webhooks = [(SlackWebhook, settings.alert_slack_webhook_url),
                 (DiscordWebhook, settings.alert_discord_webhook_url)]
     if any(url for _, url in webhooks):
         session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), trust_env=False,
                                         headers={"User-Agent": "lngate"})
-        gateway._sessions.append(session)
+        sessions.append(session)
         for channel, url in webhooks:
             if url is not None:
                 channels.append(channel(url.get_secret_value(), session,
                                         timeout=settings.alert_channel_timeout_seconds))
     return channels
-
-
-def attach_monitoring(settings: Settings, gateway: Gateway, hooks: AttemptHooks) -> None:
-    """Build the gateway's monitoring, hook it to the router, and the simulation path."""
-    monitoring = Monitoring(
-        config=monitoring_config(settings), db=gateway.db, router=gateway.router,
-        providers=gateway.providers, clock=utcnow, channels=alert_channels(settings, gateway),
-        metrics=GatewayMetrics(),
-    )
-    hooks.hooks.append(monitoring.observe_attempt)
-    gateway.monitoring = monitoring
-    test = gateway.test_provider
-    if test is not None:
-        simulation_router = Router(
-            [test], breakers={test.name: gateway.router.breaker(test.name)},
-            timeouts=AttemptTimeoutPolicy(
-                k=settings.attempt_timeout_p95_factor, floor=settings.attempt_timeout_floor,
-                ceiling=settings.attempt_timeout_ceiling, default=settings.attempt_timeout_default,
-            ),
-            clock=time.monotonic, deadline_seconds=settings.create_deadline_seconds,
-            on_attempt=hooks, last_resort=frozenset({test.name}),
-        )
-        gateway.simulation_invoices = dataclasses.replace(
-            gateway.invoices, router=simulation_router, webhook_url=None)

@@ -68,11 +68,17 @@ class InvalidInvoice(ProviderError):
 
 
 class NoProviderAvailable(LngateError):
-    """Every provider failed or was skipped; ``reasons`` maps provider name to why."""
+    """Every provider failed or was skipped.
+
+    ``reasons`` maps provider name to the detailed why (for logs and the admin API: it may name
+    hosts, ports and exception classes); ``codes`` maps it to the error's ``code`` alone, which
+    is all a customer may see.
+    """
 
     code = "no_provider_available"
 
-    def __init__(self, reasons: dict[str, str]) -> None:
+    def __init__(self, reasons: dict[str, str], codes: dict[str, str] | None = None) -> None:
         detail = "; ".join(f"{name}: {why}" for name, why in reasons.items()) or "none configured"
         super().__init__(f"no provider could issue a valid invoice ({detail})")
         self.reasons = reasons
+        self.codes = codes if codes is not None else dict.fromkeys(reasons, ProviderError.code)

@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias="TRUSTED_PROXIES"
     )
+    rate_limit_check: str = Field(default="120/minute", validation_alias="RATE_LIMIT_CHECK")
+    rate_limit_webhook: str = Field(default="600/minute", validation_alias="RATE_LIMIT_WEBHOOK")
+    check_reuse_seconds: float = Field(default=2.0, ge=0, le=60,
+                                       validation_alias="CHECK_REUSE_SECONDS")
+    cors_allow_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*"], validation_alias="CORS_ALLOW_ORIGINS"
+    )
 
     # --- storage, email, logs -----------------------------------------------------------
     database_url: SecretStr = Field(
@@ -277,7 +284,7 @@ class Settings(BaseSettings):
             raise ValueError("must be a 33-byte compressed public key in hex (66 characters)")
         return value.strip().lower() if value else value
 
-    @field_validator("rate_limit")
+    @field_validator("rate_limit", "rate_limit_check", "rate_limit_webhook")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
         if not _RATE_LIMIT.match(value):
@@ -294,6 +301,19 @@ class Settings(BaseSettings):
                 ipaddress.ip_network(item, strict=False)
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    @field_validator("cors_allow_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [item.strip().rstrip("/") for item in value.split(",") if item.strip()]
+        for origin in value if isinstance(value, list) else []:
+            parts = urlsplit(origin)
+            if origin != "*" and (parts.scheme not in ("http", "https") or not parts.hostname
+                                  or parts.path or parts.query):
+                raise ValueError(f"{origin!r} is not an origin like https://shop.example.com "
+                                 "(or * for any)")
         return value
 
     @field_validator("log_format")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -72,3 +73,16 @@ async def events(db: Database) -> list[dict[str, Any]]:
     async with db.connect() as conn:
         rows = await conn.execute(select(webhook_events).order_by(webhook_events.c.id))
         return [dict(r._mapping) for r in rows]
+
+
+async def poll_status(http: httpx.AsyncClient, invoice_id: str, *, until: str = "settled",
+                      seconds: float = 6.0) -> str:
+    """Poll check-invoice as a checkout page does, until ``until`` or ``seconds`` pass; the
+    last status (a "not paid yet" answer is reused for CHECK_REUSE_SECONDS)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        status = str((await http.get("/api/check-invoice", params={"id": invoice_id})).json()
+                     ["status"])
+        if status == until or asyncio.get_running_loop().time() >= deadline:
+            return status
+        await asyncio.sleep(0.25)

@@ -15,6 +15,7 @@ from tests.doubles.lnbits_double import FAKE_NODE_PUBKEY, LNbitsDouble, Reply
 from tests.doubles.tcp_proxy import Mode, TcpProxy
 from tests.peers.lnbits_peer import LNbitsPeer
 from tests.peers.nwc_peer import NWCPeer
+from tests.web.payments import poll_status
 
 pytestmark = [pytest.mark.lnbits, pytest.mark.nwc]
 
@@ -55,8 +56,7 @@ async def test_nwc_alone_serves_valid_invoices(gateway_factory, nwc_peer: NWCPee
         check = await http.get("/api/check-invoice", params={"id": body["invoice"]["id"]})
         assert check.json() == {"status": "pending"}
         nwc_peer.settle(body["invoice"]["id"])
-        check = await http.get("/api/check-invoice", params={"id": body["invoice"]["id"]})
-        assert check.json() == {"status": "settled"}
+        assert await poll_status(http, body["invoice"]["id"]) == "settled"
 
 
 @pytest.mark.parametrize("failure", [Mode.REFUSE, Mode.HANG])

@@ -10,6 +10,7 @@ import bolt11 as reference_bolt11
 import pytest
 
 from tests.peers.lnbits_peer import LNbitsPeer, fake_wallet_payee_pubkey
+from tests.web.payments import poll_status
 
 pytestmark = pytest.mark.lnbits
 
@@ -39,8 +40,7 @@ async def test_invoice_from_lnbits_is_checked_stored_and_settled(
         check = await http.get("/api/check-invoice", params={"id": body["invoice"]["id"]})
         assert check.json() == {"status": "pending"}
         await lnbits_peer.apay(body["invoice"]["payment_request"])
-        check = await http.get("/api/check-invoice", params={"id": body["invoice"]["id"]})
-        assert check.json() == {"status": "settled"}
+        assert await poll_status(http, body["invoice"]["id"]) == "settled"
 
 
 async def test_lnbits_invoice_signed_by_another_node_is_refused(

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from tests.doubles.lnbits_double import FAKE_NODE_PUBKEY, LNbitsDouble, RecordedRequest, Reply
 
@@ -46,22 +47,26 @@ BAD_INVOICES: list[tuple[str, dict[str, Any], str]] = [
 async def test_invalid_invoice_is_refused_and_counted_as_provider_failure(
     gateway_factory, case: str, wrong: dict[str, Any], reason: str  # type: ignore[no-untyped-def]
 ) -> None:
-    """A BOLT11 that does not match the request is refused; with no other provider: 503."""
+    """A BOLT11 that does not match the request is refused (503, the provider's error code
+    only); the log says exactly what was wrong."""
     async with LNbitsDouble() as double:
         double.always("create", forged(double, **wrong))
         async with gateway_factory(lnbits_endpoint=double.url,
                                    lnbits_invoice_key=double.invoice_key,
                                    lnbits_node_pubkey=FAKE_NODE_PUBKEY,
                                    lightning_test_mode=False) as http:
-            response = await http.post("/api/create-invoice", json=REQUEST)
+            with capture_logs() as logs:
+                response = await http.post("/api/create-invoice", json=REQUEST)
             assert response.status_code == 503, response.text
-            why = response.json()["providers"]["lnbits"]
-            assert why.startswith("invalid_invoice") and reason in why.lower()
+            assert response.json()["providers"] == {"lnbits": "invalid_invoice"}
             assert "lnbc" not in response.text  # the refused invoice is never shown
+            [refusal] = [e for e in logs if e["event"] == "no_provider_available"]
+            assert reason in refusal["reasons"]["lnbits"].lower()
 
 
-async def test_invalid_invoice_fails_over_to_the_next_provider(gateway_factory) -> None:  # type: ignore[no-untyped-def]
-    """When LNbits returns a bad invoice, the next provider serves a valid one."""
+async def test_invalid_invoice_never_falls_back_to_a_test_invoice(gateway_factory) -> None:  # type: ignore[no-untyped-def]
+    """With a real provider configured, a bad invoice from it is a 503 even with
+    LIGHTNING_TEST_MODE on: the test provider never serves customers then."""
     async with LNbitsDouble() as double:
         double.always("create", forged(double, network="tb"))
         async with gateway_factory(lnbits_endpoint=double.url,
@@ -69,7 +74,8 @@ async def test_invalid_invoice_fails_over_to_the_next_provider(gateway_factory) 
                                    lnbits_node_pubkey=FAKE_NODE_PUBKEY,
                                    lightning_test_mode=True) as http:
             response = await http.post("/api/create-invoice", json=REQUEST)
-            assert response.status_code == 200 and response.json()["provider"] == "test"
+            assert response.status_code == 503
+            assert response.json()["providers"] == {"lnbits": "invalid_invoice"}
 
 
 PROVIDER_FAILURES: list[tuple[str, Reply, str]] = [
@@ -94,5 +100,5 @@ async def test_provider_failures_give_503_with_the_reason(
                                    lightning_test_mode=False) as http:
             response = await http.post("/api/create-invoice", json=REQUEST)
             assert response.status_code == 503
-            assert response.json()["providers"]["lnbits"].startswith(code)
+            assert response.json()["providers"] == {"lnbits": code}
             assert double.invoice_key not in response.text

@@ -167,17 +167,22 @@ class Router:
         lookup_attempts: int = 3,
         on_attempt: AttemptHook | None = None,
         last_resort: frozenset[str] = frozenset(),
+        lookup_only: Sequence[Provider] = (),
     ) -> None:
         """``providers`` in priority order; one missing from ``breakers`` gets a default breaker.
 
-        Providers named in ``last_resort`` (the test provider) stay behind every other one,
-        however degraded the others are.
+        Providers named in ``last_resort`` (the test provider in demo mode) stay behind every
+        other one, however degraded the others are. ``lookup_only`` providers are never asked
+        to create an invoice, but invoices they issued elsewhere (the admin's simulations on
+        the private test provider) can still be looked up, hence settled.
         """
         names = [p.name for p in providers]
-        if len(set(names)) != len(names):
-            raise ValueError(f"provider names must be unique: {names}")
+        every = names + [p.name for p in lookup_only]
+        if len(set(every)) != len(every):
+            raise ValueError(f"provider names must be unique: {every}")
         self._providers = list(providers)
         self._by_name = {p.name: p for p in providers}
+        self._lookup = {p.name: p for p in [*providers, *lookup_only]}
         self._breakers = {
             name: breakers.get(name) or CircuitBreaker(name, clock=clock) for name in names
         }
@@ -260,6 +265,7 @@ class Router:
         plan = self.plan()
         records: list[AttemptRecord] = []
         reasons: dict[str, str] = {}
+        codes: dict[str, str] = {}
         skipped = dict(plan.skipped)
 
         def emit(record: AttemptRecord) -> None:
@@ -268,6 +274,7 @@ class Router:
 
         def skip(name: str, why: str, error_type: str) -> None:
             reasons[name] = skipped[name] = why
+            codes[name] = error_type
             emit(AttemptRecord(name, CREATE_INVOICE, self._clock(), 0.0, Outcome.SKIPPED,
                                error_type, why))
 
@@ -303,7 +310,7 @@ class Router:
                 except Exception as exc:
                     emit(self._finish(name, CREATE_INVOICE, started_at, exc, retry=retry,
                                       gated=True))
-                    reasons[name] = _reason(exc)
+                    reasons[name], codes[name] = _reason(exc), _code(exc)
                     if retry or not _retry_create(exc):
                         break
                     retry = True
@@ -315,7 +322,8 @@ class Router:
                                   gated=True))
                 return RouteResult(value, name, records, skipped)
 
-        raise NoProviderAvailable({p.name: reasons[p.name] for p in self._providers})
+        raise NoProviderAvailable({p.name: reasons[p.name] for p in self._providers},
+                                  {p.name: codes[p.name] for p in self._providers})
 
     # -- looking up -----------------------------------------------------------------------
 
@@ -333,7 +341,7 @@ class Router:
         attempt is cut off at the provider's attempt timeout. Returns the value or raises the
         last error; an unconfigured provider raises ``ProviderUnavailable``.
         """
-        provider = self._by_name.get(provider_name)
+        provider = self._lookup.get(provider_name)
         if provider is None:
             raise ProviderUnavailable("provider is not configured", provider=provider_name)
 
@@ -371,9 +379,9 @@ class Router:
         """
         now = self._clock()
         duration = now - started_at
-        breaker = self._breakers[name]
         timed_out = exc is not None and is_timeout(exc)
         if gated:
+            breaker = self._breakers[name]
             if exc is None:
                 breaker.record_success()
             elif counts_for_breaker(exc):

@@ -131,6 +131,7 @@ _FROM_SETTLE = {
     SettleOutcome.EXPIRED: WebhookResult.NOT_PAID,
     SettleOutcome.MISMATCH: WebhookResult.MISMATCH,
     SettleOutcome.PROVIDER_UNAVAILABLE: WebhookResult.PROVIDER_UNAVAILABLE,
+    SettleOutcome.TEST_INVOICE_REFUSED: WebhookResult.MISMATCH,
 }
 
 

@@ -45,6 +45,19 @@ async def mark_expired(conn: AsyncConnection, payment_hash: str) -> bool:
     return result.rowcount == 1
 
 
+async def expire_test_invoices(conn: AsyncConnection, *, created_before: datetime) -> list[str]:
+    """Pending test-provider invoices created before ``created_before`` -> expired; their
+    payment hashes."""
+    result = await conn.execute(
+        update(invoices)
+        .where(invoices.c.is_test.is_(True), invoices.c.state == InvoiceState.PENDING.value,
+               invoices.c.created_at < created_before)
+        .values(state=InvoiceState.EXPIRED.value)
+        .returning(invoices.c.payment_hash)
+    )
+    return [row[0] for row in result.all()]
+
+
 async def claim_for_reconcile(
     conn: AsyncConnection,
     *,

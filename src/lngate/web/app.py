@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lngate import __version__
-from lngate.bootstrap import build_gateway, utcnow
+from lngate.bootstrap import build_gateway, is_demo_mode, utcnow
 from lngate.settings import Settings
 from lngate.tasks import Supervisor
 from lngate.tasks.monitoring import start_monitoring_tasks
@@ -26,6 +26,7 @@ from lngate.web import (
     routes_webhook,
 )
 from lngate.web.client_ip import ClientIP
+from lngate.web.cors import PublicCORS
 from lngate.web.errors import ApiError
 from lngate.web.http_metrics import HttpMetricsMiddleware
 from lngate.web.ratelimit import RateLimiter
@@ -40,16 +41,22 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        started_at = utcnow()
         gateway = await build_gateway(settings, migrate=migrate)
         supervisor = Supervisor()
         app.state.gateway = gateway
         app.state.web = WebState(
             rate_limiter=RateLimiter(
                 settings.rate_limit,
+                per_route={"check-invoice": settings.rate_limit_check,
+                           "invoice-events": settings.rate_limit_check,
+                           "webhook": settings.rate_limit_webhook},
                 redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
             ),
             client_ip=ClientIP(settings.trusted_proxies),
         )
+        if not gateway.demo_mode:
+            await gateway.settler.close_test_invoices(created_before=started_at)
         supervisor.start("provider-call-recorder", gateway.recorder.run)
         start_payment_tasks(
             supervisor, settler=gateway.settler, clock=utcnow, providers=gateway.providers,
@@ -59,7 +66,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         )
         await start_monitoring_tasks(supervisor, gateway.monitoring)
         log.info("gateway_started", providers=[p.name for p in gateway.providers],
-                 network=settings.lightning_network.name.lower(), demo=settings.test_mode)
+                 network=settings.lightning_network.name.lower(), demo=gateway.demo_mode)
         try:
             yield
         finally:
@@ -75,9 +82,10 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(routes_events.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_ops.router)
-    app.add_middleware(HttpMetricsMiddleware)
-    if settings.test_mode:
+    if is_demo_mode(settings):  # never mounted when a real provider is configured
         app.include_router(routes_demo.router)
+    app.add_middleware(HttpMetricsMiddleware)
+    app.add_middleware(PublicCORS, origins=settings.cors_allow_origins)
 
     @app.exception_handler(ApiError)
     async def api_error(_request: Request, exc: ApiError) -> JsonResponse:
@@ -91,7 +99,9 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     async def http_error(_request: Request, exc: StarletteHTTPException) -> JsonResponse:
         message = {404: "Introuvable", 405: "Méthode non autorisée"}.get(exc.status_code,
                                                                           str(exc.detail))
-        return ApiError(exc.status_code, message, f"http_{exc.status_code}").response()
+        # exc.headers carries what the status requires, e.g. ``Allow`` on a 405
+        return ApiError(exc.status_code, message, f"http_{exc.status_code}",
+                        headers=dict(exc.headers or {})).response()
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JsonResponse:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
+
 from lngate.errors import NoProviderAvailable
 from lngate.web.responses import JsonResponse
+
+log = structlog.get_logger("lngate.web")
 
 
 class ApiError(Exception):
@@ -28,6 +32,12 @@ class ApiError(Exception):
 
 
 def no_provider_error(exc: NoProviderAvailable) -> ApiError:
-    """The 503 answered when no provider could issue an invoice, with each one's reason."""
+    """The 503 answered when no provider could issue an invoice.
+
+    A customer sees each provider's error code only; the detailed reasons (hosts, ports,
+    exception classes) go to the log here, and to the admin API and metrics through the
+    recorded provider calls.
+    """
+    log.warning("no_provider_available", reasons=exc.reasons)
     return ApiError(503, "Aucun fournisseur Lightning n'a pu créer la facture", exc.code,
-                    providers=exc.reasons, headers={"Retry-After": "5"})
+                    providers=exc.codes, headers={"Retry-After": "5"})

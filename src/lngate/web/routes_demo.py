@@ -1,4 +1,8 @@
-"""Demo-only routes, mounted only when the test provider is enabled (LIGHTNING_TEST_MODE)."""
+"""Demo-only routes, mounted only in pure demo mode (no real provider configured).
+
+With a real provider configured, no public endpoint can mark anything paid: the route is not
+mounted, and would refuse anyway.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +18,16 @@ router = APIRouter()
 
 @router.post("/api/demo/pay/{payment_hash}")
 async def demo_pay(payment_hash: str, request: Request) -> JsonResponse:
-    """Mark a test-provider invoice paid, as a customer's wallet would (demo and tests only).
+    """Pay a test-provider invoice, as a customer's wallet would (demo mode only).
 
-    The invoice then settles through the normal path: check-invoice asks the provider.
+    Like a real provider's notification, the payment rings settlement's doorbell: the
+    invoice settles through the normal path (the provider is asked, the order fulfilled).
     """
     gateway = gateway_of(request)
-    if gateway.test_provider is None:
+    if not gateway.demo_mode:
         raise ApiError(404, "Introuvable", "http_404")
-    if not is_payment_hash(payment_hash) or not gateway.test_provider.mark_paid(
-        payment_hash.lower()
-    ):
+    payment_hash = payment_hash.lower()
+    if not is_payment_hash(payment_hash) or not gateway.test_provider.mark_paid(payment_hash):
         raise ApiError(404, "Facture de test non trouvée", "not_found")
-    return JsonResponse({"paid": True, "payment_hash": payment_hash.lower()})
+    outcome = await gateway.settler.settle(payment_hash, source="demo-wallet")
+    return JsonResponse({"paid": True, "payment_hash": payment_hash, "settlement": outcome.value})

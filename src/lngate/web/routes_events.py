@@ -21,7 +21,7 @@ from starlette.responses import StreamingResponse
 from lngate.domain import InvoiceState, is_payment_hash
 from lngate.services.invoices import find_invoice
 from lngate.web.errors import ApiError
-from lngate.web.state import gateway_of, web_of
+from lngate.web.state import enforce_rate_limit, gateway_of
 
 router = APIRouter()
 _PUBLIC = {InvoiceState.PENDING: "pending", InvoiceState.PAID: "settled",
@@ -35,12 +35,8 @@ def _event(name: str, data: dict[str, object]) -> bytes:
 @router.get("/api/invoices/{payment_hash}/events")
 async def invoice_events(payment_hash: str, request: Request) -> StreamingResponse:
     """Stream the invoice's status until it is settled or expired (or the lifetime ends)."""
-    gateway, web = gateway_of(request), web_of(request)
-    decision = await web.rate_limiter.check("invoice-events", web.client_ip(request))
-    if not decision.allowed:
-        raise ApiError(429, "Trop de requêtes, réessayez plus tard", "rate_limited",
-                       headers={"Retry-After": str(decision.retry_after)},
-                       retryAfter=decision.retry_after)
+    gateway = gateway_of(request)
+    await enforce_rate_limit(request, "invoice-events")
     if not is_payment_hash(payment_hash):
         raise ApiError(404, "Facture non trouvée", "not_found")
     payment_hash = payment_hash.lower()
@@ -48,7 +44,6 @@ async def invoice_events(payment_hash: str, request: Request) -> StreamingRespon
     if record is None:
         raise ApiError(404, "Facture non trouvée", "not_found")
     settings = gateway.settings
-    assert gateway.settler is not None
     events = gateway.settler.events
 
     async def stream() -> AsyncIterator[bytes]:

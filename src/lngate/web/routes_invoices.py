@@ -7,7 +7,6 @@ from fastapi import APIRouter, Request
 from lngate.domain import InvoiceState, is_payment_hash, msat_to_sat
 from lngate.errors import NoProviderAvailable
 from lngate.services.invoices import IdempotencyConflict, create_invoice
-from lngate.services.settlement import check_invoice
 from lngate.store.invoices import InvoiceRecord
 from lngate.web.body import read_json
 from lngate.web.errors import ApiError, no_provider_error
@@ -32,10 +31,11 @@ def invoice_body(record: InvoiceRecord) -> dict[str, object]:
         "expires_at": record.expires_at.isoformat().replace("+00:00", "Z"),
         "amount": msat_to_sat(record.amount_msat),
     }
-    if record.is_test:
-        invoice["isTest"] = True
-    return {"invoice": invoice, "paymentUrl": f"lightning:{record.bolt11}",
-            "provider": record.provider}
+    body: dict[str, object] = {"invoice": invoice, "paymentUrl": f"lightning:{record.bolt11}",
+                               "provider": record.provider}
+    if record.is_test:  # top-level, where the original put it; inside the invoice too
+        invoice["isTest"] = body["isTest"] = True
+    return body
 
 
 @router.post("/api/create-invoice")
@@ -64,6 +64,7 @@ async def create_invoice_route(request: Request) -> JsonResponse:
 @router.get("/api/check-invoice")
 async def check_invoice_route(request: Request) -> JsonResponse:
     """The verified status of an invoice: pending, settled, expired or not_found."""
+    await enforce_rate_limit(request, "check-invoice")
     invoice_id = request.query_params.get("id", "").strip()
     if not invoice_id:
         raise ApiError(400, "ID de facture manquant", "missing_id")
@@ -71,12 +72,7 @@ async def check_invoice_route(request: Request) -> JsonResponse:
                                 "code": "not_found"})
     if not is_payment_hash(invoice_id):
         return not_found
-    gateway = gateway_of(request)
-    if gateway.settler is not None:  # tells SSE listeners and the outbox worker at once
-        state = await gateway.settler.check(invoice_id)
-    else:
-        state = await check_invoice(invoice_id, db=gateway.db, router=gateway.router,
-                                    clock=gateway.invoices.wall_clock)
+    state = await gateway_of(request).settler.check(invoice_id)
     if state is None:
         return not_found
     return JsonResponse({"status": _CHECK_STATUS[state]})

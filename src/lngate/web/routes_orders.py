@@ -56,7 +56,6 @@ async def create_order_route(request: Request) -> JsonResponse:
     gateway = gateway_of(request)
     await enforce_rate_limit(request, "orders")
     order_request = parse_order_request(await read_json(request))
-    assert gateway.orders is not None
     try:
         created = await create_order(order_request, gateway.orders)
     except PriceError as exc:
@@ -84,6 +83,4 @@ async def get_order_route(order_id: str, request: Request) -> JsonResponse:
 @router.get("/api/catalog")
 async def catalog_route(request: Request) -> JsonResponse:
     """The prices the gateway charges (sats), for the shop's front end."""
-    gateway = gateway_of(request)
-    assert gateway.orders is not None
-    return JsonResponse({"catalog": gateway.orders.catalog.public()})
+    return JsonResponse({"catalog": gateway_of(request).orders.catalog.public()})

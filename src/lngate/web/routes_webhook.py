@@ -23,7 +23,7 @@ from lngate.services.webhooks import (
     parse_lnbits_body,
 )
 from lngate.web.responses import JsonResponse
-from lngate.web.state import gateway_of
+from lngate.web.state import enforce_rate_limit, gateway_of
 
 router = APIRouter()
 log = structlog.get_logger("lngate.webhook")
@@ -46,6 +46,7 @@ async def lnbits_webhook(request: Request) -> JsonResponse:
     """Authenticate, read, store and settle one LNbits payment notification."""
     started = time.perf_counter()
     received_at = datetime.now(UTC)
+    await enforce_rate_limit(request, "webhook")
     gateway = gateway_of(request)
     auth = gateway.webhook_auth
     nonce = request.query_params.get("nonce")
@@ -77,7 +78,6 @@ async def lnbits_webhook(request: Request) -> JsonResponse:
         return _error(400, "Invalid payload", "invalid_payload", started)
     verified = time.perf_counter()  # authenticated and parsed
 
-    assert gateway.settler is not None
     outcome = await handle_webhook(
         payment, nonce=nonce, auth=method, raw_body=raw, headers=dict(request.headers),
         received_at=received_at, db=gateway.db, settler=gateway.settler,

@@ -22,12 +22,12 @@ class WebState:
 
 def gateway_of(request: Request) -> Gateway:
     """The running gateway."""
-    return request.app.state.gateway  # type: ignore[no-any-return]
+    return request.app.state.gateway
 
 
 def web_of(request: Request) -> WebState:
     """The HTTP layer's helpers."""
-    return request.app.state.web  # type: ignore[no-any-return]
+    return request.app.state.web
 
 
 async def enforce_rate_limit(request: Request, route: str) -> None:
