@@ -1,8 +1,9 @@
 """``/api/admin/lightning-monitor``: the admin monitor, bearer-token only.
 
 Every answer, success or error, has the original system's shape (docs/monitoring.md gives them
-row by row); errors carry a ``code`` beside ``error``. With no ``ADMIN_TOKEN`` configured it answers 503 (never open); a missing or wrong token gets
-401. The token is compared in constant time.
+row by row); errors carry a ``code`` beside ``error``. With no ``ADMIN_TOKEN`` configured it
+answers 503 (never open); a missing or wrong token gets 401. The token is compared in constant
+time.
 """
 
 from __future__ import annotations
