@@ -95,7 +95,7 @@ def test_stats_prints_the_statistics_table(tmp_path: Path) -> None:
     as_json = lngate(tmp_path, "stats", "--json")
     body = json.loads(as_json.stdout)
     assert set(body) == {"overall", "providers", "lastUpdated"}
-    assert body["providers"]["test"]["totalInvoices"] == 10
+    assert body["providers"]["test"]["metrics"]["totalInvoices"] == 10
 
 
 def test_config_show_redacts_secrets(tmp_path: Path) -> None:

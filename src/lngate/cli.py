@@ -310,14 +310,16 @@ def _stats_table(body: dict, hours: float) -> str:  # type: ignore[type-arg]
               f"{'success':>8} {'mean ms':>8} {'p50':>8} {'p95':>8} {'p99':>8}  last error")
     lines = [f"provider statistics, last {hours:g} h (to {body['lastUpdated']})", header,
              "-" * len(header)]
-    for name, m in body["providers"].items():
-        latency = m["latency"]
+    for name, entry in body["providers"].items():
+        m = entry["metrics"] or {}  # None: no invoice attempted through it in the window
+        latency = m.get("latency", {})
         lines.append(
-            f"{name:<10} {fmt(m['uptime'], '%'):>7} {m['totalInvoices']:>9} "
-            f"{m['successfulInvoices']:>7} {m['failedInvoices']:>7} "
-            f"{fmt(m['successRate'], '%'):>8} {fmt(m['averageResponseTime']):>8} "
-            f"{fmt(latency['p50']):>8} {fmt(latency['p95']):>8} {fmt(latency['p99']):>8}  "
-            f"{(m['lastError'] or '-')[:60]}")
+            f"{name:<10} {fmt(entry['status'].get('uptime'), '%'):>7} "
+            f"{m.get('totalInvoices', 0):>9} "
+            f"{m.get('successfulInvoices', 0):>7} {m.get('failedInvoices', 0):>7} "
+            f"{fmt(m.get('successRate'), '%'):>8} {fmt(m.get('averageResponseTime')):>8} "
+            f"{fmt(latency.get('p50')):>8} {fmt(latency.get('p95')):>8} "
+            f"{fmt(latency.get('p99')):>8}  {(m.get('lastError') or '-')[:60]}")
     o = body["overall"]
     lines.append("-" * len(header))
     lines.append(

@@ -81,10 +81,11 @@ async def test_bucket_formula_bounds_its_durations() -> None:
 
 
 async def test_provider_metrics_are_exact_where_they_can_be(db: Database) -> None:
-    """Counts, success rate, mean and errors are exact; percentiles within 6 %."""
+    """Counts, success rate, means and errors are exact; percentiles within 6 %."""
     durations = await seed(db)
     window = Window.last(24, NOW)
     metrics = (await provider_metrics(db, ["lnbits"], window))["lnbits"]
+    assert metrics is not None
     async with db.connect() as conn:
         c = provider_calls.c
         base = (c.provider == "lnbits", c.started_at >= window.start)
@@ -92,6 +93,8 @@ async def test_provider_metrics_are_exact_where_they_can_be(db: Database) -> Non
             *base, c.operation == "create_invoice", c.outcome != "skipped"))).scalar_one()
         ok = (await conn.execute(select(func.count()).where(
             *base, c.operation == "create_invoice", c.outcome == "success"))).scalar_one()
+        create_mean = (await conn.execute(select(func.avg(c.duration_ms)).where(
+            *base, c.operation == "create_invoice", c.outcome != "skipped"))).scalar_one()
         mean = (await conn.execute(select(func.avg(c.duration_ms)).where(
             *base, c.outcome != "skipped"))).scalar_one()
         skipped = (await conn.execute(select(func.count()).where(
@@ -100,7 +103,8 @@ async def test_provider_metrics_are_exact_where_they_can_be(db: Database) -> Non
     assert metrics["successfulInvoices"] == ok
     assert metrics["failedInvoices"] == creates - ok
     assert metrics["successRate"] == round(100 * ok / creates, 2)
-    assert metrics["averageResponseTime"] == pytest.approx(mean, abs=0.01)
+    assert metrics["averageResponseTime"] == pytest.approx(create_mean, abs=0.01)
+    assert metrics["latency"]["mean"] == pytest.approx(mean, abs=0.01)
     assert metrics["calls"]["skipped"] == skipped
     assert metrics["errorsByType"] == {"provider_unavailable": metrics["calls"]["failure"]
                                        + metrics["calls"]["timeout"]}
@@ -133,8 +137,8 @@ async def test_rollups_give_the_same_answers(db: Database) -> None:
                                     .where(provider_call_rollups.c.period == "d"))).scalar_one()
     assert rows == written and daily > 0
     rolled = await stats(db, ["lnbits", "nwc"], window, {"lnbits": True, "nwc": False})
-    assert rolled.body()["overall"] == raw.body()["overall"]
-    assert rolled.providers == raw.providers
+    assert rolled.overall == raw.overall
+    assert rolled.providers == raw.providers and rolled.uptimes == raw.uptimes
     assert raw.overall["healthyProviders"] == 1 and raw.overall["totalProviders"] == 2
     assert await refresh_rollups(db, now=NOW) == 0  # nothing new to roll up
     later = NOW + timedelta(minutes=2)
@@ -147,8 +151,10 @@ async def test_rollups_give_the_same_answers(db: Database) -> None:
     assert await refresh_rollups(db, now=later) > 0
     moved = Window(window.start, later)
     after = await stats(db, ["lnbits", "nwc"], moved, {})
+    assert after.providers["nwc"] and raw.providers["nwc"]
     assert after.providers["nwc"]["successfulInvoices"] == (
         raw.providers["nwc"]["successfulInvoices"] + 3)
+    assert after.providers["lnbits"] and raw.providers["lnbits"]
     assert after.providers["lnbits"]["totalInvoices"] == raw.providers["lnbits"]["totalInvoices"]
 
 
@@ -161,8 +167,8 @@ async def test_reset_deletes_one_providers_metrics_only(db: Database) -> None:
     assert deleted["provider_calls"] > 0 and deleted["health_checks"] == 24 * 60
     assert deleted["provider_call_rollups"] > 0
     metrics = await provider_metrics(db, ["lnbits", "nwc"], Window.last(24, NOW))
-    assert metrics["lnbits"]["totalInvoices"] == 0 and metrics["lnbits"]["uptime"] is None
-    assert metrics["nwc"]["totalInvoices"] > 0
+    assert metrics["lnbits"] is None
+    assert metrics["nwc"] is not None and metrics["nwc"]["totalInvoices"] > 0
 
 
 async def test_retention_deletes_only_old_rows(db: Database) -> None:
@@ -181,3 +187,74 @@ async def test_retention_deletes_only_old_rows(db: Database) -> None:
     assert oldest >= cutoff
     assert oldest_hour >= cutoff.replace(minute=0)
     assert probes == 24 * 60
+
+
+async def seed_mixed(db: Database) -> None:
+    """lnbits: 3 creates made (2 ok, 1 timed out), 1 skipped, 5 look-ups, 4 probes; nwc: look-ups
+    and probes only; gone (no longer configured): 2 creates."""
+    at = NOW - timedelta(minutes=30)
+    calls = [
+        ProviderCall("lnbits", "create_invoice", at, 100.0, "success"),
+        ProviderCall("lnbits", "create_invoice", at, 200.0, "success"),
+        ProviderCall("lnbits", "create_invoice", at, 600.0, "timeout", "provider_unavailable",
+                     "timed out"),
+        ProviderCall("lnbits", "create_invoice", at, 0.0, "skipped", "circuit_open", "open"),
+        *[ProviderCall("lnbits", "invoice_status", at, 5.0, "success") for _ in range(4)],
+        ProviderCall("lnbits", "invoice_status", at, 5.0, "failure", "provider_unavailable",
+                     "HTTP 502"),
+        *[ProviderCall("nwc", "invoice_status", at, 50.0, "success") for _ in range(3)],
+        *[ProviderCall("gone", "create_invoice", at, 10.0, "success") for _ in range(2)],
+    ]
+    probes = [HealthCheckRow(name, at, True, 3.0) for name in ("lnbits", "nwc") for _ in range(4)]
+    async with db.transaction() as conn:
+        await insert_calls(conn, calls)
+        await insert_health_checks(conn, probes)
+
+
+async def test_invoices_are_creations_attempted_not_lookups_or_probes(db: Database) -> None:
+    """totalInvoices, its split and averageResponseTime count create attempts made only, from
+    the raw calls and from the roll-ups alike."""
+    await seed_mixed(db)
+    window = Window(NOW - timedelta(hours=2), NOW)
+    for rolled_up in (False, True):
+        if rolled_up:
+            assert await refresh_rollups(db, now=NOW) > 0
+        result = await stats(db, ["lnbits", "nwc"], window, {"lnbits": True, "nwc": True})
+        lnbits = result.providers["lnbits"]
+        assert lnbits is not None
+        assert (lnbits["totalInvoices"], lnbits["successfulInvoices"],
+                lnbits["failedInvoices"]) == (3, 2, 1)
+        assert lnbits["averageResponseTime"] == 300.0  # (100 + 200 + 600) / 3: creates only
+        assert lnbits["calls"]["total"] == 8 and lnbits["calls"]["skipped"] == 1
+        assert lnbits["uptime"] == 100.0
+        assert result.overall["totalInvoices"] == 3
+        assert result.overall["successRate"] == round(100 * 2 / 3, 2)
+        assert result.overall["averageResponseTime"] == 300.0
+
+
+async def test_a_provider_without_invoices_has_no_metrics(db: Database) -> None:
+    """Look-ups and probes alone give no ProviderMetrics (None), but still an uptime."""
+    await seed_mixed(db)
+    window = Window(NOW - timedelta(hours=2), NOW)
+    result = await stats(db, ["lnbits", "nwc"], window, {})
+    assert result.providers["nwc"] is None and result.uptimes["nwc"] == 100.0
+    assert (await provider_metrics(db, ["nwc"], window))["nwc"] is None
+
+
+async def test_overall_covers_the_listed_providers_only(db: Database) -> None:
+    """Calls of a provider no longer configured are not in OverallStats."""
+    await seed_mixed(db)
+    window = Window(NOW - timedelta(hours=2), NOW)
+    with_gone = await stats(db, ["lnbits", "gone"], window, {})
+    without = await stats(db, ["lnbits"], window, {})
+    assert with_gone.overall["totalInvoices"] == 5 and without.overall["totalInvoices"] == 3
+
+
+async def test_overall_without_invoices_is_zero_not_null(db: Database) -> None:
+    """With no invoice attempted, OverallStats' successRate and averageResponseTime are 0
+    (numbers, as in the original), and every provider's metrics are None."""
+    result = await stats(db, ["lnbits", "nwc"], Window.last(24, NOW), {"lnbits": False})
+    assert result.overall["totalProviders"] == 2 and result.overall["healthyProviders"] == 0
+    assert result.overall["totalInvoices"] == 0
+    assert result.overall["successRate"] == 0 and result.overall["averageResponseTime"] == 0
+    assert result.providers == {"lnbits": None, "nwc": None}

@@ -2,13 +2,20 @@
 
 Definitions (per provider over a window, default the last 24 hours, and overall):
 
-- *invoices*: ``create_invoice`` calls that were made (skipped ones are not counted);
-  successful = the provider issued an invoice that passed validation.
+- *invoices*: invoice creations attempted through the provider, i.e. ``create_invoice`` calls
+  made (successful plus failed or timed out; skipped ones were never sent and are not counted;
+  status look-ups and probes are not invoices); successful = the provider issued an invoice that
+  passed validation.
+- *metrics or none*: a provider with no invoice creation attempted in the window has no
+  ProviderMetrics (``None``): the original system's metrics were those of its invoices, and a
+  figure such as a mean response time has no value without them. Its probes still give its
+  uptime, in its ProviderStatus.
 - *success rate*: successful invoices / invoices, in %.
-- *latency*: every call made (creates, status look-ups), in ms: exact mean; p50, p95 and p99
+- *average response time*: exact mean duration of the invoice creations, in ms.
+- *latency*: every call made (creates and status look-ups), in ms: exact mean; p50, p95 and p99
   read from the roll-ups' logarithmic buckets (within about 6 % of the exact value); a histogram
   whose bucket bounds are bucket boundaries (``le`` in ms, rounded to 0.01).
-- *uptime*: healthy probes / probes, in %.
+- *uptime*: healthy probes / probes, in % (``None`` without a probe in the window).
 - *errors by type*: failed and timed-out calls by error code.
 - *volume*: successful invoices per hour (the last 24 hours of the window) and per UTC day.
 
@@ -32,6 +39,7 @@ from lngate.store import Database
 from lngate.store.monitoring import (
     HOUR,
     CallGroup,
+    LastError,
     aggregate_hour,
     bucket_upper_ms,
     delete_batch_older_than,
@@ -78,6 +86,8 @@ class CallAggregate:
     errors: Counter[str] = field(default_factory=Counter)
     buckets: Counter[int] = field(default_factory=Counter)
     duration_sum_ms: float = 0.0
+    invoice_duration_sum_ms: float = 0.0
+    """Summed duration of the invoice creations made."""
     hourly: Counter[datetime] = field(default_factory=Counter)
     """Successful invoices per hour, for the last 24 hours of the window."""
     daily: Counter[str] = field(default_factory=Counter)
@@ -90,6 +100,7 @@ class CallAggregate:
             return
         if group.operation == CREATE:
             self.invoices[group.outcome] += group.calls
+            self.invoice_duration_sum_ms += group.duration_sum_ms
         if group.outcome != "success":
             self.errors[group.error_type or group.outcome] += group.calls
         self.duration_sum_ms += group.duration_sum_ms
@@ -101,6 +112,7 @@ class CallAggregate:
         self.errors.update(other.errors)
         self.buckets.update(other.buckets)
         self.duration_sum_ms += other.duration_sum_ms
+        self.invoice_duration_sum_ms += other.invoice_duration_sum_ms
         self.hourly.update(other.hourly)
         self.daily.update(other.daily)
 
@@ -111,7 +123,7 @@ class CallAggregate:
 
     @property
     def invoices_total(self) -> int:
-        """Create calls made."""
+        """Invoice creations attempted: create calls made (successful, failed, timed out)."""
         return sum(self.invoices.values())
 
     @property
@@ -128,6 +140,11 @@ class CallAggregate:
         """Exact mean duration of the calls made, in ms."""
         calls = self.calls
         return round(self.duration_sum_ms / calls, 2) if calls else None
+
+    def invoice_mean_ms(self) -> float | None:
+        """Exact mean duration of the invoice creations made, in ms."""
+        total = self.invoices_total
+        return round(self.invoice_duration_sum_ms / total, 2) if total else None
 
     def percentile_ms(self, q: float) -> float | None:
         """The ``q``-th percentile in ms, interpolated (log-linearly) inside its bucket."""
@@ -260,17 +277,20 @@ def _volume(aggregate: CallAggregate) -> dict[str, Any]:
 def provider_metrics_body(
     name: str, aggregate: CallAggregate, window: Window, *, uptime: float | None,
     last_error: tuple[datetime, str] | None,
-) -> dict[str, Any]:
-    """ProviderMetrics (DESIGN.md section 4) with percentiles, errors by type and volume."""
+) -> dict[str, Any] | None:
+    """ProviderMetrics with percentiles, errors by type and volume beside the original fields;
+    ``None`` when no invoice creation was attempted through the provider in ``window``."""
+    if not aggregate.invoices_total:
+        return None
     return {
-        "provider": name,
         "totalInvoices": aggregate.invoices_total,
         "successfulInvoices": aggregate.invoices_ok,
         "failedInvoices": aggregate.invoices_total - aggregate.invoices_ok,
-        "successRate": aggregate.success_rate(),
-        "averageResponseTime": aggregate.mean_ms(),
+        "averageResponseTime": aggregate.invoice_mean_ms(),
         "uptime": uptime,
         "lastError": last_error[1] if last_error else None,
+        "provider": name,
+        "successRate": aggregate.success_rate(),
         "lastErrorAt": _iso(last_error[0]) if last_error else None,
         "calls": {"total": aggregate.calls, **{k: aggregate.outcomes.get(k, 0)
                                                for k in ("success", "failure", "timeout",
@@ -294,65 +314,69 @@ def _uptime(counts: tuple[int, int] | None) -> float | None:
     return round(100 * counts[1] / counts[0], 2)
 
 
+def _last_error(error: LastError | None) -> tuple[datetime, str] | None:
+    if error is None:
+        return None
+    text = f"{error.error_type}: {error.message}" if error.message else str(error.error_type)
+    return error.at, text
+
+
 async def provider_metrics(
     db: Database, providers: Sequence[str], window: Window
-) -> dict[str, dict[str, Any]]:
-    """ProviderMetrics of each of ``providers`` (one name: only that one is queried)."""
+) -> dict[str, dict[str, Any] | None]:
+    """ProviderMetrics (or ``None``) of each of ``providers`` (one name: only it is queried)."""
     only = providers[0] if len(providers) == 1 else None
     aggregates, probes = await call_aggregates(db, window, only)
     async with db.connect() as conn:
         errors = await last_errors(conn, providers, window.start)
-    result = {}
-    for name in providers:
-        error = errors.get(name)
-        last = (error.at, f"{error.error_type}: {error.message}" if error.message
-                else str(error.error_type)) if error else None
-        result[name] = provider_metrics_body(name, aggregates.get(name, CallAggregate()), window,
-                                             uptime=_uptime(probes.get(name)), last_error=last)
-    return result
+    return {name: provider_metrics_body(name, aggregates.get(name, CallAggregate()), window,
+                                        uptime=_uptime(probes.get(name)),
+                                        last_error=_last_error(errors.get(name)))
+            for name in providers}
 
 
 @dataclass(frozen=True, slots=True)
 class Stats:
-    """What ``stats`` answers: overall figures and each provider's metrics."""
+    """Overall figures, each provider's metrics (``None`` without invoices) and uptime."""
 
     overall: dict[str, Any]
-    providers: dict[str, dict[str, Any]]
+    providers: dict[str, dict[str, Any] | None]
+    uptimes: dict[str, float | None]
     last_updated: datetime
-
-    def body(self) -> dict[str, Any]:
-        """``{overall, providers, lastUpdated}``."""
-        return {"overall": self.overall, "providers": self.providers,
-                "lastUpdated": _iso(self.last_updated)}
 
 
 async def stats(
     db: Database, providers: Sequence[str], window: Window,
     healthy: dict[str, bool | None],
 ) -> Stats:
-    """OverallStats and every provider's metrics over ``window``."""
+    """OverallStats and every provider's metrics over ``window``.
+
+    OverallStats covers ``providers`` only (calls recorded for others, such as a provider no
+    longer configured, are left out), and, as in the original system, its ``successRate`` and
+    ``averageResponseTime`` are ``0`` when no invoice was attempted.
+    """
     aggregates, probes = await call_aggregates(db, window)
     async with db.connect() as conn:
         errors = await last_errors(conn, providers, window.start)
     total = CallAggregate()
-    for aggregate in aggregates.values():
-        total.merge(aggregate)
     per_provider = {}
     for name in providers:
-        error = errors.get(name)
-        last = (error.at, f"{error.error_type}: {error.message}" if error.message
-                else str(error.error_type)) if error else None
+        aggregate = aggregates.get(name, CallAggregate())
+        total.merge(aggregate)
         per_provider[name] = provider_metrics_body(
-            name, aggregates.get(name, CallAggregate()), window,
-            uptime=_uptime(probes.get(name)), last_error=last)
-    all_probes = (sum(p[0] for p in probes.values()), sum(p[1] for p in probes.values()))
+            name, aggregate, window, uptime=_uptime(probes.get(name)),
+            last_error=_last_error(errors.get(name)))
+    listed = [probes.get(name, (0, 0)) for name in providers]
+    all_probes = (sum(p[0] for p in listed), sum(p[1] for p in listed))
+    success_rate = total.success_rate()
     overall = {
         "totalProviders": len(providers),
         "healthyProviders": sum(1 for name in providers if healthy.get(name)),
         "totalInvoices": total.invoices_total,
+        "successRate": success_rate if success_rate is not None else 0.0,
+        "averageResponseTime": total.invoice_mean_ms() or 0.0,
         "successfulInvoices": total.invoices_ok,
-        "successRate": total.success_rate(),
-        "averageResponseTime": total.mean_ms(),
+        "failedInvoices": total.invoices_total - total.invoices_ok,
         "p50": total.percentile_ms(50),
         "p95": total.percentile_ms(95),
         "p99": total.percentile_ms(99),
@@ -361,7 +385,8 @@ async def stats(
         "volume": _volume(total),
         "window": window.body(),
     }
-    return Stats(overall, per_provider, window.end)
+    uptimes = {name: _uptime(probes.get(name)) for name in providers}
+    return Stats(overall, per_provider, uptimes, window.end)
 
 
 async def latest_probes(db: Database, providers: Sequence[str]) -> dict[str, Any]:

@@ -1,7 +1,9 @@
-"""``/api/admin/lightning-monitor``: the admin monitor (DESIGN.md section 4), bearer-token only.
+"""``/api/admin/lightning-monitor``: the admin monitor, bearer-token only.
 
-With no ``ADMIN_TOKEN`` configured it answers 503 (never open); a missing or wrong token gets
-401. The token is compared in constant time.
+Every answer, success or error, has the original system's shape (docs/monitoring.md gives them
+row by row); errors carry a ``code`` beside ``error``. With no ``ADMIN_TOKEN`` configured it
+answers 503 (never open); a missing or wrong token gets 401. The token is compared in constant
+time.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ router = APIRouter()
 PATH = "/api/admin/lightning-monitor"
 GET_ACTIONS = ("status", "health", "metrics", "stats")
 POST_ACTIONS = ("simulate_payment", "force_health_check", "reset_metrics")
-DEFAULT_SIMULATION_SATS = 1000
+DEFAULT_ACTION = "status"
+NO_METRICS = "No metrics found for provider"
 MAX_WINDOW_HOURS = 24 * 3650
 
 
@@ -47,14 +50,18 @@ def _monitoring(request: Request) -> Monitoring:
     return monitoring
 
 
-def _provider(monitoring: Monitoring, name: Any, action: str) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise ApiError(400, f"Provider parameter required for {action}", "provider_required",
-                       availableProviders=monitoring.provider_names)
-    if name not in monitoring.provider_names:
-        raise ApiError(404, f"Unknown provider: {name[:64]}", "unknown_provider",
-                       availableProviders=monitoring.provider_names)
-    return name
+def _provider_name(value: Any) -> str | None:
+    """The ``provider`` parameter: ``None`` when absent or empty (as the original's
+    ``if (!provider)``); a clear 400 when it is not a name at all."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ApiError(400, "provider must be a provider name (a string)", "invalid_provider")
+    return value
+
+
+def _unknown_provider(monitoring: Monitoring, message: str, code: str) -> ApiError:
+    return ApiError(404, message, code, availableProviders=monitoring.provider_names)
 
 
 def _hours(value: str | None) -> float | None:
@@ -70,28 +77,45 @@ def _hours(value: str | None) -> float | None:
     return hours
 
 
-def _unknown(action: Any, available: tuple[str, ...]) -> ApiError:
-    what = f"Unknown action: {str(action)[:64]}" if action else "Action parameter required"
-    return ApiError(400, what, "unknown_action", availableActions=list(available))
+def _invalid_action(available: tuple[str, ...]) -> ApiError:
+    return ApiError(400, "Invalid action", "unknown_action", availableActions=list(available))
 
 
 @router.get(PATH)
 async def monitor_get(request: Request) -> JsonResponse:
-    """``?action=status|health|metrics|stats[&provider=][&hours=]``."""
+    """``?action=status|health|metrics|stats[&provider=][&hours=]`` (``action`` defaults to
+    ``status``)."""
     require_admin(request)
     monitoring = _monitoring(request)
-    action = request.query_params.get("action")
+    action = request.query_params.get("action") or DEFAULT_ACTION
+    provider = _provider_name(request.query_params.get("provider"))
     hours = _hours(request.query_params.get("hours"))
     if action == "status":
-        return JsonResponse(await admin.status(monitoring, hours))
+        if provider is None:
+            return JsonResponse(await admin.status(monitoring, hours))
+        if provider not in monitoring.provider_names:
+            raise _unknown_provider(monitoring, "Provider not found", "unknown_provider")
+        return JsonResponse(await admin.provider_status_of(monitoring, provider, hours))
     if action == "health":
         return JsonResponse(await admin.health_check(monitoring))
     if action == "metrics":
-        provider = _provider(monitoring, request.query_params.get("provider"), "metrics")
-        return JsonResponse(await admin.metrics(monitoring, provider, hours))
+        return JsonResponse(await _metrics(monitoring, provider, hours))
     if action == "stats":
         return JsonResponse(await admin.statistics(monitoring, hours))
-    raise _unknown(action, GET_ACTIONS)
+    raise _invalid_action(GET_ACTIONS)
+
+
+async def _metrics(monitoring: Monitoring, provider: str | None,
+                   hours: float | None) -> dict[str, Any]:
+    if provider is None:
+        raise ApiError(400, "Provider parameter required for metrics", "provider_required",
+                       availableProviders=monitoring.provider_names)
+    if provider not in monitoring.provider_names:
+        raise _unknown_provider(monitoring, NO_METRICS, "unknown_provider")
+    found = await admin.metrics(monitoring, provider, hours)
+    if found is None:
+        raise ApiError(404, NO_METRICS, "no_metrics")
+    return {"provider": provider, "metrics": found}
 
 
 @router.post(PATH)
@@ -101,31 +125,41 @@ async def monitor_post(request: Request) -> JsonResponse:
     require_admin(request)
     body = await read_json(request)
     if not isinstance(body, dict):
-        raise ApiError(400, "The body must be a JSON object", "invalid_body")
+        raise ApiError(400, 'The body must be a JSON object like {"action": "..."}',
+                       "invalid_body")
     monitoring = _monitoring(request)
     action = body.get("action")
     if action == "force_health_check":
-        return JsonResponse(await admin.health_check(monitoring))
+        return JsonResponse(await admin.health_check(monitoring, forced=True))
     if action == "reset_metrics":
-        provider = _provider(monitoring, body.get("provider"), "reset_metrics")
+        provider = _provider_name(body.get("provider"))
+        if provider is None:
+            raise ApiError(400, "Provider parameter required", "provider_required",
+                           availableProviders=monitoring.provider_names)
+        if provider not in monitoring.provider_names:
+            raise _unknown_provider(monitoring, "Provider not found", "unknown_provider")
         return JsonResponse(await admin.reset_metrics(monitoring, provider))
     if action == "simulate_payment":
         return JsonResponse(await _simulate(request, body))
-    raise _unknown(action, POST_ACTIONS)
+    raise _invalid_action(POST_ACTIONS)
 
 
 async def _simulate(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    """Simulate a payment on the gateway's private test provider, through the real create and
+    settle paths. Only the test provider's name is accepted: a real provider would need a real
+    payment."""
     gateway = gateway_of(request)
+    data = body.get("data")
+    amount = data.get("amount") if isinstance(data, dict) else None
+    if not body.get("provider") or not amount:
+        raise ApiError(400, "Provider and amount required", "provider_and_amount_required")
     test = gateway.test_provider
-    provider = body.get("provider")
-    if provider not in (None, "", test.name):
-        raise ApiError(400, f"simulate_payment runs on the test provider ({test.name!r}) only: "
-                       "a real provider would need a real payment", "simulation_provider",
-                       availableProviders=[test.name])
-    data = body.get("data") or {}
-    if not isinstance(data, dict):
-        raise ApiError(400, "data must be an object like {\"amount\": 1000}", "invalid_data")
-    amount = data.get("amount", DEFAULT_SIMULATION_SATS)
+    provider = body["provider"]
+    if provider != test.name:
+        shown = provider[:64] if isinstance(provider, str) else type(provider).__name__
+        raise ApiError(400, f"simulate_payment runs on the test provider ({test.name!r}) only, "
+                       f"not {shown!r}: a real provider would need a real payment",
+                       "simulation_provider", availableProviders=[test.name])
     maximum = gateway.settings.max_invoice_sats
     if not isinstance(amount, int) or isinstance(amount, bool) or not 1 <= amount <= maximum:
         raise ApiError(400, f"data.amount must be a whole number of sats from 1 to {maximum:,}",
