@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
 
 import aiohttp
 import bolt11
@@ -92,6 +93,32 @@ async def test_invoice_goes_from_pending_to_paid_with_amount(
     assert paid.amount_msat == 5_000
     assert paid.preimage is not None
     assert hashlib.sha256(bytes.fromhex(paid.preimage)).hexdigest() == invoice.payment_hash
+
+
+@pytest.mark.lnbits
+async def test_paid_at_is_when_lnbits_marked_the_invoice_paid(
+    peer_provider: LNbitsProvider, lnbits_peer: LNbitsPeer
+) -> None:
+    """paid_at is LNbits' time of payment in UTC, within a second of it: neither the invoice's
+    creation time nor the time of the lookup."""
+    invoice = await peer_provider.create_invoice(amount_msat=2_000, memo="when", expiry=600)
+    await asyncio.sleep(1.2)  # the creation is now well before the payment
+    before = datetime.now(UTC)
+    await lnbits_peer.apay(invoice.bolt11)
+    after = datetime.now(UTC)
+    await asyncio.sleep(1.5)  # and the lookup well after it
+    looked_up = datetime.now(UTC)
+
+    status = await peer_provider.invoice_status(invoice.payment_hash)
+
+    assert status is not None and status.state is PaymentState.PAID
+    assert status.paid_at is not None and status.paid_at.utcoffset() == timedelta(0)
+    assert before - timedelta(seconds=1) <= status.paid_at <= after + timedelta(seconds=1)
+    assert status.paid_at < looked_up - timedelta(seconds=1)
+    _, body = lnbits_peer.request(
+        "GET", f"/api/v1/payments/{invoice.payment_hash}", key=lnbits_peer.merchant_inkey
+    )
+    assert status.paid_at == datetime.fromisoformat(body["details"]["updated_at"])
 
 
 @pytest.mark.lnbits
@@ -538,17 +565,75 @@ async def test_unreadable_create_answer_is_unavailable(
 
 
 async def test_status_follows_the_invoice(double: LNbitsDouble, provider: LNbitsProvider) -> None:
-    """Status reads pending, then paid with LNbits' amount and preimage, from LNbits' shapes."""
+    """Status reads pending, then paid with LNbits' amount, preimage and time of payment."""
     invoice = await provider.create_invoice(amount_msat=4_000, memo="x", expiry=60)
     pending = await provider.invoice_status(invoice.payment_hash.upper())
     assert pending is not None and pending.state is PaymentState.PENDING
-    double.mark_paid(invoice.payment_hash)
+    assert pending.paid_at is None
+    created = datetime.fromisoformat(double.invoices[invoice.payment_hash]["created_at"])
+    paid_at = created + timedelta(seconds=1.5)
+    double.mark_paid(invoice.payment_hash, at=paid_at)
     paid = await provider.invoice_status(invoice.payment_hash)
     assert paid is not None and paid.state is PaymentState.PAID
     assert paid.amount_msat == 4_000
     assert paid.preimage == double.invoices[invoice.payment_hash]["preimage"]
-    assert paid.paid_at is None  # LNbits does not say when
+    assert paid.paid_at == paid_at and paid.paid_at.tzinfo is not None
     assert double.requests[-1].path == f"/api/v1/payments/{invoice.payment_hash}"
+
+
+@pytest.mark.parametrize(
+    "updated_at",
+    [
+        "missing",
+        "soon",
+        1_795_000_000,  # unix seconds: LNbits 1.x writes ISO-8601
+        "1970-01-01T00:00:00+00:00",
+        "before creation",
+    ],
+)
+async def test_unusable_payment_time_is_none_and_logged(
+    double: LNbitsDouble,
+    provider: LNbitsProvider,
+    debug_logs: list[dict[str, Any]],
+    updated_at: object,
+) -> None:
+    """A paid invoice whose time is missing, malformed or before its creation is still paid,
+    with paid_at None (the gateway uses its own clock), and the reason is logged at DEBUG."""
+    invoice = await provider.create_invoice(amount_msat=1_000, memo="x", expiry=60)
+    payment = double.invoices[invoice.payment_hash]
+    if updated_at == "before creation":
+        updated_at = datetime.fromisoformat(payment["created_at"]) - timedelta(minutes=1)
+    double.mark_paid(invoice.payment_hash, at=updated_at)  # type: ignore[arg-type]
+    if updated_at == "missing":
+        del payment["updated_at"]
+
+    status = await provider.invoice_status(invoice.payment_hash)
+
+    assert status is not None and status.state is PaymentState.PAID and status.amount_msat == 1_000
+    assert status.paid_at is None
+    [dropped] = [e for e in debug_logs if e["event"] == "provider_time_unusable"]
+    assert dropped["log_level"] == "debug"
+    assert dropped["provider"] == "lnbits-a" and dropped["field"] == "details.updated_at"
+
+
+@pytest.mark.parametrize(
+    ("updated_at", "offset"),
+    [("+00:00", timedelta(0)), ("", timedelta(0)), ("+02:00", timedelta(hours=2))],
+)
+async def test_payment_time_is_read_as_utc(
+    double: LNbitsDouble, provider: LNbitsProvider, updated_at: str, offset: timedelta
+) -> None:
+    """A payment time with an offset is converted to UTC; one without an offset is UTC."""
+    invoice = await provider.create_invoice(amount_msat=1_000, memo="x", expiry=60)
+    created = datetime.fromisoformat(double.invoices[invoice.payment_hash]["created_at"])
+    paid = (created + timedelta(seconds=3)).replace(microsecond=0)
+    wall = (paid + offset).replace(tzinfo=None).isoformat()
+    double.mark_paid(invoice.payment_hash, at=wall + updated_at)
+
+    status = await provider.invoice_status(invoice.payment_hash)
+
+    assert status is not None and status.paid_at == paid
+    assert status.paid_at.utcoffset() == timedelta(0)
 
 
 def _details(h: str, **overrides: object) -> dict[str, object]:

@@ -8,8 +8,8 @@ import hashlib
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable
-from datetime import datetime
-from typing import TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import bolt11
@@ -118,6 +118,63 @@ async def test_invoice_is_pending_then_paid_after_settle(
     assert paid.preimage is not None
     assert hashlib.sha256(bytes.fromhex(paid.preimage)).hexdigest() == invoice.payment_hash
     assert isinstance(paid.paid_at, datetime) and paid.paid_at.tzinfo is not None
+
+
+def peer_invoice(peer: NWCPeer, payment_hash: str) -> dict[str, Any]:
+    """The wallet's own record of an invoice (its ``created_at``, ``settled_at``...)."""
+    [record] = [i for i in peer.invoices() if i["payment_hash"] == payment_hash]
+    return record
+
+
+@pytest.mark.nwc
+async def test_paid_at_is_the_wallets_settled_at(provider: NWCProvider, nwc_peer: NWCPeer) -> None:
+    """paid_at is the wallet's settled_at in UTC, not the time of the lookup."""
+    invoice = await provider.create_invoice(amount_msat=3_000, memo="when", expiry=600)
+    nwc_peer.settle(invoice.payment_hash)
+    await asyncio.sleep(1.5)  # found later than it was paid
+    looked_up = datetime.now(UTC)
+
+    status = await provider.invoice_status(invoice.payment_hash)
+
+    settled_at = peer_invoice(nwc_peer, invoice.payment_hash)["settled_at"]
+    assert status is not None and status.state is PaymentState.PAID
+    assert status.paid_at == datetime.fromtimestamp(settled_at, UTC)
+    assert status.paid_at.utcoffset() == timedelta(0)
+    assert status.paid_at < looked_up - timedelta(seconds=1)
+
+
+@pytest.mark.nwc
+@pytest.mark.parametrize("settled_at", [0, 10**15, "before creation"])
+async def test_implausible_settled_at_is_none_and_logged(
+    provider: NWCProvider,
+    nwc_peer: NWCPeer,
+    debug_logs: list[dict[str, Any]],
+    settled_at: object,
+) -> None:
+    """A settled_at of 0, out of range or before the invoice's creation leaves the invoice
+    paid with paid_at None (the gateway uses its own clock), logged at DEBUG, never raising."""
+    invoice = await provider.create_invoice(amount_msat=1_000, memo="odd time", expiry=600)
+    if settled_at == "before creation":
+        settled_at = peer_invoice(nwc_peer, invoice.payment_hash)["created_at"] - 60
+    nwc_peer.settle(invoice.payment_hash, settled_at=settled_at)
+
+    status = await provider.invoice_status(invoice.payment_hash)
+
+    assert status is not None and status.state is PaymentState.PAID and status.paid_at is None
+    [dropped] = [e for e in debug_logs if e["event"] == "provider_time_unusable"]
+    assert dropped["log_level"] == "debug" and dropped["field"] == "settled_at"
+
+
+@pytest.mark.nwc
+async def test_settled_at_that_is_not_an_integer_makes_the_answer_unreadable(
+    provider: NWCProvider, nwc_peer: NWCPeer
+) -> None:
+    """nostr-sdk refuses a settled_at that is not an unsigned integer, so the lookup is
+    unavailable (the invoice stays pending and is asked again), not a crash."""
+    invoice = await provider.create_invoice(amount_msat=1_000, memo="bad time", expiry=600)
+    nwc_peer.settle(invoice.payment_hash, settled_at="yesterday")
+    with pytest.raises(ProviderUnavailable, match="expected u64"):
+        await provider.invoice_status(invoice.payment_hash)
 
 
 @pytest.mark.nwc

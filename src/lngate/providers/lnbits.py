@@ -38,6 +38,7 @@ import email.utils
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,6 +54,7 @@ from lngate.domain import (
 )
 from lngate.errors import ProviderAuthFailed, ProviderRejected, ProviderUnavailable
 from lngate.providers.base import Capabilities
+from lngate.providers.timestamps import from_iso
 
 _DETAIL_MAX = 200
 _HASH = re.compile(r"[0-9a-f]{64}")
@@ -196,7 +198,8 @@ class LNbitsProvider:
 
         ``PAID`` carries the amount (msat) and preimage as LNbits reports them; ``FAILED`` is
         how LNbits marks an expired invoice (lazily, on this very GET); an answer that cannot be
-        read is ``UNKNOWN``. LNbits gives no settlement time, so ``paid_at`` stays ``None``.
+        read is ``UNKNOWN``. ``paid_at`` is when LNbits marked it paid (``details.updated_at``),
+        ``None`` when that time is missing or unusable.
         Raises ``ValueError`` if ``payment_hash`` is not 64 hex characters.
         """
         payment_hash = payment_hash.lower()
@@ -334,7 +337,12 @@ class LNbitsProvider:
             preimage = data.get("preimage") or details.get("preimage")
             if not isinstance(preimage, str) or not _HASH.fullmatch(preimage.lower()):
                 preimage = None
-            return PaymentStatus(PaymentState.PAID, amount_msat=amount_msat, preimage=preimage)
+            return PaymentStatus(
+                PaymentState.PAID,
+                amount_msat=amount_msat,
+                preimage=preimage,
+                paid_at=self._paid_at(details),
+            )
         if paid is not False:
             return unknown
         if "failed" in states:
@@ -342,6 +350,26 @@ class LNbitsProvider:
         if states <= {"pending"}:
             return PaymentStatus(PaymentState.PENDING, amount_msat=amount_msat)
         return unknown
+
+    def _paid_at(self, details: dict[str, Any]) -> datetime | None:
+        """When LNbits marked the invoice paid: ``details.updated_at`` of a successful payment.
+
+        LNbits (1.x) stamps ``updated_at`` on every write to the payment, and the write that
+        turns an incoming invoice to ``success`` is the last one in the normal course (the
+        webhook result is stored without touching it); ``time`` and ``created_at`` are the
+        creation time. Only an operator editing the paid payment's labels or extra later moves
+        ``updated_at`` on. A time that is missing, malformed or before the creation is ``None``.
+        """
+        raw_created = details.get("created_at") or details.get("time")
+        created = None if raw_created is None else from_iso(
+            raw_created, provider=self.name, field="details.created_at"
+        )
+        return from_iso(
+            details.get("updated_at"),
+            provider=self.name,
+            field="details.updated_at",
+            not_before=created,
+        )
 
     def _json_object(self, operation: str, raw: bytes) -> dict[str, Any]:
         try:

@@ -51,7 +51,7 @@ import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
@@ -91,6 +91,7 @@ from lngate.errors import (
     ProviderUnavailable,
 )
 from lngate.providers.base import Capabilities
+from lngate.providers.timestamps import from_unix
 
 log = structlog.get_logger(__name__)
 
@@ -395,7 +396,10 @@ class NWCProvider:
 
         SETTLED is PAID; PENDING and ACCEPTED (held) are PENDING. A wallet that omits ``state``
         (older NIP-47) is PAID when it gives ``settled_at``, else UNKNOWN; so is an answer about
-        another payment hash.
+        another payment hash. ``paid_at`` is the wallet's ``settled_at``; ``None`` when it is
+        missing or implausible (0, out of range, before ``created_at``). A ``settled_at`` that
+        is not an unsigned integer is refused by ``nostr-sdk`` itself: the whole answer is then
+        unreadable (``ProviderUnavailable``).
         """
         request = LookupInvoiceRequest(payment_hash=payment_hash, invoice=None)
 
@@ -418,14 +422,13 @@ class NWCProvider:
                 answered=resp.payment_hash,
             )
             return PaymentStatus(PaymentState.UNKNOWN)
-        settled_at = _datetime(resp.settled_at)
         state = resp.state
-        if state == TransactionState.SETTLED or (state is None and settled_at is not None):
+        if state == TransactionState.SETTLED or (state is None and resp.settled_at is not None):
             return PaymentStatus(
                 PaymentState.PAID,
                 amount_msat=resp.amount,
                 preimage=resp.preimage or None,
-                paid_at=settled_at,
+                paid_at=self._paid_at(resp),
             )
         mapped = {
             TransactionState.PENDING: PaymentState.PENDING,
@@ -434,6 +437,18 @@ class NWCProvider:
             TransactionState.FAILED: PaymentState.FAILED,
         }.get(state, PaymentState.UNKNOWN)
         return PaymentStatus(mapped, amount_msat=resp.amount)
+
+    def _paid_at(self, resp: LookupInvoiceResponse) -> datetime | None:
+        if resp.settled_at is None:
+            return None
+        created = None
+        if resp.created_at is not None:
+            created = from_unix(
+                resp.created_at.as_secs(), provider=self.name, field="created_at"
+            )
+        return from_unix(
+            resp.settled_at.as_secs(), provider=self.name, field="settled_at", not_before=created
+        )
 
     async def health(self) -> HealthReport:
         """``get_info`` and ``get_balance`` in parallel; learns :attr:`node_pubkey`; never raises.
@@ -646,5 +661,3 @@ def _is_refusal(result: BaseException) -> bool:
     return isinstance(result, ProviderRejected) and not isinstance(result, ProviderAuthFailed)
 
 
-def _datetime(ts: Timestamp | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts.as_secs(), UTC)
