@@ -61,6 +61,8 @@ from nostr_sdk import (
     ClientNotificationStream,
     Event,
     Filter,
+    GetBalanceResponse,
+    GetInfoResponse,
     Keys,
     Kind,
     LookupInvoiceRequest,
@@ -457,9 +459,11 @@ class NWCProvider:
         """
         started = time.perf_counter()
         # return_exceptions: a probe reports every failure, even an unexpected one.
+        info: GetInfoResponse | BaseException
+        balance: GetBalanceResponse | BaseException
         info, balance = await asyncio.gather(
-            self._call("get_info", lambda nwc: nwc.get_info()),
-            self._call("get_balance", lambda nwc: nwc.get_balance()),
+            self._call("get_info", _get_info),
+            self._call("get_balance", _get_balance),
             return_exceptions=True,
         )
         elapsed_ms = (time.perf_counter() - started) * 1000
@@ -654,6 +658,14 @@ class NWCProvider:
             return "timed out"
         text = _text(exc) if isinstance(exc, NostrSdkError) else str(exc)
         return text.replace(self._url.secret, "<secret>")
+
+
+async def _get_info(nwc: NostrWalletConnect) -> GetInfoResponse:
+    return await nwc.get_info()
+
+
+async def _get_balance(nwc: NostrWalletConnect) -> GetBalanceResponse:
+    return await nwc.get_balance()
 
 
 def _is_refusal(result: BaseException) -> bool:
