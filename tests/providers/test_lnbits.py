@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import logging
 import os
+import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -14,10 +17,12 @@ from typing import Any
 import aiohttp
 import bolt11
 import pytest
+import structlog
 from aiohttp import web
 
 from lngate.domain import PaymentState
 from lngate.errors import ProviderAuthFailed, ProviderRejected, ProviderUnavailable
+from lngate.logconfig import configure_logging
 from lngate.providers.base import Provider
 from lngate.providers.lnbits import LNbitsConfig, LNbitsProvider, make_session, parse_retry_after
 from tests.doubles.lnbits_double import FAKE_NODE_PUBKEY, LNbitsDouble, Reply
@@ -829,6 +834,81 @@ async def test_keys_never_appear_in_errors_or_reprs(
     assert any("bad key ***" in text for text in texts)  # the echo itself did arrive
     for text in texts:
         assert "SECRET" not in text, text
+
+
+# ------------------------------------------------------------------------------- logs
+
+
+async def test_requests_and_answers_are_logged_at_debug_without_secrets(
+    session: aiohttp.ClientSession, debug_logs: list[dict[str, Any]]
+) -> None:
+    """Each request and answer is one DEBUG line with method, path, status, duration and a short
+    body summary; no key (even echoed back), webhook URL, preimage or whole BOLT11 is shown,
+    and the provider logs nothing at INFO or above."""
+    key, admin = "inkey-SECRET-1234567890", "admin-SECRET-0987654321"
+    async with LNbitsDouble(invoice_key=key, admin_key=admin) as double:
+        provider = LNbitsProvider(LNbitsConfig(double.url, key, admin, timeout=0.5), session)
+        hook = f"http://127.0.0.1:1/hook?token=TOKEN-{os.urandom(8).hex()}"
+        invoice = await provider.create_invoice(
+            amount_msat=21_000, memo="order 42", expiry=600, webhook_url=hook
+        )
+        double.mark_paid(invoice.payment_hash)
+        await provider.invoice_status(invoice.payment_hash)
+        double.script("create", Reply(403, json={"detail": f"key {key} is not allowed"}))
+        with pytest.raises(ProviderAuthFailed):
+            await provider.create_invoice(amount_msat=1_000, memo="x", expiry=60)
+        double.script("status", Reply(hang=True))
+        with pytest.raises(ProviderUnavailable):
+            await provider.invoice_status(invoice.payment_hash)
+        preimage = double.invoices[invoice.payment_hash]["preimage"]
+
+    lines = [e for e in debug_logs if e["event"].startswith("lnbits.")]
+    assert {e["log_level"] for e in debug_logs} == {"debug"}
+    assert [(e["event"], e["method"], e.get("status")) for e in lines] == [
+        ("lnbits.request", "POST", None),
+        ("lnbits.answer", "POST", 201),
+        ("lnbits.request", "GET", None),
+        ("lnbits.answer", "GET", 200),
+        ("lnbits.request", "POST", None),
+        ("lnbits.answer", "POST", 403),
+        ("lnbits.request", "GET", None),
+        ("lnbits.no_answer", "GET", None),
+    ]
+    create, created, lookup, looked_up, _, refused, _, lost = lines
+    assert create["path"] == "/api/v1/payments" and create["operation"] == "create_invoice"
+    assert create["body"] == {"out": False, "amount": 21, "expiry": 600, "webhook": "present"}
+    assert created["body"]["payment_hash"] == invoice.payment_hash
+    assert created["body"]["amount"] == 21_000 and created["body"]["status"] == "pending"
+    assert invoice.bolt11.startswith(created["body"]["bolt11"].rstrip("…"))
+    assert lookup["path"] == f"/api/v1/payments/{invoice.payment_hash}"
+    assert looked_up["body"]["paid"] is True
+    assert looked_up["body"]["details"]["status"] == "success"
+    assert refused["body"] == {"detail": "key *** is not allowed"}
+    assert "no answer within 0.5 s" in lost["error"]
+    assert all(isinstance(e["duration_ms"], float) for e in (created, looked_up, refused, lost))
+    text = repr(debug_logs)
+    for hidden in ("SECRET", "TOKEN-", preimage, invoice.bolt11, "order 42"):
+        assert hidden not in text, hidden
+
+
+async def test_verbose_mode_prints_the_exchanges_and_normal_mode_does_not(
+    double: LNbitsDouble, provider: LNbitsProvider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With verbose logs (DEBUG=lightning:*) the LNbits exchanges are printed; without, not."""
+    printed: dict[bool, set[str]] = {}
+    try:
+        for verbose in (False, True):
+            configure_logging(verbose=verbose, fmt="json")
+            await provider.create_invoice(amount_msat=1_000, memo="x", expiry=60)
+            err = capsys.readouterr().err
+            printed[verbose] = {
+                json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")
+            }
+    finally:
+        structlog.reset_defaults()
+        logging.basicConfig(level=logging.WARNING, stream=sys.__stderr__, force=True)
+    assert not printed[False] & {"lnbits.request", "lnbits.answer"}
+    assert {"lnbits.request", "lnbits.answer"} <= printed[True]
 
 
 def test_config_refuses_unsafe_or_broken_values() -> None:

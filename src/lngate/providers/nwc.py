@@ -32,6 +32,12 @@ Errors
     (a code the library or we do not know)
     ==========================================================  ========================
 
+Logs
+    Every request and answer at DEBUG only (``nwc.request`` with its parameters, ``nwc.answer``
+    with the duration and a summary of the result or the error, ``nwc.no_answer``); a relay
+    becoming unreachable at WARNING and reachable again at INFO, once per change. Amounts,
+    payment hashes, states and times are shown; the secret and preimages never are.
+
 Notifications
     The 0.45.1 binding has no NWC notification API. :meth:`NWCProvider.paid_invoices` subscribes
     on each relay client's inner ``Client`` to kinds 23197 (NIP-44) and 23196 (NIP-04) from the
@@ -45,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 import secrets
 import time
@@ -278,6 +285,8 @@ class _RelayClient:
         self._nwc: NostrWalletConnect | None = None
         self._lock = asyncio.Lock()
         self._closed = False
+        self.reachable: bool | None = None
+        """Whether the last attempt to reach the relay succeeded (``None``: not tried yet)."""
 
     @property
     def built(self) -> NostrWalletConnect | None:
@@ -379,7 +388,11 @@ class NWCProvider:
         request = MakeInvoiceRequest(
             amount=amount_msat, description=memo, description_hash=None, expiry=expiry
         )
-        resp = await self._call("make_invoice", lambda nwc: nwc.make_invoice(request))
+        resp = await self._call(
+            "make_invoice",
+            lambda nwc: nwc.make_invoice(request),
+            params={"amount_msat": amount_msat, "expiry": expiry},
+        )
         if not resp.invoice or not resp.payment_hash:
             raise InvalidInvoice(
                 "make_invoice: wallet answered without an invoice or payment hash",
@@ -413,7 +426,7 @@ class NWCProvider:
                     return None
                 raise
 
-        resp = await self._call("lookup_invoice", lookup)
+        resp = await self._call("lookup_invoice", lookup, params={"payment_hash": payment_hash})
         if resp is None:
             return None
         if resp.payment_hash and resp.payment_hash.lower() != payment_hash.lower():
@@ -604,19 +617,34 @@ class NWCProvider:
     # -- plumbing -----------------------------------------------------------------------------
 
     async def _call(
-        self, operation: str, request: Callable[[NostrWalletConnect], Awaitable[T]]
+        self,
+        operation: str,
+        request: Callable[[NostrWalletConnect], Awaitable[T]],
+        *,
+        params: dict[str, object] | None = None,
     ) -> T:
+        """Run ``request`` on the first relay that can be reached, within ``timeout``.
+
+        Each attempt and its answer are logged at DEBUG (``nwc.request``, ``nwc.answer``,
+        ``nwc.no_answer``) with ``params`` and a summary of the answer (:func:`_summary`).
+        """
+        started = time.perf_counter()
         try:
             return await asyncio.wait_for(
-                self._call_relays(operation, request), self._config.timeout
+                self._call_relays(operation, request, params or {}), self._config.timeout
             )
         except TimeoutError:
+            log.debug("nwc.no_answer", provider=self.name, operation=operation,
+                      duration_ms=_ms_since(started), error="timed out")
             raise ProviderUnavailable(
                 f"{operation}: no answer within {self._config.timeout:g}s", provider=self.name
             ) from None
 
     async def _call_relays(
-        self, operation: str, request: Callable[[NostrWalletConnect], Awaitable[T]]
+        self,
+        operation: str,
+        request: Callable[[NostrWalletConnect], Awaitable[T]],
+        params: dict[str, object],
     ) -> T:
         """Try each relay in turn; a relay we cannot reach fails over to the next one."""
         failures: list[str] = []
@@ -628,23 +656,30 @@ class NWCProvider:
             except (NostrSdkError, TimeoutError) as exc:
                 reason = self._reason(exc)
                 failures.append(f"{client.relay}: {reason}")
-                log.info(
-                    "nwc.relay_unreachable",
-                    provider=self.name,
-                    relay=client.relay,
-                    operation=operation,
-                    error=reason,
-                )
+                self._relay_reached(client, operation, reason)
                 continue
+            self._relay_reached(client, operation, None)
+            verbose = log.is_enabled_for(logging.DEBUG)
+            fields = {"provider": self.name, "operation": operation, "relay": client.relay}
+            if verbose:
+                log.debug("nwc.request", **fields, params=params)
+            started = time.perf_counter()
             try:
                 result = await request(nwc)
             except NostrSdkError as exc:
-                if self._reason(exc) == "relay not connected":
+                reason = self._reason(exc)
+                if verbose:
+                    log.debug("nwc.answer", **fields, duration_ms=_ms_since(started),
+                              error=reason)
+                if reason == "relay not connected":
                     failures.append(f"{client.relay}: relay not connected")
                     continue
                 raise map_error(
                     exc, operation=operation, provider=self.name, secret=self._url.secret
                 ) from None
+            if verbose:
+                log.debug("nwc.answer", **fields, duration_ms=_ms_since(started),
+                          result=_summary(result))
             if client is not self._clients[0]:  # stick to the relay that answered
                 self._clients.remove(client)
                 self._clients.insert(0, client)
@@ -653,11 +688,55 @@ class NWCProvider:
             f"{operation}: no relay reachable (" + "; ".join(failures) + ")", provider=self.name
         )
 
+    def _relay_reached(self, client: _RelayClient, operation: str, error: str | None) -> None:
+        """Log a relay's reachability: a change once (WARNING down, INFO back), else DEBUG."""
+        previous, client.reachable = client.reachable, error is None
+        fields = {"provider": self.name, "relay": client.relay, "operation": operation}
+        if error is None:
+            if previous is False:
+                log.info("nwc.relay_reachable", **fields)
+        elif previous is not False:
+            log.warning("nwc.relay_unreachable", **fields, error=error)
+        else:
+            log.debug("nwc.relay_unreachable", **fields, error=error)
+
     def _reason(self, exc: BaseException) -> str:
         if isinstance(exc, TimeoutError):
             return "timed out"
         text = _text(exc) if isinstance(exc, NostrSdkError) else str(exc)
         return text.replace(self._url.secret, "<secret>")
+
+
+_SUMMARY_FIELDS = (
+    "payment_hash", "state", "amount", "created_at", "expires_at", "settled_at", "balance",
+    "alias", "pubkey", "network",
+)
+
+
+def _summary(result: object) -> dict[str, object] | str:
+    """What a log line may show of a wallet's answer: amounts, hashes, states, times, the
+    invoice cut short; never the preimage."""
+    if result is None:
+        return "not found"
+    summary: dict[str, object] = {}
+    for name in _SUMMARY_FIELDS:
+        value = getattr(result, name, None)
+        if value is None:
+            continue
+        if isinstance(value, Timestamp):
+            summary[name] = value.as_secs()
+        elif isinstance(value, bool | int | str):
+            summary[name] = value
+        else:
+            summary[name] = getattr(value, "name", str(value))
+    invoice = getattr(result, "invoice", None)
+    if isinstance(invoice, str) and invoice:
+        summary["invoice"] = invoice[:20] + "…"
+    return summary
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
 
 
 async def _get_info(nwc: NostrWalletConnect) -> GetInfoResponse:
