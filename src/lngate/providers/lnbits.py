@@ -29,20 +29,29 @@ GET). No other retries happen here: retry policy belongs to the caller.
 
 Error messages never contain the keys: they are built from the operation, the status and the
 server's detail text, with the keys masked should the server echo them.
+
+Logs: each request and its answer are logged at DEBUG only (``lnbits.request``,
+``lnbits.answer`` with status and duration, ``lnbits.no_answer``), each with a short summary of
+the body: amounts, payment hashes, states and times, the BOLT11 cut short, and neither the keys,
+the webhook URL (it carries a token) nor the preimage. The one INFO-or-above line per call is
+the caller's (the call recorder's, for routed calls).
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+import structlog
 
 from lngate.domain import (
     MSAT_PER_SAT,
@@ -53,9 +62,18 @@ from lngate.domain import (
 )
 from lngate.errors import ProviderAuthFailed, ProviderRejected, ProviderUnavailable
 from lngate.providers.base import Capabilities
+from lngate.providers.timestamps import from_iso
 
 _DETAIL_MAX = 200
+# What the DEBUG log lines show of bodies (see LNbitsProvider._summary).
+_SUMMARY_FIELDS = (
+    "out", "amount", "expiry", "payment_hash", "paid", "status", "updated_at", "balance",
+    "detail", "error", "message",
+)
+_SUMMARY_TEXT_MAX = 120
+_BOLT11_SHOWN = 20
 _HASH = re.compile(r"[0-9a-f]{64}")
+log = structlog.get_logger(__name__)
 # LNbits' exact 404 texts: an unknown key, and an unknown payment (for our wallet).
 _WALLET_NOT_FOUND = "Wallet not found."
 _PAYMENT_NOT_FOUND = "Payment does not exist."
@@ -196,7 +214,8 @@ class LNbitsProvider:
 
         ``PAID`` carries the amount (msat) and preimage as LNbits reports them; ``FAILED`` is
         how LNbits marks an expired invoice (lazily, on this very GET); an answer that cannot be
-        read is ``UNKNOWN``. LNbits gives no settlement time, so ``paid_at`` stays ``None``.
+        read is ``UNKNOWN``. ``paid_at`` is when LNbits marked it paid (``details.updated_at``),
+        ``None`` when that time is missing or unusable.
         Raises ``ValueError`` if ``payment_hash`` is not 64 hex characters.
         """
         payment_hash = payment_hash.lower()
@@ -244,7 +263,34 @@ class LNbitsProvider:
         self, method: str, url: str, operation: str, *, body: bytes | None = None
     ) -> tuple[int, str | None, bytes]:
         """One HTTP exchange: ``(status, Retry-After header, body)``; transport failures raise
-        ``ProviderUnavailable``. The whole exchange, a resend included, fits in ``timeout``."""
+        ``ProviderUnavailable``. The whole exchange, a resend included, fits in ``timeout``.
+
+        The request and its answer are logged at DEBUG with a short summary of each body
+        (:meth:`_summary`): never a key, a webhook URL or a preimage.
+        """
+        if not log.is_enabled_for(logging.DEBUG):  # the summaries cost ~20 µs a call
+            return await self._exchange(method, url, operation, body=body)
+        fields = {
+            "provider": self.name,
+            "operation": operation,
+            "method": method,
+            "path": urlsplit(url).path,
+        }
+        log.debug("lnbits.request", **fields, body=None if body is None else self._summary(body))
+        started = time.perf_counter()
+        try:
+            status, retry_after, raw = await self._exchange(method, url, operation, body=body)
+        except ProviderUnavailable as exc:
+            log.debug("lnbits.no_answer", **fields, duration_ms=_ms_since(started),
+                      error=exc.message)
+            raise
+        log.debug("lnbits.answer", **fields, status=status, duration_ms=_ms_since(started),
+                  body=self._summary(raw))
+        return status, retry_after, raw
+
+    async def _exchange(
+        self, method: str, url: str, operation: str, *, body: bytes | None
+    ) -> tuple[int, str | None, bytes]:
         headers = self._post_headers if body is not None else self._headers
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._config.timeout
@@ -334,7 +380,12 @@ class LNbitsProvider:
             preimage = data.get("preimage") or details.get("preimage")
             if not isinstance(preimage, str) or not _HASH.fullmatch(preimage.lower()):
                 preimage = None
-            return PaymentStatus(PaymentState.PAID, amount_msat=amount_msat, preimage=preimage)
+            return PaymentStatus(
+                PaymentState.PAID,
+                amount_msat=amount_msat,
+                preimage=preimage,
+                paid_at=self._paid_at(details),
+            )
         if paid is not False:
             return unknown
         if "failed" in states:
@@ -342,6 +393,66 @@ class LNbitsProvider:
         if states <= {"pending"}:
             return PaymentStatus(PaymentState.PENDING, amount_msat=amount_msat)
         return unknown
+
+    def _paid_at(self, details: dict[str, Any]) -> datetime | None:
+        """When LNbits marked the invoice paid: ``details.updated_at`` of a successful payment.
+
+        LNbits (1.x) stamps ``updated_at`` on every write to the payment, and the write that
+        turns an incoming invoice to ``success`` is the last one in the normal course (the
+        webhook result is stored without touching it); ``time`` and ``created_at`` are the
+        creation time. Only an operator editing the paid payment's labels or extra later moves
+        ``updated_at`` on. A time that is missing, malformed or before the creation is ``None``.
+        """
+        raw_created = details.get("created_at") or details.get("time")
+        created = None if raw_created is None else from_iso(
+            raw_created, provider=self.name, field="details.created_at"
+        )
+        return from_iso(
+            details.get("updated_at"),
+            provider=self.name,
+            field="details.updated_at",
+            not_before=created,
+        )
+
+    def _summary(self, raw: bytes) -> dict[str, Any] | str:
+        """What a log line may show of a request or answer body.
+
+        Amounts, hashes, states, times and error texts, each cleaned of our keys; the BOLT11
+        shortened; the webhook URL (it carries the invoice's token) and the preimage reduced to
+        whether they are there. A body that is not a JSON object is described, not shown whole.
+        """
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            text = self._clean(raw.decode("utf-8", "replace"))
+            return f"{len(raw)} bytes, not JSON: {text[:_SUMMARY_TEXT_MAX]}"
+        if not isinstance(data, dict):
+            return f"{len(raw)} bytes, JSON {type(data).__name__}"
+        summary = self._summary_fields(data)
+        details = data.get("details")
+        if isinstance(details, dict):
+            summary["details"] = self._summary_fields(details)
+        return summary
+
+    def _summary_fields(self, data: dict[str, Any]) -> dict[str, Any]:
+        summary: dict[str, Any] = {}
+        for key in _SUMMARY_FIELDS:
+            value = data.get(key)
+            if value is None:
+                continue
+            if isinstance(value, bool | int | float):
+                summary[key] = value
+            else:
+                summary[key] = self._clean(str(value))[:_SUMMARY_TEXT_MAX]
+        for key in ("bolt11", "payment_request"):
+            value = data.get(key)
+            if isinstance(value, str) and value:
+                summary[key] = value[:_BOLT11_SHOWN] + "…"
+                break
+        for key in ("webhook", "preimage"):
+            if data.get(key):
+                summary[key] = "present"
+        return summary
 
     def _json_object(self, operation: str, raw: bytes) -> dict[str, Any]:
         try:
@@ -383,6 +494,10 @@ class LNbitsProvider:
 
     def _rejected(self, message: str) -> ProviderRejected:
         return ProviderRejected(message, provider=self.name)
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

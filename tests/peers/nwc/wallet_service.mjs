@@ -30,6 +30,8 @@
 //   GET /health                      -> {"ok":true,"subscribed":bool,...}
 //   GET /invoices                    -> all invoices
 //   POST|GET /settle/<payment_hash>  -> mark settled + publish payment_received
+//        ?settled_at=<JSON value>    -> report this settled_at instead of the time of settling
+//                                       (a past unix time, or a malformed value such as "x")
 //   POST|GET /fail-next/<CODE>       -> the next request of any method fails with CODE
 //   POST|GET /mute/<0|1>             -> 1 = stop answering all requests (service "down")
 
@@ -169,12 +171,12 @@ async function publishNotification(tx, type = "payment_received") {
   log("notification", type, tx.payment_hash);
 }
 
-async function settle(paymentHash) {
+async function settle(paymentHash, settledAt) {
   const tx = invoices.get(paymentHash);
   if (!tx) return null;
   if (tx.state !== "settled") {
     tx.state = "settled";
-    tx.settled_at = now();
+    tx.settled_at = settledAt === undefined ? now() : settledAt;
     balanceMsat += tx.amount;
     await publishNotification(tx);
   }
@@ -278,11 +280,13 @@ if (controlPort > 0) {
   server = http.createServer(async (req, res) => {
     const send = (code, obj) => { res.writeHead(code, { "content-type": "application/json" }); res.end(JSON.stringify(obj)); };
     const parts = req.url.split("?")[0].split("/").filter(Boolean);
+    const query = new URL(req.url, "http://control").searchParams;
     try {
       if (parts[0] === "health") return send(200, { ok: true, connected: service.connected, subscribed, wallet_pubkey: walletPubkey, uri });
       if (parts[0] === "invoices") return send(200, [...invoices.values()]);
       if (parts[0] === "settle" && parts[1]) {
-        const tx = await settle(parts[1]);
+        const raw = query.get("settled_at");
+        const tx = await settle(parts[1], raw === null ? undefined : JSON.parse(raw));
         return tx ? send(200, tx) : send(404, { error: "not found" });
       }
       if (parts[0] === "fail-next" && parts[1]) { failNext = parts[1]; return send(200, { fail_next: failNext }); }
