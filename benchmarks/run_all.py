@@ -4,8 +4,8 @@ Modes:
 
 * default (``make bench``): a quick pass, each script with small counts (about six minutes).
   The figures only show that each benchmark runs end to end; they are too small to quote.
-* ``--full``: each script with its own defaults, the runs docs/benchmarks.md reports (about
-  half an hour, plus the first install of the LNbits and NWC peers).
+* ``--full``: each script with its own defaults, the runs docs/benchmarks.md reports (about an
+  hour, plus the first install of the LNbits and NWC peers).
 * ``--check``: each script's ``--help`` only (seconds): every script still imports and parses.
 
 ``--only NAME ...`` picks scripts (e.g. ``--only bolt11 hotspots``); ``--list`` prints what would
@@ -65,7 +65,7 @@ def main() -> int:
         description=__doc__.splitlines()[0], epilog="See docs/benchmarks.md for what each measures.")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--full", action="store_const", dest="mode", const="full",
-                      help="each script with its own defaults (the documented runs, ~30 min)")
+                      help="each script with its own defaults (the documented runs, ~1 h)")
     mode.add_argument("--check", action="store_const", dest="mode", const="check",
                       help="only each script's --help: they import and parse their options")
     parser.add_argument("--only", nargs="+", metavar="NAME", choices=[b.name for b in BENCHMARKS],
