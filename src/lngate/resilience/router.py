@@ -215,7 +215,7 @@ class Router:
     def plan(self) -> RoutePlan:
         """The providers to try for a create, in order, per the module's routing rule."""
         skipped: dict[str, str] = {}
-        ranked: list[tuple[int, Provider]] = []
+        ranked: list[tuple[bool, int, Provider]] = []  # (last resort, group, provider)
         for provider in self._providers:
             breaker = self._breakers[provider.name]
             if breaker.available():

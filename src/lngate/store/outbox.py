@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lngate.store.rows import row_values
 from lngate.store.tables import outbox
 from lngate.store.upsert import insert_ignore
 
@@ -75,7 +76,7 @@ async def claim_due(
         .returning(outbox.c.id, outbox.c.order_id, outbox.c.kind, outbox.c.recipient,
                    outbox.c.payload, outbox.c.attempts)
     )
-    rows = [OutboxRow(*row) for row in result.all()]
+    rows = [OutboxRow(**row._asdict()) for row in result]
     return sorted(rows, key=lambda r: r.id)
 
 
@@ -107,4 +108,4 @@ async def rows_for_order(conn: AsyncConnection, order_id: str) -> list[dict[str,
 async def count_by_status(conn: AsyncConnection) -> dict[str, int]:
     """How many rows are in each status."""
     result = await conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status))
-    return {status: count for status, count in result.all()}
+    return {str(status): int(count) for status, count in row_values(result)}
