@@ -58,12 +58,18 @@ async def enqueue(conn: AsyncConnection, messages: Sequence[OutboxMessage], now:
 
 
 async def claim_due(
-    conn: AsyncConnection, *, now: datetime, lease_until: datetime, limit: int
+    conn: AsyncConnection, *, now: datetime, lease_until: datetime, limit: int,
+    max_attempts: int,
 ) -> list[OutboxRow]:
-    """Claim up to ``limit`` due pending rows: count the attempt, hide them until the lease ends."""
+    """Claim up to ``limit`` due pending rows: count the attempt, hide them until the lease ends.
+
+    Only rows with attempts left are claimed (see :func:`abandon_exhausted` for the others), so
+    ``attempts`` never exceeds ``max_attempts``.
+    """
     due = (
         select(outbox.c.id)
-        .where(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now)
+        .where(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now,
+               outbox.c.attempts < max_attempts)
         .order_by(outbox.c.next_attempt_at, outbox.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -75,8 +81,31 @@ async def claim_due(
         .returning(outbox.c.id, outbox.c.order_id, outbox.c.kind, outbox.c.recipient,
                    outbox.c.payload, outbox.c.attempts)
     )
-    rows = [OutboxRow(*row) for row in result.all()]
+    rows = [OutboxRow(id=row.id, order_id=row.order_id, kind=row.kind, recipient=row.recipient,
+                      payload=row.payload, attempts=row.attempts) for row in result.all()]
     return sorted(rows, key=lambda r: r.id)
+
+
+async def abandon_exhausted(conn: AsyncConnection, *, now: datetime, max_attempts: int) -> int:
+    """Fail the due pending rows whose attempts are used up; returns how many.
+
+    Such a row's last attempt never reported back (its process died mid-send, its lease ran
+    out), so without this it would be claimed again and again.
+    """
+    result = await conn.execute(
+        update(outbox)
+        .where(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now,
+               outbox.c.attempts >= max_attempts)
+        .values(status=FAILED,
+                last_error=f"{max_attempts} attempts used up; the last one never finished")
+    )
+    return result.rowcount or 0
+
+
+def _error_text(error: str) -> str:
+    """An error storable in any database: bounded, no NUL, no lone surrogate."""
+    text = error[:MAX_ERROR].replace("\x00", "\\x00")
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 async def mark_sent(conn: AsyncConnection, row_id: int, now: datetime) -> None:
@@ -88,13 +117,13 @@ async def mark_sent(conn: AsyncConnection, row_id: int, now: datetime) -> None:
 async def mark_retry(conn: AsyncConnection, row_id: int, *, error: str, at: datetime) -> None:
     """Sending failed; try again at ``at``."""
     await conn.execute(update(outbox).where(outbox.c.id == row_id)
-                       .values(next_attempt_at=at, last_error=error[:MAX_ERROR]))
+                       .values(next_attempt_at=at, last_error=_error_text(error)))
 
 
 async def mark_final(conn: AsyncConnection, row_id: int, *, status: str, error: str) -> None:
     """Give up on a row (``failed``: attempts used up or refused; ``skipped``: no recipient)."""
     await conn.execute(update(outbox).where(outbox.c.id == row_id)
-                       .values(status=status, last_error=error[:MAX_ERROR]))
+                       .values(status=status, last_error=_error_text(error)))
 
 
 async def rows_for_order(conn: AsyncConnection, order_id: str) -> list[dict[str, Any]]:
@@ -107,4 +136,4 @@ async def rows_for_order(conn: AsyncConnection, order_id: str) -> list[dict[str,
 async def count_by_status(conn: AsyncConnection) -> dict[str, int]:
     """How many rows are in each status."""
     result = await conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status))
-    return {status: count for status, count in result.all()}
+    return {str(row[0]): int(row[1]) for row in result.all()}
