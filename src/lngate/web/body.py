@@ -75,14 +75,14 @@ def nesting_exceeds(value: Any, limit: int) -> bool:
     return False
 
 
-def text_matching_at(value: Any, pattern: re.Pattern[str], *, root: str = "") -> str | None:
+def text_matching_at(value: Any, pattern: re.Pattern[str]) -> str | None:
     """Where a string of ``value`` (a key or a value) matches ``pattern``, or ``None``.
 
-    The place reads like ``customer.name``, ``metadata.tags[2]`` or ``metadata (une clé)``
-    (``root`` names ``value`` itself; a nameless one is ``le corps``). Iterative, since a body may be nested as deep as the parser
+    The place reads like ``customer.name``, ``metadata.tags[2]`` or ``metadata (une clé)``;
+    ``le corps`` is the body itself. Iterative, since a body may be nested as deep as the parser
     allowed; a dict's keys are checked before its values, so a place never quotes a matching key.
     """
-    pending: list[tuple[Any, str]] = [(value, root)]
+    pending: list[tuple[Any, str]] = [(value, "")]
     while pending:
         item, path = pending.pop()
         if isinstance(item, str):

@@ -3,19 +3,16 @@
 from __future__ import annotations
 
 import json
-import re
 import unicodedata
 from typing import Any
 
 from lngate.services.invoices import InvoiceRequest
-from lngate.web.body import MAX_PLACE, text_matching_at
 from lngate.web.errors import ApiError
 
 MAX_DESCRIPTION_BYTES = 639
 MAX_METADATA_BYTES = 4096
 MIN_EXPIRY, MAX_EXPIRY = 60, 86400
 MAX_IDEMPOTENCY_KEY = 255
-_NUL = re.compile("\x00")
 
 
 def clean_description(text: str) -> str:
@@ -56,19 +53,14 @@ def parse_invoice_request(
 
 
 def parse_metadata(value: Any) -> dict[str, Any] | None:
-    """The optional ``metadata`` object (create-invoice and orders): at most 4 KB, and no NUL
-    character, which PostgreSQL cannot store; raises :class:`ApiError` (400)."""
+    """The optional ``metadata`` object (create-invoice and orders), at most 4 KB; raises
+    :class:`ApiError` (400)."""
     if value is None:
         return None
     if not isinstance(value, dict):
         raise ApiError(400, "Les métadonnées doivent être un objet JSON", "invalid_metadata")
     if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_METADATA_BYTES:
         raise ApiError(400, "Les métadonnées dépassent 4 Ko", "metadata_too_large")
-    place = text_matching_at(value, _NUL, root="metadata")
-    if place is not None:
-        field = place[:MAX_PLACE]
-        raise ApiError(400, f"Texte invalide dans {field} : caractère NUL (\\u0000) non autorisé",
-                       "invalid_metadata", field=field)
     return value
 
 
