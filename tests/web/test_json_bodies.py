@@ -122,3 +122,19 @@ async def test_metadata_nested_32_levels_is_accepted(client: httpx.AsyncClient) 
     response = await client.post("/api/create-invoice", content=raw(invoice(metadata={"a": nested})),
                                  headers=JSON)
     assert response.status_code == 200, response.text[:300]
+
+
+@pytest.mark.parametrize(("path", "content"), [
+    ("/api/create-invoice", b'{"amount": 1000, "description": "x", "metadata": {"a": 1e400}}'),
+    ("/api/orders", b'{"product": "dazpay", "amount": 21, "customer": {"email": '
+                    b'"alice@example.com"}, "metadata": {"a": [-1e999]}}'),
+], ids=["create-invoice", "orders"])
+async def test_numbers_too_large_for_a_float_are_a_clear_400(
+    gateway_factory: Callable[..., Any], database_url: str, path: str, content: bytes
+) -> None:
+    """A number that parses to infinity (1e400) is invalid JSON, on SQLite and PostgreSQL
+    (where storing the "Infinity" it became was a 500)."""
+    async with gateway_factory(database_url=database_url) as http:
+        response = await http.post(path, content=content, headers=JSON)
+    assert response.status_code == 400, response.text[:300]
+    assert response.json() == {"error": "JSON invalide", "code": "invalid_json"}

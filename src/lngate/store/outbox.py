@@ -51,7 +51,8 @@ async def enqueue(conn: AsyncConnection, messages: Sequence[OutboxMessage], now:
     if not messages:
         return
     await conn.execute(insert_ignore(conn, outbox, ["order_id", "kind"]).values([
-        {"order_id": m.order_id, "kind": m.kind, "recipient": m.recipient, "payload": m.payload,
+        {"order_id": m.order_id, "kind": m.kind, "payload": m.payload,
+         "recipient": None if m.recipient is None else storable_text(m.recipient),
          "status": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now}
         for m in messages
     ]))
@@ -102,10 +103,16 @@ async def abandon_exhausted(conn: AsyncConnection, *, now: datetime, max_attempt
     return result.rowcount or 0
 
 
+def storable_text(text: str) -> str:
+    """``text`` with a NUL or a lone surrogate, which PostgreSQL cannot store, written out as
+    an escape (``\\x00``, ``\\ud800``). An address so written no longer validates, so its email
+    fails alone instead of the settlement that enqueues it (an order taken before addresses
+    were validated may hold one)."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _error_text(error: str) -> str:
-    """An error storable in any database: bounded, no NUL, no lone surrogate."""
-    text = error[:MAX_ERROR].replace("\x00", "\\x00")
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return storable_text(error[:MAX_ERROR])
 
 
 async def mark_sent(conn: AsyncConnection, row_id: int, now: datetime) -> None:

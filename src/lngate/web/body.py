@@ -1,15 +1,16 @@
 """Reading a JSON request body safely: content type, size cap, strict parsing.
 
-Strict means: no ``NaN``/``Infinity``, at most :data:`MAX_DEPTH` levels of nesting, and no lone
-surrogate (``"\\ud800"``): JSON's escapes can name one, but it is not a character; it cannot be
-encoded, stored in PostgreSQL or put in an email. A body holding one, in any key or value, is
-refused here with a 400 naming the place. Every JSON route reads its body here, so these rules
-hold for all of them at once.
+Strict means: no ``NaN``/``Infinity``, nor a number too large for a float (``1e400``), at most
+:data:`MAX_DEPTH` levels of nesting, and no lone surrogate (``"\\ud800"``): JSON's escapes can
+name one, but it is not a character; it cannot be encoded, stored in PostgreSQL or put in an
+email. A body holding one, in any key or value, is refused here with a 400 naming the place.
+Every JSON route reads its body here, so these rules hold for all of them at once.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any
 
@@ -44,7 +45,8 @@ async def read_json(request: Request, *, limit: int = MAX_BODY_BYTES) -> Any:
     except ClientDisconnect:  # nobody is left to read the answer; not a server error
         raise ApiError(400, "Requête interrompue", "client_disconnected") from None
     try:
-        body = json.loads(b"".join(chunks), parse_constant=_refuse_constant)
+        body = json.loads(b"".join(chunks), parse_constant=_refuse_constant,
+                          parse_float=_finite_float)
     except (ValueError, RecursionError):
         raise ApiError(400, "JSON invalide", "invalid_json") from None
     if nesting_exceeds(body, MAX_DEPTH):
@@ -99,3 +101,12 @@ def text_matching_at(value: Any, pattern: re.Pattern[str]) -> str | None:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    # ``1e400`` parses to infinity, which no JSON encoder writes back (PostgreSQL refuses the
+    # "Infinity" it becomes): refused like the NaN/Infinity constants.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
