@@ -127,16 +127,6 @@ def _check_headers(message: EmailMessage, sender: Mailbox, recipient: Mailbox) -
                          permanent=True)
 
 
-def build_message(email: Email, sender: str | Mailbox) -> EmailMessage:
-    """The MIME message of :func:`prepare_message`; ``sender`` may be given as text."""
-    if isinstance(sender, str):
-        try:
-            sender = sender_mailbox(sender)
-        except ValueError as exc:
-            raise EmailError(str(exc), permanent=True) from None
-    return prepare_message(email, sender).message
-
-
 @dataclass(frozen=True, slots=True)
 class SmtpConfig:
     """How to reach an SMTP server (the ``SMTP_*`` settings). ``tls``: none, starttls or tls."""
