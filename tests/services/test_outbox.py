@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -263,3 +264,37 @@ async def test_attempts_never_exceed_the_maximum(kit: Kit, smtp: SMTPPeer) -> No
     assert row["status"] == "failed" and row["attempts"] == CONFIG.max_attempts
     assert row["last_error"] == "3 attempts used up; the last one never finished"
     assert smtp.received == []
+
+
+async def test_a_row_whose_outcome_cannot_be_recorded_waits_for_its_lease(
+    kit: Kit, smtp: SMTPPeer
+) -> None:
+    """When recording one row's outcome fails (a database hiccup), the pass goes on with the
+    other rows, and that row is delivered again once its lease is over."""
+
+    class HiccupOnce:
+        """The kit's database, except that the second transaction opened fails."""
+
+        def __init__(self, db: Any) -> None:
+            self._db, self._opened = db, 0
+
+        def connect(self) -> Any:
+            return self._db.connect()
+
+        def transaction(self) -> Any:
+            self._opened += 1
+            if self._opened == 2:
+                raise ConnectionError("database hiccup")
+            return self._db.transaction()
+
+    first = await paid_dazpay(kit, email="first@example.com")
+    second = await paid_dazpay(kit, email="second@example.com")
+    report = await deliver_due(db=HiccupOnce(kit.db), sender=sender(smtp.port),  # type: ignore[arg-type]
+                               templates=EmailTemplates(), clock=kit.clock, config=CONFIG)
+    assert report.outcomes == {"crashed": 1, "sent": 1}
+    assert [r["status"] for r in (await rows(kit, second)).values()] == ["sent"]
+    assert [r["status"] for r in (await rows(kit, first)).values()] == ["pending"]
+    kit.clock.advance(CONFIG.lease)
+    assert (await deliver(kit, smtp.port)).outcomes == {"sent": 1}
+    assert sorted(m.rcpt_tos[0] for m in smtp.received) == \
+        ["first@example.com", "first@example.com", "second@example.com"]
