@@ -297,6 +297,7 @@ def build_catalog(settings: Settings) -> Catalog:
         daznode_yearly_discount_percent=settings.daznode_yearly_discount_percent,
         dazpay_min_sat=settings.dazpay_min_sats,
         dazpay_max_sat=settings.max_invoice_sats,
+        max_total_sat=settings.max_invoice_sats,
     )
 
 

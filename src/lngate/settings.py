@@ -14,10 +14,19 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from lngate.domain import Network
+from lngate.notify.addresses import InvalidAddress, parse_mailbox
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/lngate.sqlite3"
 _RATE_LIMIT = re.compile(r"^\s*\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?\s*$", re.I)
@@ -173,9 +182,13 @@ class Settings(BaseSettings):
     @field_validator("alert_email")
     @classmethod
     def _alert_email(cls, value: str | None) -> str | None:
-        if value is not None and (not re.fullmatch(r"[^@\s]+@[^@\s]+", value.strip())):
-            raise ValueError(f"must be one email address like ops@example.com, got {value!r}")
-        return value.strip() if value else value
+        if value is None:
+            return None
+        try:
+            return parse_mailbox(value, local=True).address
+        except InvalidAddress as exc:
+            raise ValueError(f"must be one email address like ops@example.com, got {value!r} "
+                             f"({exc})") from None
 
     @field_validator("alert_slack_webhook_url", "alert_discord_webhook_url")
     @classmethod
@@ -334,13 +347,19 @@ class Settings(BaseSettings):
 
     @field_validator("email_from", "shop_email")
     @classmethod
-    def _email_header(cls, value: str | None) -> str | None:
+    def _email_header(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """EMAIL_FROM: an address, optionally with a display name (kept as written: the senders
+        parse it with the same validator); SHOP_EMAIL: one address, kept normalized."""
         if value is None:
             return None
-        value = value.strip()
-        if "@" not in value or any(c in value for c in "\r\n"):
-            raise ValueError(f"must be an email address like shop@example.com, got {value!r}")
-        return value
+        sender = info.field_name == "email_from"
+        try:
+            mailbox = parse_mailbox(value, local=True, display_name=sender)
+        except InvalidAddress as exc:
+            example = "DazNode <noreply@example.com>" if sender else "shop@example.com"
+            raise ValueError(f"must be an email address like {example}, got {value!r} "
+                             f"({exc})") from None
+        return value.strip() if sender else mailbox.address
 
     @field_validator("lnbits_webhook_secret")
     @classmethod
