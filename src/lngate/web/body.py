@@ -47,17 +47,23 @@ async def read_json(request: Request, *, limit: int = MAX_BODY_BYTES) -> Any:
     try:
         body = json.loads(b"".join(chunks), parse_constant=_refuse_constant,
                           parse_float=_finite_float)
-    except (ValueError, RecursionError):
+    except RecursionError:  # deeper than the parser goes, which depends on the stack in use
+        raise _too_deep() from None
+    except ValueError:
         raise ApiError(400, "JSON invalide", "invalid_json") from None
     if nesting_exceeds(body, MAX_DEPTH):
-        raise ApiError(400, f"JSON trop imbriqué ({MAX_DEPTH} niveaux au plus)", "json_too_deep",
-                       maxDepth=MAX_DEPTH)
+        raise _too_deep()
     place = text_matching_at(body, LONE_SURROGATE)
     if place is not None:
         place = place[:MAX_PLACE]
         raise ApiError(400, f"Texte invalide dans {place} : caractère Unicode isolé "
                        "(\\uD800 à \\uDFFF) non autorisé", "invalid_unicode", field=place)
     return body
+
+
+def _too_deep() -> ApiError:
+    return ApiError(400, f"JSON trop imbriqué ({MAX_DEPTH} niveaux au plus)", "json_too_deep",
+                    maxDepth=MAX_DEPTH)
 
 
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
