@@ -24,7 +24,8 @@ from lngate.domain import PaymentState
 from lngate.errors import ProviderAuthFailed, ProviderRejected, ProviderUnavailable
 from lngate.logconfig import configure_logging
 from lngate.providers.base import Provider
-from lngate.providers.lnbits import LNbitsConfig, LNbitsProvider, make_session, parse_retry_after
+from lngate.providers.http import parse_retry_after
+from lngate.providers.lnbits import LNbitsConfig, LNbitsProvider, make_session
 from tests.doubles.lnbits_double import FAKE_NODE_PUBKEY, LNbitsDouble, Reply
 from tests.peers.lnbits_peer import LNbitsPeer, free_port
 
