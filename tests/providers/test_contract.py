@@ -115,12 +115,14 @@ async def test_unknown_invoice_is_none(target: ContractTarget) -> None:
 
 @every()
 async def test_invoice_is_pending_then_paid_with_proof_and_time(target: ContractTarget) -> None:
-    """A new invoice is pending; once paid it is PAID for its amount, with a preimage whose
-    sha256 is the payment hash and a timezone-aware payment time near the payment."""
+    """A new invoice is pending, without a preimage (one is no proof while unpaid); once paid
+    it is PAID for its amount, with a preimage whose sha256 is the payment hash and a
+    timezone-aware payment time near the payment."""
     provider = await target.provider()
     invoice = await provider.create_invoice(amount_msat=5_000, memo="pay me", expiry=600)
     pending = await provider.invoice_status(invoice.payment_hash)
     assert pending is not None and pending.state is PaymentState.PENDING
+    assert pending.preimage is None and pending.paid_at is None
 
     before = datetime.now(UTC)
     await target.pay(invoice)

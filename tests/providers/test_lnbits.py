@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import os
@@ -82,26 +81,6 @@ async def test_create_invoice_matches_the_request(
 
 
 @pytest.mark.lnbits
-async def test_invoice_goes_from_pending_to_paid_with_amount(
-    peer_provider: LNbitsProvider, lnbits_peer: LNbitsPeer
-) -> None:
-    """A new invoice is pending; paid from the payer wallet, it is paid with amount and preimage."""
-    invoice = await peer_provider.create_invoice(amount_msat=5_000, memo="pay me", expiry=600)
-    pending = await peer_provider.invoice_status(invoice.payment_hash)
-    assert pending is not None and pending.state is PaymentState.PENDING
-    assert pending.preimage is None  # LNbits already knows it, but must not show it unpaid
-
-    await lnbits_peer.apay(invoice.bolt11)
-
-    paid = await peer_provider.invoice_status(invoice.payment_hash)
-    assert paid is not None
-    assert paid.state is PaymentState.PAID
-    assert paid.amount_msat == 5_000
-    assert paid.preimage is not None
-    assert hashlib.sha256(bytes.fromhex(paid.preimage)).hexdigest() == invoice.payment_hash
-
-
-@pytest.mark.lnbits
 async def test_paid_at_is_when_lnbits_marked_the_invoice_paid(
     peer_provider: LNbitsProvider, lnbits_peer: LNbitsPeer
 ) -> None:
@@ -134,12 +113,6 @@ async def test_expired_invoice_is_failed(peer_provider: LNbitsProvider) -> None:
     await asyncio.sleep(2.2)
     status = await peer_provider.invoice_status(invoice.payment_hash)
     assert status is not None and status.state is PaymentState.FAILED
-
-
-@pytest.mark.lnbits
-async def test_unknown_hash_is_none(peer_provider: LNbitsProvider) -> None:
-    """A payment hash LNbits never issued is None, not an error."""
-    assert await peer_provider.invoice_status(a_hash()) is None
 
 
 @pytest.mark.lnbits
