@@ -14,11 +14,17 @@ from typing import Any
 
 import structlog
 
+OWN_LOGGER = "lngate"
+"""The standard-library logger tree of lngate's own modules (``lngate.*``)."""
+
 
 def configure_logging(*, verbose: bool, fmt: str = "auto", secrets: Iterable[str] = ()) -> None:
-    """Configure structlog and the standard library's root logger once, at start-up.
+    """Configure structlog and the standard library's loggers once, at start-up.
 
     ``fmt`` is ``json``, ``console`` or ``auto`` (console when stderr is a terminal).
+    ``verbose`` (``DEBUG=lightning:*``) turns on lngate's own debug logs only: the root logger
+    stays at WARNING, because at DEBUG SQLAlchemy, aiosqlite, asyncio, aiohttp and nostr-sdk
+    log every SQL statement with its values (customers' emails, webhook tokens) and more.
     """
     level = logging.DEBUG if verbose else logging.INFO
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -36,8 +42,9 @@ def configure_logging(*, verbose: bool, fmt: str = "auto", secrets: Iterable[str
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr,
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s", force=True)
+    logging.getLogger(OWN_LOGGER).setLevel(level)
 
 
 def redact_secrets(secrets: list[str]) -> Any:
