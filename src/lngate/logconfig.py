@@ -39,12 +39,30 @@ def configure_logging(*, verbose: bool, fmt: str = "auto", secrets: Iterable[str
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=lambda *_args: LossyPrintLogger(sys.stderr),
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s", force=True)
     logging.getLogger(OWN_LOGGER).setLevel(level)
+
+
+class LossyPrintLogger(structlog.PrintLogger):
+    """Drops a line it cannot write instead of raising into the caller.
+
+    With logs on a full disk (or a closed pipe) every log call would otherwise fail the request
+    or task that made it, readiness included, instead of that request or task saying why.
+    """
+
+    def msg(self, message: str) -> None:
+        """Print ``message``, or drop it when the stream refuses it."""
+        try:
+            super().msg(message)
+        except (OSError, ValueError):  # ValueError: the stream is closed
+            pass
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
 
 
 def redact_secrets(secrets: list[str]) -> Any:
