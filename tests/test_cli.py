@@ -185,3 +185,15 @@ def test_an_unusable_database_through_a_real_serve_process(tmp_path: Path) -> No
     assert len(problems) == 1 and problems[0].startswith(
         "cannot use the database (DATABASE_URL): ConnectionRefusedError"), result.stderr
 
+
+
+def test_uvicorn_started_directly_prints_one_line_per_bad_variable(tmp_path: Path) -> None:
+    """`uvicorn --factory lngate.web.asgi:app_factory` with a bad setting: one line, status 2."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NWC_", "DATABASE_"))}
+    env.update(NWC_URL="foo", DATABASE_URL=f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    result = subprocess.run(
+        [sys.executable, "-m", "uvicorn", "--factory", "lngate.web.asgi:app_factory",
+         "--port", "1"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "invalid configuration: NWC_URL: NWC URL must start with nostr+walletconnect://"]
