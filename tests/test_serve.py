@@ -211,3 +211,26 @@ def test_readiness_notices_a_full_disk(server: Served) -> None:
     finally:
         resource.prlimit(pid, resource.RLIMIT_FSIZE, limit)
     assert httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200
+
+
+def test_pipelined_requests_and_a_body_beyond_the_header_limit_still_work(server: Served) -> None:
+    """Two requests in one packet are both answered; a 20 KB body (above the header limit) is
+    read as a body, not counted as headers."""
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+        answers = b""
+        sock.settimeout(5)
+        while answers.count(b"HTTP/1.1 200 ") < 2:
+            chunk = sock.recv(4096)
+            assert chunk, answers
+            answers += chunk
+    body = ('{"amount": 5, "description": "padded", "metadata": {"pad": "'
+            + "p" * 20_000 + '"}}').encode()
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(b"POST /api/create-invoice HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n" % len(body)
+                     + body)
+        sock.settimeout(5)
+        answer = sock.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 ") and not answer.startswith(b"HTTP/1.1 431"), answer
+    assert b"application/json" in answer

@@ -190,8 +190,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        next_request_waiting = bool(self.pipeline)  # super() starts it: still busy
         super().on_response_complete()
-        if not self.transport.is_closing() and not self.pipeline:
+        if not next_request_waiting and not self.transport.is_closing():
             self.guard.idle[self] = None
 
     # --- limits ----------------------------------------------------------------------------
