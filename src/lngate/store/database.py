@@ -36,7 +36,8 @@ PG_CONNECT_TIMEOUT = 10.0
 
 # The write check changes the revision row and changes it back, in one committed transaction:
 # SQLite skips writing a row updated to identical content, so a plain no-op update proves
-# nothing. Nobody else sees the intermediate value; the stored revision is unchanged.
+# nothing. Nobody else sees the intermediate value; the stored revision is unchanged. (The
+# column holds 32 characters: revision ids must stay shorter than that, as ours, 0001..., are.)
 _TOUCH_REVISIONS = text("UPDATE alembic_version SET version_num = version_num || '~'")
 _RESTORE_REVISIONS = text(
     "UPDATE alembic_version SET version_num = substr(version_num, 1, length(version_num) - 1) "
