@@ -24,6 +24,10 @@ Invoices are real BOLT11 strings signed with the double's own node key
 (:func:`lngate.bolt11.encode.encode`), kept in memory; :meth:`ClnDouble.mark_paid` pays one as a
 payer's node would (pay index, preimage, time), which wakes ``waitanyinvoice``.
 
+TLS (``ClnDouble(tls=True)``): like clnrest's ``certs.rs``, a CA (``ca.pem``, ``cln Root REST
+CA``) and a server certificate it signs (``server.pem``, ``cln rest server``, names ``cln``,
+``localhost`` and the listening IP), ECDSA P-256, made with the ``openssl`` command line.
+
 Runes: ``double.rune`` permits every method; :meth:`ClnDouble.make_rune` makes one restricted to
 some methods. Failures are scripted per RPC method (:mod:`tests.doubles.scripting`);
 :meth:`ClnDouble.drop_waiters` closes the connections of pending ``waitanyinvoice`` calls.
@@ -36,8 +40,12 @@ import base64
 import hashlib
 import json
 import os
+import ssl
+import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -61,6 +69,40 @@ _UNKNOWN_PARAMETER = (
     "unknown parameter: {}, this may be caused by a failure to autodetect key=value-style "
     "parameters. Please try using the -k flag and explicit key=value pairs of parameters."
 )
+
+
+@dataclass(frozen=True)
+class ClnCerts:
+    """clnrest's certificate files."""
+
+    ca_path: Path
+    server_path: Path
+    server_key_path: Path
+    server_fingerprint: str
+    """SHA-256 of ``server.pem`` (DER), lowercase hex."""
+
+
+def make_cln_certs(directory: Path) -> ClnCerts:
+    """A CA and a server certificate signed by it, as clnrest generates them."""
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+
+    ec = ("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes")
+    ca, ca_key = directory / "ca.pem", directory / "ca-key.pem"
+    server, server_key = directory / "server.pem", directory / "server-key.pem"
+    csr, ext = directory / "server.csr", directory / "server.ext"
+    openssl("req", "-x509", *ec, "-keyout", str(ca_key), "-out", str(ca), "-days", "2",
+            "-subj", "/CN=cln Root REST CA", "-addext", "basicConstraints=critical,CA:TRUE",
+            "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    openssl("req", *ec, "-keyout", str(server_key), "-out", str(csr),
+            "-subj", "/CN=cln rest server")
+    ext.write_text("subjectAltName=DNS:cln,DNS:localhost,IP:127.0.0.1\n"
+                   "keyUsage=digitalSignature,keyEncipherment,keyAgreement\n")
+    openssl("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key),
+            "-CAcreateserial", "-out", str(server), "-days", "2", "-extfile", str(ext))
+    der = ssl.PEM_cert_to_DER_cert(server.read_text())
+    return ClnCerts(ca, server, server_key, hashlib.sha256(der).hexdigest())
 
 
 class RpcError(Exception):
@@ -142,7 +184,11 @@ class ClnDouble:
         network: str = "regtest",
         private_key: PrivateKey | None = None,
         channels_msat: tuple[int, ...] = (50_000_000, 25_000_000),
+        tls: bool = False,
     ) -> None:
+        self.tls = tls
+        self.certs: ClnCerts | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self.network = network
         self.currency = Network.from_name(network).value
         self.key = private_key or PrivateKey()
@@ -172,7 +218,13 @@ class ClnDouble:
         app.router.add_route("*", "/{path:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        context = None
+        if self.tls:
+            self._tmp = tempfile.TemporaryDirectory(prefix="cln-double-")
+            self.certs = await asyncio.to_thread(make_cln_certs, Path(self._tmp.name))
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(self.certs.server_path, self.certs.server_key_path)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=context)
         await site.start()
         self.port = self._runner.addresses[0][1]
         return self
@@ -183,6 +235,9 @@ class ClnDouble:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
 
     async def __aenter__(self) -> ClnDouble:
         return await self.start()
@@ -192,7 +247,7 @@ class ClnDouble:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     # ----------------------------------------------------------------------------- the node
 

@@ -24,7 +24,8 @@ query):
   padding required; unknown -> 404 code 5 ``unable to locate invoice``);
   ``GET /v1/getinfo``; ``GET /v1/balance/channels``;
   ``GET /v1/invoices/subscribe?add_index=&settle_index=``: a chunked 200
-  ``application/json`` response, one ``{"result": <Invoice>}`` and ``\\n`` per event (adds
+  ``application/json`` response whose status line goes out with the first event (Go writes
+  the header with the first chunk), one ``{"result": <Invoice>}`` and ``\\n`` per event (adds
   and settles), replaying first the adds after ``add_index`` and the settles after
   ``settle_index`` when they are not 0; an error ends it with ``{"error": <Status>}\\n``.
 
@@ -196,11 +197,15 @@ class LndInvoice:
         }
 
 
+def _event_line(invoice: LndInvoice) -> bytes:
+    return json.dumps({"result": invoice.as_json()}, separators=(",", ":")).encode() + b"\n"
+
+
 @dataclass(eq=False)
 class _Subscriber:
     request: web.Request
     response: web.StreamResponse
-    queue: asyncio.Queue[bytes | None]
+    queue: asyncio.Queue[bytes | GrpcError | None]
 
 
 class LndDouble:
@@ -322,10 +327,11 @@ class LndDouble:
             subscriber.queue.put_nowait(raw)
 
     def end_streams_with_error(self, code: int, message: str) -> None:
-        """End every open subscription the way grpc-gateway ends a failed stream."""
-        chunk = json.dumps({"error": GrpcError(code, message).status()}).encode() + b"\n"
+        """End every open subscription the way grpc-gateway ends a failed stream: a last
+        ``{"error": <Status>}`` chunk (with the code's HTTP status if nothing was sent yet)."""
+        error = GrpcError(code, message)
         for subscriber in list(self._subscribers):
-            subscriber.queue.put_nowait(chunk)
+            subscriber.queue.put_nowait(error)
             subscriber.queue.put_nowait(None)
         self._subscribers.clear()
 
@@ -334,7 +340,7 @@ class LndDouble:
         return len(self._subscribers)
 
     def _publish(self, invoice: LndInvoice) -> None:
-        line = json.dumps({"result": invoice.as_json()}).encode() + b"\n"
+        line = _event_line(invoice)
         for subscriber in self._subscribers:
             subscriber.queue.put_nowait(line)
 
@@ -514,22 +520,32 @@ class LndDouble:
             replay += sorted((i for i in self.invoices.values()
                               if i.settle_index > indexes["settle_index"]),
                              key=lambda i: i.settle_index)
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+        queue: asyncio.Queue[bytes | GrpcError | None] = asyncio.Queue()
         for invoice in replay:
-            queue.put_nowait(json.dumps({"result": invoice.as_json()}).encode() + b"\n")
+            queue.put_nowait(_event_line(invoice))
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
         response.enable_chunked_encoding()
         subscriber = _Subscriber(request, response, queue)
         self._subscribers.add(subscriber)
         try:
-            await response.prepare(request)
+            # Like grpc-gateway behind lnd: nothing, not even the status line, is sent before
+            # the first event (Go writes the header with the first chunk).
             while True:
-                chunk = await queue.get()
-                if chunk is None:
+                item = await queue.get()
+                if item is None:
                     break
-                await response.write(chunk)
-            if request.transport is not None and not request.transport.is_closing():
-                await response.write_eof()
+                if isinstance(item, GrpcError):
+                    if not response.prepared:
+                        response.set_status(_HTTP_STATUS.get(item.code, 500))
+                    item = json.dumps({"error": item.status()}).encode() + b"\n"
+                if not response.prepared:
+                    await response.prepare(request)
+                await response.write(item)
+            if request.transport is None or request.transport.is_closing():
+                raise asyncio.CancelledError  # dropped: there is nothing to end
+            if not response.prepared:
+                await response.prepare(request)
+            await response.write_eof()
         finally:
             self._subscribers.discard(subscriber)
         return response
