@@ -17,6 +17,8 @@ from lngate.errors import ProviderAuthFailed, ProviderRejected, ProviderUnavaila
 from lngate.providers.base import PaidStream, Provider
 from lngate.providers.clnrest import ClnRestConfig, ClnRestProvider, make_session
 from lngate.providers.cursors import CursorStore, MemoryCursorStore
+from lngate.services.doorbells import listen_paid_stream
+from lngate.services.settlement import SettleOutcome
 from tests.doubles.cln_double import ClnDouble
 from tests.doubles.scripting import Reply
 
@@ -758,3 +760,38 @@ async def test_provider_fits_the_interface_and_owns_its_session(double: ClnDoubl
     assert provider.name == "cln"
     await provider.aclose()
     assert session.closed
+
+
+async def test_doorbell_listener_settles_every_payment_across_a_dropped_poll(
+    double: ClnDouble, provider: ClnRestProvider
+) -> None:
+    """With the gateway's listener, each payment is settled once, also when a poll's connection
+    drops in between: the listener subscribes again and the stream resumes from the cursor."""
+    settled: list[str] = []
+
+    async def settle(payment_hash: str, *, source: str) -> SettleOutcome:
+        status = await provider.invoice_status(payment_hash)  # doorbell, then verify
+        assert status is not None and status.state is PaymentState.PAID
+        assert source == "cln-a-notification"
+        settled.append(payment_hash)
+        return SettleOutcome.SETTLED
+
+    first = await provider.create_invoice(amount_msat=1_000, memo="a", expiry=600)
+    second = await provider.create_invoice(amount_msat=1_000, memo="b", expiry=600)
+    listener = asyncio.create_task(
+        listen_paid_stream(provider, name="cln-a", settle=settle, resubscribe_after=0.05)
+    )
+    try:
+        double.mark_paid(first.payment_hash)
+        await wait_until(lambda: settled == [first.payment_hash])
+        await wait_until(lambda: len(double.script.requests_to("waitanyinvoice")) >= 2)
+        await asyncio.sleep(0.05)
+        double.drop_waiters()
+        double.mark_paid(second.payment_hash)
+        await wait_until(lambda: len(settled) == 2)
+        await asyncio.sleep(0.1)
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+
+    assert settled == [first.payment_hash, second.payment_hash]

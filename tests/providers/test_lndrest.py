@@ -20,6 +20,8 @@ from lngate.errors import ProviderAuthFailed, ProviderRejected, ProviderUnavaila
 from lngate.providers.base import PaidStream, Provider
 from lngate.providers.cursors import CursorStore, MemoryCursorStore
 from lngate.providers.lndrest import LndRestConfig, LndRestProvider, make_session
+from lngate.services.doorbells import listen_paid_stream
+from lngate.services.settlement import SettleOutcome
 from tests.doubles.lnd_double import CertFiles, LndDouble, gateway_bytes, make_self_signed_cert
 from tests.doubles.scripting import Reply
 
@@ -737,3 +739,38 @@ async def test_provider_fits_the_interface_and_owns_its_session(double: LndDoubl
     assert provider.name == "lnd"
     await provider.aclose()
     assert session.closed
+
+
+async def test_doorbell_listener_settles_every_payment_across_a_dropped_stream(
+    double: LndDouble, provider: LndRestProvider
+) -> None:
+    """With the gateway's listener, each settlement is settled once, also when the stream's
+    connection drops in between: the listener subscribes again from the cursor."""
+    settled: list[str] = []
+
+    async def settle(payment_hash: str, *, source: str) -> SettleOutcome:
+        status = await provider.invoice_status(payment_hash)  # doorbell, then verify
+        assert status is not None and status.state is PaymentState.PAID
+        settled.append(payment_hash)
+        return SettleOutcome.SETTLED
+
+    first = await provider.create_invoice(amount_msat=1_000, memo="a", expiry=600)
+    second = await provider.create_invoice(amount_msat=1_000, memo="b", expiry=600)
+    listener = asyncio.create_task(
+        listen_paid_stream(provider, name="lnd-a", settle=settle, resubscribe_after=0.05)
+    )
+    try:
+        await wait_until(lambda: double.subscriber_count == 1)
+        double.mark_paid(first.payment_hash)
+        await wait_until(lambda: settled == [first.payment_hash])
+        await wait_until(lambda: provider.paid_cursor == 1)
+        double.drop_streams()
+        double.mark_paid(second.payment_hash)  # settled while no stream is open
+        await wait_until(lambda: len(settled) == 2)
+        await asyncio.sleep(0.1)
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+
+    assert settled == [first.payment_hash, second.payment_hash]
+    assert double.script.requests_to("subscribe")[-1].path.endswith("settle_index=1")
