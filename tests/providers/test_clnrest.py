@@ -206,10 +206,8 @@ def _entry(hash_: str, **overrides: Any) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("overrides", "state"),
     [
-        ({"amount_received_msat": None}, PaymentState.UNKNOWN),
-        ({"amount_received_msat": "1000msat"}, PaymentState.UNKNOWN),
+        ({"amount_received_msat": 0}, PaymentState.UNKNOWN),
         ({"status": "refunded"}, PaymentState.UNKNOWN),
-        ({"status": None}, PaymentState.UNKNOWN),
         ({"payment_hash": "00" * 32}, PaymentState.UNKNOWN),
         ({"status": "unpaid"}, PaymentState.PENDING),
         ({"status": "expired"}, PaymentState.EXPIRED),
@@ -218,8 +216,8 @@ def _entry(hash_: str, **overrides: Any) -> dict[str, Any]:
 async def test_listinvoices_entries_map_to_states(
     double: ClnDouble, provider: ClnRestProvider, overrides: dict[str, Any], state: PaymentState
 ) -> None:
-    """A paid entry without an int amount received, an unknown status or an entry about another
-    hash is UNKNOWN; unpaid is pending, expired is expired."""
+    """A paid entry that received nothing, an unknown status or an entry about another hash is
+    UNKNOWN; unpaid is pending, expired is expired."""
     payment_hash = os.urandom(32).hex()
     double.script.script("listinvoices", Reply(201, json={"invoices": [
         _entry(payment_hash, **overrides)]}))
@@ -227,6 +225,25 @@ async def test_listinvoices_entries_map_to_states(
     status = await provider.invoice_status(payment_hash)
 
     assert status is not None and status.state is state
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"amount_received_msat": None}, {"amount_received_msat": "1000msat"}, {"status": None},
+     {"status": 3}, {"payment_hash": 7}],
+    ids=["no amount", "amount as text", "no status", "status a number", "hash a number"],
+)
+async def test_listinvoices_entry_with_fields_missing_or_mistyped_is_unavailable(
+    double: ClnDouble, provider: ClnRestProvider, overrides: dict[str, Any]
+) -> None:
+    """An entry lacking a field the schema requires, or with one of the wrong type, is a
+    malformed answer (ProviderUnavailable), never a guess."""
+    payment_hash = os.urandom(32).hex()
+    double.script.script("listinvoices", Reply(201, json={"invoices": [
+        _entry(payment_hash, **overrides)]}))
+
+    with pytest.raises(ProviderUnavailable):
+        await provider.invoice_status(payment_hash)
 
 
 async def test_paid_with_bad_preimage_or_time_stays_paid_without_them(
@@ -419,7 +436,7 @@ async def test_garbage_listinvoices_answer_is_unavailable(
     double: ClnDouble, provider: ClnRestProvider
 ) -> None:
     """A listinvoices answer without an invoices list is ProviderUnavailable, never None."""
-    double.script.script("listinvoices", Reply(201, json={"invoice": []}))
+    double.script.script("listinvoices", Reply(201, json={"invoices": ["lngate-x"]}))
 
     with pytest.raises(ProviderUnavailable):
         await provider.invoice_status(os.urandom(32).hex())

@@ -255,23 +255,33 @@ async def test_lnd_states_map_to_payment_states(
 
 
 @pytest.mark.parametrize(
-    "change",
-    [{"amt_paid_msat": "0"}, {"amt_paid_msat": "many"}, {"r_hash": base64.b64encode(
-        b"\x00" * 32).decode()}, {"r_hash": "not base64!"}],
-    ids=["no amount", "bad amount", "other hash", "bad hash"],
+    ("change", "outcome"),
+    [({"amt_paid_msat": "0"}, PaymentState.UNKNOWN),
+     ({"r_hash": base64.b64encode(b"\x00" * 32).decode()}, PaymentState.UNKNOWN),
+     ({"amt_paid_msat": "many"}, ProviderUnavailable),
+     ({"amt_paid_msat": None}, ProviderUnavailable),
+     ({"r_hash": "not base64!"}, ProviderUnavailable),
+     ({"state": 3}, ProviderUnavailable)],
+    ids=["nothing paid", "other hash", "amount not a number", "amount missing", "bad hash",
+         "state a number"],
 )
-async def test_unreadable_settled_answers_are_unknown(
-    double: LndDouble, provider: LndRestProvider, change: dict[str, str]
+async def test_settled_answers_that_do_not_add_up_or_cannot_be_read(
+    double: LndDouble, provider: LndRestProvider, change: dict[str, Any], outcome: Any
 ) -> None:
-    """A settled invoice without a paid amount, or an answer about another hash, is UNKNOWN."""
+    """A settled invoice with nothing paid, or an answer about another hash, is UNKNOWN; a
+    field missing or of the wrong type is a malformed answer (ProviderUnavailable)."""
     invoice = await provider.create_invoice(amount_msat=1_000, memo="x", expiry=600)
     double.mark_paid(invoice.payment_hash)
     body = double.invoices[bytes.fromhex(invoice.payment_hash)].as_json() | change
-    double.script.script("lookup", Reply(200, json=body))
+    double.script.script("lookup", Reply(200, json={k: v for k, v in body.items()
+                                                    if v is not None}))
 
-    status = await provider.invoice_status(invoice.payment_hash)
-
-    assert status is not None and status.state is PaymentState.UNKNOWN
+    if outcome is ProviderUnavailable:
+        with pytest.raises(ProviderUnavailable):
+            await provider.invoice_status(invoice.payment_hash)
+    else:
+        status = await provider.invoice_status(invoice.payment_hash)
+        assert status is not None and status.state is outcome
 
 
 # ------------------------------------------------------------------------------- health

@@ -220,22 +220,24 @@ class ClnRestProvider:
             "listinvoices", {"payment_hash": payment_hash}, operation="invoice_status"
         )
         invoices = data.get("invoices")
-        if not isinstance(invoices, list):
-            raise self._http.malformed("invoice_status", "the answer has no invoices list")
+        if not isinstance(invoices, list) or not all(isinstance(i, dict) for i in invoices):
+            raise self._http.malformed("invoice_status", "the answer has no list of invoices")
         if not invoices:
             return None
         for entry in invoices:
-            if isinstance(entry, dict) and str(entry.get("payment_hash", "")).lower() == \
-                    payment_hash:
+            reported = self._http.require("invoice_status", entry, "payment_hash", str)
+            if reported.lower() == payment_hash:
                 return self._payment_status(entry)
         return PaymentStatus(PaymentState.UNKNOWN)  # an answer about other invoices
 
     def _payment_status(self, entry: dict[str, Any]) -> PaymentStatus:
-        status = entry.get("status")
+        """A listinvoices entry as a status: a field missing or of the wrong type is a
+        malformed answer; a paid invoice that received nothing does not add up (UNKNOWN)."""
+        status = self._http.require("invoice_status", entry, "status", str)
         amount = _int_or_none(entry.get("amount_msat"))
         if status == "paid":
-            received = _int_or_none(entry.get("amount_received_msat"))
-            if received is None or received <= 0:
+            received = self._http.require("invoice_status", entry, "amount_received_msat", int)
+            if received <= 0:
                 return PaymentStatus(PaymentState.UNKNOWN)
             preimage = entry.get("payment_preimage")
             if not isinstance(preimage, str) or not _HASH.fullmatch(preimage.lower()):

@@ -239,24 +239,24 @@ class LndRestProvider:
         if answer.status == 404 and self._grpc_error(answer)[0] == GRPC_NOT_FOUND:
             return None
         data = self._result("invoice_status", answer)
-        try:
-            reported = self._hash_field("invoice_status", data, "r_hash")
-        except ProviderUnavailable:
-            return PaymentStatus(PaymentState.UNKNOWN)
-        if reported != payment_hash:
+        if self._hash_field("invoice_status", data, "r_hash") != payment_hash:
             return PaymentStatus(PaymentState.UNKNOWN)  # an answer about another invoice
         return self._payment_status(data)
 
     def _payment_status(self, invoice: dict[str, Any]) -> PaymentStatus:
-        state = invoice.get("state")
+        """An ``Invoice`` as a status: a field missing or of the wrong type is a malformed
+        answer; a settled invoice with nothing paid does not add up (UNKNOWN)."""
+        operation = "invoice_status"
+        state = self._http.require(operation, invoice, "state", str)
         value = _decimal(invoice.get("value_msat"))
         created = _decimal(invoice.get("creation_date"))
         expiry = _decimal(invoice.get("expiry"))
         expired = (created is not None and expiry is not None
                    and self._clock() >= created + expiry)
         if state == "SETTLED":
-            paid = _decimal(invoice.get("amt_paid_msat"))
-            if paid is None or paid <= 0:
+            paid = self._http.require_int(operation, invoice, "amt_paid_msat",
+                                          decimal_string=True)
+            if paid <= 0:
                 return PaymentStatus(PaymentState.UNKNOWN)
             preimage = _b64_hex(invoice.get("r_preimage"))
             created_at = None if created is None else from_unix(
