@@ -21,7 +21,9 @@ query):
 - ``POST /v1/invoices`` (AddInvoice: ``memo``, ``value``/``value_msat``, ``expiry`` 86400 by
   default) -> ``r_hash``, ``payment_request``, ``add_index``, ``payment_addr``;
   ``GET /v2/invoices/lookup?payment_hash=`` (bytes read as standard, then URL-safe base64,
-  padding required; unknown -> 404 code 5 ``unable to locate invoice``);
+  padding required; unknown -> 404 code 5 ``unable to locate invoice``, but 500 code 2
+  ``there are no existing invoices`` on a node that has none: LookupInvoiceV2 maps only
+  ``ErrInvoiceNotFound`` to NotFound);
   ``GET /v1/getinfo``; ``GET /v1/balance/channels``;
   ``GET /v1/invoices/subscribe?add_index=&settle_index=``: a chunked 200
   ``application/json`` response whose status line goes out with the first event (Go writes
@@ -452,9 +454,14 @@ class LndDouble:
                 3, f"type mismatch, parameter: payment_hash, error: illegal base64 data: {value}"
             ) from None
         if len(payment_hash) != 32:
-            raise GrpcError(2, f"invalid hash length of {len(payment_hash)}, want 32")
+            raise GrpcError(
+                3, f"unable to parse pay hash: invalid hash length of {len(payment_hash)}, "
+                   "want 32"
+            )
         if not self.invoices:
-            raise GrpcError(5, "there are no existing invoices")
+            # the invoice store's ErrNoInvoicesCreated is not mapped to NotFound by
+            # LookupInvoiceV2: it goes out as a plain error (gRPC Unknown)
+            raise GrpcError(2, "there are no existing invoices")
         invoice = self.invoices.get(payment_hash)
         if invoice is None:
             raise GrpcError(5, "unable to locate invoice")

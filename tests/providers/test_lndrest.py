@@ -201,7 +201,8 @@ async def test_lookup_sends_the_hash_as_url_safe_base64(
 
 
 async def test_unknown_hash_is_none(double: LndDouble, provider: LndRestProvider) -> None:
-    """lnd's NotFound (404, code 5), with or without invoices on the node, is None."""
+    """lnd's NotFound (404, code 5), and its 500 "there are no existing invoices" on a node
+    without any invoice, are None."""
     assert await provider.invoice_status(os.urandom(32).hex()) is None  # no invoices yet
     await provider.create_invoice(amount_msat=1_000, memo="x", expiry=600)
     assert await provider.invoice_status(os.urandom(32).hex()) is None
@@ -214,6 +215,16 @@ async def test_404_that_is_not_lnds_is_rejected(
     double.script.script("lookup", Reply(404, body="<h1>Not Found</h1>", content_type="text/html"))
 
     with pytest.raises(ProviderRejected, match="HTTP 404"):
+        await provider.invoice_status(os.urandom(32).hex())
+
+
+async def test_other_lookup_failures_are_unavailable(
+    double: LndDouble, provider: LndRestProvider
+) -> None:
+    """Only lnd's two "no such invoice" answers mean None: any other 500 is unavailable."""
+    double.script.script("lookup", grpc_error(2, "unable to fetch invoice: database is locked"))
+
+    with pytest.raises(ProviderUnavailable, match="database is locked"):
         await provider.invoice_status(os.urandom(32).hex())
 
 

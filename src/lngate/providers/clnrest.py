@@ -29,14 +29,14 @@ How answers map to the error tree (:mod:`lngate.errors`), on top of the shared H
 =====================================================  =========================================
 what clnrest answered                                  raised
 =====================================================  =========================================
-403 ``1501 Not authorized: Missing rune``; 401 1501     ``ProviderAuthFailed``
+403 ``1501 Not authorized: Missing rune``; 401 1501    ``ProviderAuthFailed``
 (a rune not derived from this node's master), 1502
 (``Not permitted: ...``), 1503 (blacklisted)
 500 ``-32602`` (invalid parameters: our request is     ``ProviderRejected``
 wrong, asking again gets the same answer)
-500 with any other code (``-1``, ``900`` duplicate      ``ProviderUnavailable``
+500 with any other code (``-1``, ``900`` duplicate     ``ProviderUnavailable``
 label, a plugin failing...)
-404 ``-32601`` (no such method: clnrest or a plugin     ``ProviderRejected``
+404 ``-32601`` (no such method: clnrest or a plugin    ``ProviderRejected``
 missing), 405, 406
 a 201 whose body is not the JSON the schema promises   ``ProviderUnavailable``
 =====================================================  =========================================

@@ -8,7 +8,8 @@ snake_case names, int64 values as **decimal strings** and bytes as **base64**:
   ``"private": true`` with ``private_route_hints``) -> ``r_hash`` (base64 of the payment
   hash, turned into hex), ``payment_request``, ``add_index``;
 - status: ``GET /v2/invoices/lookup?payment_hash=<URL-safe base64, padded>`` (a raw ``+``
-  would read as a space in a query); unknown: 404 with gRPC code 5 (``None``). ``state``
+  would read as a space in a query); unknown: 404 with gRPC code 5, or on a node without any
+  invoice 500 with code 2 ``there are no existing invoices`` (both ``None``). ``state``
   ``OPEN`` / ``ACCEPTED`` / ``SETTLED`` / ``CANCELED``; once settled ``amt_paid_msat``,
   ``r_preimage`` (base64) and ``settle_date`` (Unix seconds). lnd has no "expired" state: an
   ``OPEN`` invoice past ``creation_date + expiry`` is reported expired, and so is a
@@ -39,15 +40,16 @@ lnd's error body is the gRPC status ``{"code", "message", "details"}``:
 ======================================================  =======================================
 what lnd answered                                       raised
 ======================================================  =======================================
-500, code 2, about the macaroon (``expected 1            ``ProviderAuthFailed``
+500, code 2, about the macaroon (``expected 1           ``ProviderAuthFailed``
 macaroon, got 0``, ``encoding/hex: ...``, ``cannot get
 macaroon: ...``, ``verification failed...``,
 ``permission denied``): lnd reports refused
 credentials as gRPC ``Unknown``
-404 with code 5 on a look-up                            ``None`` (not an error)
+404 with code 5 on a look-up, or 500 ``there are no     ``None`` (not an error)
+existing invoices``
 400 (code 3: our request is wrong)                      ``ProviderRejected``
-any other 500 (code 2: lnd could not do it right now)    ``ProviderUnavailable``
-a 200 whose body is not the JSON the API promises,       ``ProviderUnavailable``
+any other 500 (code 2: lnd could not do it right now)   ``ProviderUnavailable``
+a 200 whose body is not the JSON the API promises,      ``ProviderUnavailable``
 a stream line that is not, a stream that ends
 ======================================================  =======================================
 
@@ -90,6 +92,8 @@ log = structlog.get_logger(__name__)
 
 GRPC_UNKNOWN = 2
 GRPC_NOT_FOUND = 5
+NO_INVOICES = "there are no existing invoices"
+"""lnd's answer (500, code 2) to a look-up on a node that has no invoice at all."""
 MACAROON_HEADER = "Grpc-Metadata-macaroon"
 _AUTH_TEXTS = ("macaroon", "permission denied", "encoding/hex", "verification failed",
                "packet too short")
@@ -236,7 +240,9 @@ class LndRestProvider:
             "GET", "/v2/invoices/lookup", operation="invoice_status",
             params={"payment_hash": query},
         )
-        if answer.status == 404 and self._grpc_error(answer)[0] == GRPC_NOT_FOUND:
+        code, message = self._grpc_error(answer)
+        if (answer.status == 404 and code == GRPC_NOT_FOUND) or (
+                answer.status == 500 and code == GRPC_UNKNOWN and message == NO_INVOICES):
             return None
         data = self._result("invoice_status", answer)
         if self._hash_field("invoice_status", data, "r_hash") != payment_hash:
