@@ -687,9 +687,6 @@ def _details(h: str, **overrides: object) -> dict[str, object]:
             PaymentState.UNKNOWN,
             None,
         ),
-        (lambda h: {"paid": "yes", "details": _details(h)}, PaymentState.UNKNOWN, None),
-        (lambda h: {"paid": False, "details": "nope"}, PaymentState.UNKNOWN, None),
-        (lambda h: [1, 2], PaymentState.UNKNOWN, None),
     ],
 )
 async def test_status_answers_map_to_states(
@@ -728,11 +725,23 @@ async def test_paid_with_bad_preimage_keeps_paid_without_preimage(
     assert status is not None and status.state is PaymentState.PAID and status.preimage is None
 
 
-async def test_status_not_json_is_unknown(double: LNbitsDouble, provider: LNbitsProvider) -> None:
-    """A 200 status answer that is not JSON is UNKNOWN."""
-    double.script("status", Reply(200, body=b"<html>", content_type="text/html"))
-    status = await provider.invoice_status(a_hash())
-    assert status is not None and status.state is PaymentState.UNKNOWN
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (Reply(200, body=b"<html>", content_type="text/html"), "the answer is not JSON"),
+        (Reply(200, json=[1, 2]), "the answer is not a JSON object"),
+        (Reply(200, json={"paid": "yes", "details": {}}), "the answer's paid is not a boolean"),
+        (Reply(200, json={"paid": False, "details": "nope"}), "details is not an object"),
+    ],
+)
+async def test_unreadable_status_answer_is_unavailable(
+    double: LNbitsDouble, provider: LNbitsProvider, reply: Reply, message: str
+) -> None:
+    """A 200 status answer that cannot be read (not a JSON object, paid or details of the
+    wrong type) is a malformed answer, unavailable, as for every provider."""
+    double.script("status", reply)
+    with pytest.raises(ProviderUnavailable, match=message):
+        await provider.invoice_status(a_hash())
 
 
 async def test_status_without_details_is_auth_failed(
@@ -763,11 +772,11 @@ async def test_status_of_unknown_hash_is_none(provider: LNbitsProvider) -> None:
 
 
 @pytest.mark.parametrize("bad", ["", "xyz", "ab" * 31, "../wallet" + "a" * 55, "ab" * 32 + "/x"])
-async def test_malformed_hash_is_a_value_error(
+async def test_malformed_hash_is_rejected(
     double: LNbitsDouble, provider: LNbitsProvider, bad: str
 ) -> None:
-    """A payment hash that is not 64 hex characters is refused before any request."""
-    with pytest.raises(ValueError, match="64 hex"):
+    """A payment hash that is not 64 hex characters is rejected before any request."""
+    with pytest.raises(ProviderRejected, match="64 hex"):
         await provider.invoice_status(bad)
     assert double.requests == []
 

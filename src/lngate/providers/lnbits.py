@@ -46,7 +46,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import orjson
 import structlog
 
 from lngate.domain import (
@@ -57,7 +56,7 @@ from lngate.domain import (
     ProviderInvoice,
 )
 from lngate.errors import ProviderAuthFailed, ProviderRejected, ProviderUnavailable
-from lngate.providers.base import Capabilities
+from lngate.providers.base import Capabilities, check_create_request, check_payment_hash
 from lngate.providers.http import HttpAnswer, HttpTransport, LogSummary, make_session
 from lngate.providers.timestamps import from_iso
 
@@ -148,20 +147,14 @@ class LNbitsProvider:
     ) -> ProviderInvoice:
         """Issue an invoice; the BOLT11 is returned as LNbits gave it (validated by the caller).
 
-        Raises ``ProviderRejected`` before sending anything for an amount that is not a positive
-        whole number of sats (LNbits would silently truncate it) or a non-positive expiry.
+        Raises ``ProviderRejected`` before sending anything for arguments outside
+        :func:`~lngate.providers.base.check_create_request`, or an amount that is not a whole
+        number of sats (LNbits would silently truncate it).
         """
-        if isinstance(amount_msat, bool) or not isinstance(amount_msat, int) or amount_msat <= 0:
-            raise ProviderRejected(
-                f"amount must be a positive int of msat, got {amount_msat!r}", provider=self.name
-            )
+        check_create_request(self.name, amount_msat=amount_msat, memo=memo, expiry=expiry)
         if amount_msat % MSAT_PER_SAT:
             raise ProviderRejected(
                 f"LNbits takes whole sats; {amount_msat} msat is not", provider=self.name
-            )
-        if isinstance(expiry, bool) or not isinstance(expiry, int) or expiry <= 0:
-            raise ProviderRejected(
-                f"expiry must be a positive int of seconds, got {expiry!r}", provider=self.name
             )
         request: dict[str, Any] = {
             "out": False,
@@ -202,14 +195,14 @@ class LNbitsProvider:
         """Ask LNbits whether the invoice is paid; ``None`` when this wallet has no such invoice.
 
         ``PAID`` carries the amount (msat) and preimage as LNbits reports them; ``FAILED`` is
-        how LNbits marks an expired invoice (lazily, on this very GET); an answer that cannot be
-        read is ``UNKNOWN``. ``paid_at`` is when LNbits marked it paid (``details.updated_at``),
-        ``None`` when that time is missing or unusable.
-        Raises ``ValueError`` if ``payment_hash`` is not 64 hex characters.
+        how LNbits marks an expired invoice (lazily, on this very GET); an answer that is read
+        but does not add up (contradictory states, another payment) is ``UNKNOWN``; one that
+        cannot be read (not a JSON object, ``paid`` or ``details`` of the wrong type) raises
+        ``ProviderUnavailable``. ``paid_at`` is when LNbits marked it paid
+        (``details.updated_at``), ``None`` when that time is missing or unusable.
+        Raises ``ProviderRejected`` if ``payment_hash`` is not 64 hex characters.
         """
-        payment_hash = payment_hash.lower()
-        if not _HASH.fullmatch(payment_hash):
-            raise ValueError("payment_hash must be 64 hex characters")
+        payment_hash = check_payment_hash(self.name, payment_hash)
         operation = "invoice_status"
         answer = await self._http.request("GET", _STATUS_PATH + payment_hash, operation=operation)
         if answer.status == 404:
@@ -220,11 +213,7 @@ class LNbitsProvider:
                 # not LNbits' answer (a wrong endpoint path, a proxy): never "unknown invoice"
                 raise self._http.rejected(f"{operation}: HTTP 404: {detail or 'no detail'}")
         self._raise_for_status(operation, answer)
-        try:
-            data = orjson.loads(answer.body)
-        except orjson.JSONDecodeError:
-            return PaymentStatus(PaymentState.UNKNOWN)
-        return self._payment_status(payment_hash, data)
+        return self._payment_status(payment_hash, self._http.json_object(operation, answer))
 
     async def health(self) -> HealthReport:
         """Read the wallet (balance in msat) once, within the timeout; never raises."""
@@ -254,10 +243,8 @@ class LNbitsProvider:
             raise self._http.auth_failed(f"{operation}: HTTP 404: {_WALLET_NOT_FOUND}")
         self._http.raise_for_status(operation, answer)
 
-    def _payment_status(self, payment_hash: str, data: Any) -> PaymentStatus:
+    def _payment_status(self, payment_hash: str, data: dict[str, Any]) -> PaymentStatus:
         unknown = PaymentStatus(PaymentState.UNKNOWN)
-        if not isinstance(data, dict):
-            return unknown
         if "details" not in data:
             # LNbits only leaves out the details when the key is not the owning wallet's; an
             # unknown key is not a 404 here, so without this check a revoked key would make
@@ -268,12 +255,14 @@ class LNbitsProvider:
             )
         details = data["details"]
         if not isinstance(details, dict):
-            return unknown
+            raise self._http.malformed("invoice_status", "the answer's details is not an object")
         if str(details.get("payment_hash", payment_hash)).lower() != payment_hash:
             return unknown  # an answer about another payment
         amount = details.get("amount")
         amount_msat = amount if isinstance(amount, int) and not isinstance(amount, bool) else None
         paid = data.get("paid")
+        if paid is not None and not isinstance(paid, bool):
+            raise self._http.malformed("invoice_status", "the answer's paid is not a boolean")
         states = {data.get("status"), details.get("status")} - {None}
         if paid is True or "success" in states:
             if paid is False or "failed" in states or "pending" in states:
