@@ -185,11 +185,11 @@ async def test_unknown_hash_is_none(provider: ClnRestProvider) -> None:
     assert await provider.invoice_status(os.urandom(32).hex()) is None
 
 
-async def test_malformed_hash_is_a_value_error(
+async def test_malformed_hash_is_rejected_before_any_call(
     double: ClnDouble, provider: ClnRestProvider
 ) -> None:
     """A payment hash that is not 64 hex characters is refused before any call."""
-    with pytest.raises(ValueError):
+    with pytest.raises(ProviderRejected):
         await provider.invoice_status("abc")
     assert double.script.requests_to("listinvoices") == []
 

@@ -228,11 +228,11 @@ async def test_other_lookup_failures_are_unavailable(
         await provider.invoice_status(os.urandom(32).hex())
 
 
-async def test_malformed_hash_is_a_value_error(
+async def test_malformed_hash_is_rejected_before_any_call(
     double: LndDouble, provider: LndRestProvider
 ) -> None:
     """A payment hash that is not 64 hex characters is refused before any call."""
-    with pytest.raises(ValueError):
+    with pytest.raises(ProviderRejected):
         await provider.invoice_status("zz" * 32)
     assert double.script.requests_to("lookup") == []
 

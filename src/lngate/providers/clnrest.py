@@ -62,7 +62,7 @@ import structlog
 
 from lngate.domain import HealthReport, PaymentState, PaymentStatus, ProviderInvoice
 from lngate.errors import ProviderError, ProviderRejected, ProviderUnavailable
-from lngate.providers.base import Capabilities
+from lngate.providers.base import Capabilities, check_create_request, check_payment_hash
 from lngate.providers.cursors import CursorStore, MemoryCursorStore
 from lngate.providers.http import (
     HttpAnswer,
@@ -189,11 +189,10 @@ class ClnRestProvider:
     ) -> ProviderInvoice:
         """Issue an invoice under a fresh label; ``webhook_url`` is ignored (no webhooks).
 
-        Raises ``ProviderRejected`` before sending anything for an amount or expiry that is
-        not a positive int.
+        Raises ``ProviderRejected`` before sending anything for a request no provider should
+        send (:func:`~lngate.providers.base.check_create_request`).
         """
-        _check_positive_int(self.name, "amount", amount_msat, "msat")
-        _check_positive_int(self.name, "expiry", expiry, "seconds")
+        check_create_request(self.name, amount_msat=amount_msat, memo=memo, expiry=expiry)
         label = f"{self._config.label_prefix}{secrets.token_hex(16)}"
         data = await self._rpc(
             "invoice",
@@ -211,11 +210,9 @@ class ClnRestProvider:
     async def invoice_status(self, payment_hash: str) -> PaymentStatus | None:
         """The node's view of the invoice; ``None`` when it has no invoice with that hash.
 
-        Raises ``ValueError`` if ``payment_hash`` is not 64 hex characters.
+        Raises ``ProviderRejected`` if ``payment_hash`` is not 64 hex characters.
         """
-        payment_hash = payment_hash.lower()
-        if not _HASH.fullmatch(payment_hash):
-            raise ValueError("payment_hash must be 64 hex characters")
+        payment_hash = check_payment_hash(self.name, payment_hash)
         data = await self._rpc(
             "listinvoices", {"payment_hash": payment_hash}, operation="invoice_status"
         )
@@ -403,12 +400,6 @@ class ClnRestProvider:
 
 def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _check_positive_int(provider: str, what: str, value: object, unit: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ProviderRejected(f"{what} must be a positive int of {unit}, got {value!r}",
-                               provider=provider)
 
 
 def _ms_since(started: float) -> float:

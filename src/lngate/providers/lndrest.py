@@ -76,7 +76,7 @@ import structlog
 
 from lngate.domain import HealthReport, PaymentState, PaymentStatus, ProviderInvoice
 from lngate.errors import ProviderError, ProviderRejected, ProviderUnavailable
-from lngate.providers.base import Capabilities
+from lngate.providers.base import Capabilities, check_create_request, check_payment_hash
 from lngate.providers.cursors import CursorStore, MemoryCursorStore
 from lngate.providers.http import (
     HttpAnswer,
@@ -209,11 +209,10 @@ class LndRestProvider:
     ) -> ProviderInvoice:
         """Issue an invoice; ``webhook_url`` is ignored (lnd calls no webhooks).
 
-        Raises ``ProviderRejected`` before sending anything for an amount or expiry that is
-        not a positive int.
+        Raises ``ProviderRejected`` before sending anything for a request no provider should
+        send (:func:`~lngate.providers.base.check_create_request`).
         """
-        _check_positive_int(self.name, "amount", amount_msat, "msat")
-        _check_positive_int(self.name, "expiry", expiry, "seconds")
+        check_create_request(self.name, amount_msat=amount_msat, memo=memo, expiry=expiry)
         body: dict[str, Any] = {"value_msat": str(amount_msat), "memo": memo,
                                 "expiry": str(expiry)}
         if self._config.private_route_hints:
@@ -230,11 +229,9 @@ class LndRestProvider:
     async def invoice_status(self, payment_hash: str) -> PaymentStatus | None:
         """lnd's view of the invoice; ``None`` when lnd has no invoice with that hash.
 
-        Raises ``ValueError`` if ``payment_hash`` is not 64 hex characters.
+        Raises ``ProviderRejected`` if ``payment_hash`` is not 64 hex characters.
         """
-        payment_hash = payment_hash.lower()
-        if not re.fullmatch(r"[0-9a-f]{64}", payment_hash):
-            raise ValueError("payment_hash must be 64 hex characters")
+        payment_hash = check_payment_hash(self.name, payment_hash)
         query = base64.urlsafe_b64encode(bytes.fromhex(payment_hash)).decode()
         answer = await self._http.request(
             "GET", "/v2/invoices/lookup", operation="invoice_status",
@@ -495,12 +492,6 @@ def _b64_hex(value: object) -> str | None:
     except (binascii.Error, ValueError):
         return None
     return raw.hex() or None
-
-
-def _check_positive_int(provider: str, what: str, value: object, unit: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ProviderRejected(f"{what} must be a positive int of {unit}, got {value!r}",
-                               provider=provider)
 
 
 def _ms_since(started: float) -> float:
