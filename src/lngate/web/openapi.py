@@ -20,13 +20,18 @@ from lngate.web.schemas import (
     CreateInvoiceRequest,
     CreateOrderRequest,
     Error,
+    InvoiceEvent,
     LnbitsPayment,
     MonitorActionRequest,
 )
 
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (
     CreateInvoiceRequest, CreateOrderRequest, LnbitsPayment, MonitorActionRequest)
-"""The models of request bodies, added to ``components/schemas`` by :func:`install_openapi`."""
+"""The models of request bodies."""
+EVENT_MODELS: tuple[type[BaseModel], ...] = (InvoiceEvent,)
+"""The models of Server-Sent Events' data."""
+EXTRA_MODELS = REQUEST_MODELS + EVENT_MODELS
+"""Models FastAPI does not see, added to ``components/schemas`` by :func:`install_openapi`."""
 SCHEMA_REF = "#/components/schemas/{model}"
 ADMIN_SCHEME = "adminBearer"
 WEBHOOK_SCHEME = "lnbitsApiKey"
@@ -64,6 +69,25 @@ def json_body(model: type[BaseModel], description: str | None = None) -> dict[st
     if description:
         body["description"] = description
     return {"requestBody": body}
+
+
+def event_stream(model: type[BaseModel], events: list[str], description: str) -> dict[str, Any]:
+    """A ``text/event-stream`` answer whose events are named ``events`` and carry ``model`` as
+    JSON ``data`` (each event described by ``itemSchema``, as FastAPI does for its own SSE)."""
+    if model not in EVENT_MODELS:
+        raise ValueError(f"{model.__name__} is not in EVENT_MODELS")
+    event = {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"type": "string", "enum": events},
+            "data": {"type": "string", "contentMediaType": "application/json",
+                     "contentSchema": {"$ref": SCHEMA_REF.format(model=model.__name__)}},
+            "id": {"type": "string"},
+            "retry": {"type": "integer", "minimum": 0},
+        },
+    }
+    return {"description": description, "content": {"text/event-stream": {"itemSchema": event}}}
 
 
 def _parameter(where: str, name: str, schema: dict[str, Any], description: str,
@@ -115,7 +139,7 @@ def install_openapi(app: FastAPI) -> None:
             document = generate()
             _drop_validation_errors(document)
             components = document.setdefault("components", {})
-            _add_models(components.setdefault("schemas", {}), REQUEST_MODELS)
+            _add_models(components.setdefault("schemas", {}), EXTRA_MODELS)
             components.setdefault("securitySchemes", {}).update(SECURITY_SCHEMES)
             app.openapi_schema = document
         return app.openapi_schema

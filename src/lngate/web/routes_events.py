@@ -21,7 +21,8 @@ from starlette.responses import StreamingResponse
 from lngate.domain import InvoiceState, is_payment_hash
 from lngate.services.invoices import find_invoice
 from lngate.web.errors import ApiError
-from lngate.web.openapi import RATE_LIMITED, errors
+from lngate.web.openapi import RATE_LIMITED, errors, event_stream
+from lngate.web.schemas import InvoiceEvent
 from lngate.web.state import enforce_rate_limit, gateway_of
 
 router = APIRouter()
@@ -38,10 +39,9 @@ def _event(name: str, data: dict[str, object]) -> bytes:
     summary="Follow an invoice's status (Server-Sent Events)",
     response_class=StreamingResponse,
     responses={
-        200: {"description": "``event: status`` with ``data: {\"status\", \"paymentHash\"}`` "
-                             "now and on every change; ``event: timeout`` when the stream's "
-                             "lifetime ends; ``: keep-alive`` comments in between.",
-              "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        200: event_stream(InvoiceEvent, ["status", "timeout"],
+                          "``event: status`` now and on every change; ``event: timeout`` when "
+                          "the stream's lifetime ends; ``: keep-alive`` comments in between."),
         **errors({404: "``not_found``: no invoice has this payment hash", 429: RATE_LIMITED}),
     },
 )

@@ -102,6 +102,13 @@ class InvoiceStatus(_Answer):
     code: str | None = Field(None, description="``not_found`` only: ``not_found``.")
 
 
+class InvoiceEvent(_Answer):
+    """The ``data`` of an invoice's ``status`` event (``timeout``: ``status`` alone)."""
+
+    status: Literal["pending", "settled", "expired"]
+    paymentHash: str | None = Field(None, description="``status`` events: the invoice's id.")
+
+
 # ------------------------------------------------------------------------------------ orders
 
 
