@@ -43,8 +43,10 @@ SECURITY_SCHEMES = {
                                     "LNbits itself calls the URL with ``nonce`` and ``token``."},
 }
 
-BAD_JSON = ("``invalid_json``: not JSON (malformed, NaN/Infinity, nested too deep, a number "
-            "over 4300 digits); ``invalid_body``: not a JSON object")
+BAD_JSON = ("``invalid_json``: not JSON (malformed, NaN/Infinity, a number over 4300 digits "
+            "or out of a float's range); ``json_too_deep``: nested over 32 levels (with "
+            "``maxDepth``); ``invalid_unicode``: a lone surrogate (``\\ud800``) in a key or "
+            "value (with ``field``); ``invalid_body``: not a JSON object")
 PAYLOAD_TOO_LARGE = "``payload_too_large``: over 64 KB"
 NOT_JSON = "``unsupported_media_type``: ``Content-Type`` is not ``application/json``"
 RATE_LIMITED = ("``rate_limited``: too many requests from this client; ``retryAfter`` and the "

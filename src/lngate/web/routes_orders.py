@@ -67,12 +67,14 @@ def order_body(order: OrderRecord, view: OrderView | None = None) -> dict[str, A
     openapi_extra=operation(json_body(CreateOrderRequest)),
     responses=errors({
         400: "``missing_product``, ``invalid_product`` (with ``products``), ``missing_customer``, "
-             "``invalid_customer``, ``missing_email``, ``invalid_email``, ``missing_address``, "
-             "``invalid_address``, ``missing_field``, ``invalid_field``, ``field_too_long``, "
+             "``invalid_customer``, ``missing_email``, ``invalid_email`` (with ``reason``), "
+             "``missing_address``, ``invalid_address``, ``missing_field``, ``invalid_field`` (not "
+             "text, or an encoded ``=?...?=`` sequence), ``field_too_long``, "
              "``unknown_field`` and ``unexpected_field`` (with ``field``), ``price_not_allowed``, "
              "``invalid_pubkey``, ``invalid_plan``, ``invalid_quantity`` (with "
              "``maxQuantity`` past the catalog's), ``missing_amount``, ``invalid_amount``, "
-             "``amount_too_small`` / ``amount_too_large`` (with ``minAmount`` / ``maxAmount``), "
+             "``amount_too_small`` / ``amount_too_large`` (with ``minAmount`` / ``maxAmount``; "
+             "any product whose total exceeds ``MAX_INVOICE_SATS``), "
              f"``invalid_metadata``, ``metadata_too_large``; {BAD_JSON}",
         413: PAYLOAD_TOO_LARGE,
         415: NOT_JSON,

@@ -48,7 +48,10 @@ class Error(_Answer):
     minAmount: int | None = Field(None, description="``amount_too_small``: the minimum, sats.")
     maxQuantity: int | None = Field(None, description="``invalid_quantity``: the maximum.")
     retryAfter: int | None = Field(None, description="``rate_limited``: seconds to wait.")
+    maxDepth: int | None = Field(None, description="``json_too_deep``: the most nesting "
+                                 "levels.")
     field: str | None = Field(None, description="The field at fault (dotted path).")
+    reason: str | None = Field(None, description="``invalid_email``: what is wrong with it.")
     products: list[str] | None = Field(None, description="``invalid_product``: the products.")
     providers: dict[str, str] | None = Field(
         None, description="``no_provider_available``: why each provider failed, by name.")
