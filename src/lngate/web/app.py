@@ -29,6 +29,7 @@ from lngate.web.client_ip import ClientIP
 from lngate.web.cors import PublicCORS
 from lngate.web.errors import ApiError
 from lngate.web.http_metrics import HttpMetricsMiddleware
+from lngate.web.openapi import install_openapi
 from lngate.web.ratelimit import RateLimiter
 from lngate.web.responses import JsonResponse
 from lngate.web.state import WebState
@@ -84,6 +85,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(routes_ops.router)
     if settings.demo_mode:  # never mounted when a real provider is configured
         app.include_router(routes_demo.router)
+    install_openapi(app)
     app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(PublicCORS, origins=settings.cors_allow_origins)
 

@@ -11,7 +11,20 @@ from lngate.store.invoices import InvoiceRecord
 from lngate.web.body import read_json
 from lngate.web.errors import ApiError, no_provider_error
 from lngate.web.invoice_input import parse_invoice_request
+from lngate.web.openapi import (
+    BAD_JSON,
+    NO_PROVIDER,
+    NOT_JSON,
+    PAYLOAD_TOO_LARGE,
+    RATE_LIMITED,
+    errors,
+    header,
+    json_body,
+    operation,
+    query,
+)
 from lngate.web.responses import JsonResponse
+from lngate.web.schemas import CreateInvoiceRequest, InvoiceCreated, InvoiceStatus
 from lngate.web.state import enforce_rate_limit, gateway_of
 
 router = APIRouter()
@@ -38,7 +51,31 @@ def invoice_body(record: InvoiceRecord) -> dict[str, object]:
     return body
 
 
-@router.post("/api/create-invoice")
+@router.post(
+    "/api/create-invoice", tags=["invoices"], summary="Create an invoice",
+    response_model=InvoiceCreated,
+    openapi_extra=operation(
+        json_body(CreateInvoiceRequest),
+        header("Idempotency-Key", {"type": "string", "minLength": 1, "maxLength": 255},
+               "Replays the first answer for the same key and body (1 to 255 printable "
+               "characters)."),
+    ),
+    responses={
+        200: {"description": "The invoice; a replayed ``Idempotency-Key`` adds the header "
+                             "``Idempotent-Replayed: true``."},
+        **errors({
+            400: "``missing_fields``, ``invalid_amount``, ``amount_too_large`` (with "
+                 "``maxAmount``), ``invalid_description``, ``description_too_long``, "
+                 "``invalid_metadata``, ``metadata_too_large``, ``invalid_expiry``, "
+                 f"``invalid_idempotency_key``; {BAD_JSON}",
+            413: PAYLOAD_TOO_LARGE,
+            415: NOT_JSON,
+            422: "``idempotency_conflict``: the ``Idempotency-Key`` was used with another body",
+            429: RATE_LIMITED,
+            503: NO_PROVIDER,
+        }),
+    },
+)
 async def create_invoice_route(request: Request) -> JsonResponse:
     """Create a validated BOLT11 invoice through the first provider that can issue one."""
     gateway = gateway_of(request)
@@ -61,7 +98,13 @@ async def create_invoice_route(request: Request) -> JsonResponse:
     return JsonResponse(invoice_body(issued.invoice), headers=headers)
 
 
-@router.get("/api/check-invoice")
+@router.get(
+    "/api/check-invoice", tags=["invoices"], summary="Check an invoice",
+    response_model=InvoiceStatus,
+    openapi_extra=operation(query("id", {"type": "string", "minLength": 1},
+                                  "The invoice's id (its payment hash).", required=True)),
+    responses=errors({400: "``missing_id``: no ``id``", 429: RATE_LIMITED}),
+)
 async def check_invoice_route(request: Request) -> JsonResponse:
     """The verified status of an invoice: pending, settled, expired or not_found."""
     await enforce_rate_limit(request, "check-invoice")
