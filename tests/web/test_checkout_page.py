@@ -95,6 +95,7 @@ async def test_security_headers_on_pages_and_error_pages(client: httpx.AsyncClie
         assert headers["x-content-type-options"] == "nosniff"
         assert headers["referrer-policy"] == "no-referrer"
         assert headers["x-frame-options"] == "DENY" and headers["cache-control"] == "no-store"
+        assert headers["vary"] == "Accept-Language"
 
 
 @pytest.mark.parametrize(("path", "title"), [

@@ -109,7 +109,7 @@ def render_page(
         **context,
     )
     return HTMLResponse(html, status_code=status_code,
-                        headers={**SECURITY_HEADERS, **(headers or {})})
+                        headers={**SECURITY_HEADERS, "Vary": "Accept-Language", **(headers or {})})
 
 
 def error_page(
