@@ -10,6 +10,7 @@ Unknown or malformed addresses get an HTML 404 page, never a 500.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import datetime
 
@@ -63,7 +64,9 @@ def _iso(moment: datetime) -> str:
 
 def _page(request: Request, checkout: Checkout) -> HTMLResponse:
     invoice = checkout.invoice
-    seconds_left = int((invoice.expires_at - gateway_of(request).settler.clock()).total_seconds())
+    # rounded up: the page's countdown must not reach zero before the invoice has expired
+    seconds_left = math.ceil(
+        (invoice.expires_at - gateway_of(request).settler.clock()).total_seconds())
     lang = request.query_params.get("lang")
     return render_page(
         request, "checkout.html",

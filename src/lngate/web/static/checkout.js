@@ -85,14 +85,14 @@
   function startCountdown() {
     var clock = document.getElementById("countdown");
     function tick() {
-      var left = Math.max(0, Math.round((deadline - Date.now()) / 1000));
+      var left = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
       var hours = Math.floor(left / 3600);
       var minutes = Math.floor((left % 3600) / 60);
       var text = pad(minutes) + ":" + pad(left % 60);
       clock.textContent = hours ? hours + ":" + text : text;
       if (left === 0) {
         clearInterval(countdownTimer);
-        check(5000);
+        check(3000);
       }
     }
     tick();
