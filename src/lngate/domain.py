@@ -90,6 +90,9 @@ class PaymentStatus:
     amount_msat: int | None = None
     preimage: str | None = None
     paid_at: datetime | None = None
+    """When the provider says the invoice was paid (timezone-aware UTC), not when we asked:
+    a payment found late must still be judged by its own time. ``None`` when the provider
+    gives no usable time; the caller then uses its own clock."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +107,7 @@ class HealthReport:
 
 
 class Product(enum.StrEnum):
-    """What the shop sells (issue 4): hardware, a subscription, a free-amount payment."""
+    """What the shop sells: hardware, a subscription, a free-amount payment."""
 
     DAZBOX = "dazbox"
     DAZNODE = "daznode"

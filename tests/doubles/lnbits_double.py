@@ -182,11 +182,16 @@ class LNbitsDouble:
     def requests_to(self, route: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.route == route]
 
-    def mark_paid(self, payment_hash: str) -> None:
-        """Settle an issued invoice, as an internal payment on LNbits would."""
+    def mark_paid(self, payment_hash: str, *, at: datetime | str | None = None) -> None:
+        """Settle an issued invoice, as an internal payment on LNbits would.
+
+        LNbits stamps ``updated_at`` with the time it marks the invoice paid; ``at`` replaces
+        that time (a datetime, or any raw value to send as is, e.g. a malformed one).
+        """
         payment = self.invoices[payment_hash]
         payment["status"] = "success"
-        payment["updated_at"] = datetime.now(UTC).isoformat()
+        when = datetime.now(UTC) if at is None else at
+        payment["updated_at"] = when.isoformat() if isinstance(when, datetime) else when
         self.balance_msat += payment["amount"]
 
     def mark_failed(self, payment_hash: str) -> None:

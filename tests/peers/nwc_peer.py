@@ -28,6 +28,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 HERE = Path(__file__).resolve().parent / "nwc"
 NODE_FILES = ("package.json", "package-lock.json")
@@ -302,9 +303,14 @@ class NWCPeer:
         """The Lightning node key that signs the invoices (compressed hex, 66 chars)."""
         return self._keys["node_pubkey"]
 
-    def settle(self, payment_hash: str) -> dict:
-        """Mark the invoice paid; the wallet then publishes ``payment_received``."""
-        return self._get(f"/settle/{payment_hash}")
+    def settle(self, payment_hash: str, *, settled_at: object = None) -> dict:
+        """Mark the invoice paid; the wallet then publishes ``payment_received``.
+
+        ``settled_at`` (any JSON value) is what the wallet reports as the settlement time
+        instead of the current unix time: a past time, or a malformed one.
+        """
+        query = "" if settled_at is None else "?settled_at=" + quote(json.dumps(settled_at))
+        return self._get(f"/settle/{payment_hash}{query}")
 
     def fail_next(self, code: str) -> None:
         """Make the next request of any method fail with NIP-47 error ``code``."""
@@ -313,6 +319,15 @@ class NWCPeer:
     def mute(self, on: bool = True) -> None:
         """Stop (or resume) answering every request, like a hung wallet."""
         self._get(f"/mute/{1 if on else 0}")
+
+    def unauthorized(self, on: bool = True) -> None:
+        """Answer every request UNAUTHORIZED (a revoked connection), or stop doing so."""
+        self._get(f"/unauthorized/{1 if on else 0}")
+
+    def garble_next(self, mode: str) -> None:
+        """Make the next answer malformed: ``notjson``, ``missing`` (no field but the invoice)
+        or ``wrongtype``."""
+        self._get(f"/garble-next/{mode}")
 
     def invoices(self) -> list[dict]:
         """Every invoice the wallet has issued."""

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import json
+import logging
 import os
+import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
 
 import aiohttp
 import bolt11
 import pytest
+import structlog
 from aiohttp import web
 
 from lngate.domain import PaymentState
 from lngate.errors import ProviderAuthFailed, ProviderRejected, ProviderUnavailable
+from lngate.logconfig import configure_logging
 from lngate.providers.base import Provider
-from lngate.providers.lnbits import LNbitsConfig, LNbitsProvider, make_session, parse_retry_after
+from lngate.providers.http import parse_retry_after
+from lngate.providers.lnbits import LNbitsConfig, LNbitsProvider, make_session
 from tests.doubles.lnbits_double import FAKE_NODE_PUBKEY, LNbitsDouble, Reply
 from tests.peers.lnbits_peer import LNbitsPeer, free_port
 
@@ -75,23 +81,29 @@ async def test_create_invoice_matches_the_request(
 
 
 @pytest.mark.lnbits
-async def test_invoice_goes_from_pending_to_paid_with_amount(
+async def test_paid_at_is_when_lnbits_marked_the_invoice_paid(
     peer_provider: LNbitsProvider, lnbits_peer: LNbitsPeer
 ) -> None:
-    """A new invoice is pending; paid from the payer wallet, it is paid with amount and preimage."""
-    invoice = await peer_provider.create_invoice(amount_msat=5_000, memo="pay me", expiry=600)
-    pending = await peer_provider.invoice_status(invoice.payment_hash)
-    assert pending is not None and pending.state is PaymentState.PENDING
-    assert pending.preimage is None  # LNbits already knows it, but must not show it unpaid
-
+    """paid_at is LNbits' time of payment in UTC, within a second of it: neither the invoice's
+    creation time nor the time of the lookup."""
+    invoice = await peer_provider.create_invoice(amount_msat=2_000, memo="when", expiry=600)
+    await asyncio.sleep(1.2)  # the creation is now well before the payment
+    before = datetime.now(UTC)
     await lnbits_peer.apay(invoice.bolt11)
+    after = datetime.now(UTC)
+    await asyncio.sleep(1.5)  # and the lookup well after it
+    looked_up = datetime.now(UTC)
 
-    paid = await peer_provider.invoice_status(invoice.payment_hash)
-    assert paid is not None
-    assert paid.state is PaymentState.PAID
-    assert paid.amount_msat == 5_000
-    assert paid.preimage is not None
-    assert hashlib.sha256(bytes.fromhex(paid.preimage)).hexdigest() == invoice.payment_hash
+    status = await peer_provider.invoice_status(invoice.payment_hash)
+
+    assert status is not None and status.state is PaymentState.PAID
+    assert status.paid_at is not None and status.paid_at.utcoffset() == timedelta(0)
+    assert before - timedelta(seconds=1) <= status.paid_at <= after + timedelta(seconds=1)
+    assert status.paid_at < looked_up - timedelta(seconds=1)
+    _, body = lnbits_peer.request(
+        "GET", f"/api/v1/payments/{invoice.payment_hash}", key=lnbits_peer.merchant_inkey
+    )
+    assert status.paid_at == datetime.fromisoformat(body["details"]["updated_at"])
 
 
 @pytest.mark.lnbits
@@ -101,12 +113,6 @@ async def test_expired_invoice_is_failed(peer_provider: LNbitsProvider) -> None:
     await asyncio.sleep(2.2)
     status = await peer_provider.invoice_status(invoice.payment_hash)
     assert status is not None and status.state is PaymentState.FAILED
-
-
-@pytest.mark.lnbits
-async def test_unknown_hash_is_none(peer_provider: LNbitsProvider) -> None:
-    """A payment hash LNbits never issued is None, not an error."""
-    assert await peer_provider.invoice_status(a_hash()) is None
 
 
 @pytest.mark.lnbits
@@ -538,17 +544,75 @@ async def test_unreadable_create_answer_is_unavailable(
 
 
 async def test_status_follows_the_invoice(double: LNbitsDouble, provider: LNbitsProvider) -> None:
-    """Status reads pending, then paid with LNbits' amount and preimage, from LNbits' shapes."""
+    """Status reads pending, then paid with LNbits' amount, preimage and time of payment."""
     invoice = await provider.create_invoice(amount_msat=4_000, memo="x", expiry=60)
     pending = await provider.invoice_status(invoice.payment_hash.upper())
     assert pending is not None and pending.state is PaymentState.PENDING
-    double.mark_paid(invoice.payment_hash)
+    assert pending.paid_at is None
+    created = datetime.fromisoformat(double.invoices[invoice.payment_hash]["created_at"])
+    paid_at = created + timedelta(seconds=1.5)
+    double.mark_paid(invoice.payment_hash, at=paid_at)
     paid = await provider.invoice_status(invoice.payment_hash)
     assert paid is not None and paid.state is PaymentState.PAID
     assert paid.amount_msat == 4_000
     assert paid.preimage == double.invoices[invoice.payment_hash]["preimage"]
-    assert paid.paid_at is None  # LNbits does not say when
+    assert paid.paid_at == paid_at and paid.paid_at.tzinfo is not None
     assert double.requests[-1].path == f"/api/v1/payments/{invoice.payment_hash}"
+
+
+@pytest.mark.parametrize(
+    "updated_at",
+    [
+        "missing",
+        "soon",
+        1_795_000_000,  # unix seconds: LNbits 1.x writes ISO-8601
+        "1970-01-01T00:00:00+00:00",
+        "before creation",
+    ],
+)
+async def test_unusable_payment_time_is_none_and_logged(
+    double: LNbitsDouble,
+    provider: LNbitsProvider,
+    debug_logs: list[dict[str, Any]],
+    updated_at: object,
+) -> None:
+    """A paid invoice whose time is missing, malformed or before its creation is still paid,
+    with paid_at None (the gateway uses its own clock), and the reason is logged at DEBUG."""
+    invoice = await provider.create_invoice(amount_msat=1_000, memo="x", expiry=60)
+    payment = double.invoices[invoice.payment_hash]
+    if updated_at == "before creation":
+        updated_at = datetime.fromisoformat(payment["created_at"]) - timedelta(minutes=1)
+    double.mark_paid(invoice.payment_hash, at=updated_at)  # type: ignore[arg-type]
+    if updated_at == "missing":
+        del payment["updated_at"]
+
+    status = await provider.invoice_status(invoice.payment_hash)
+
+    assert status is not None and status.state is PaymentState.PAID and status.amount_msat == 1_000
+    assert status.paid_at is None
+    [dropped] = [e for e in debug_logs if e["event"] == "provider_time_unusable"]
+    assert dropped["log_level"] == "debug"
+    assert dropped["provider"] == "lnbits-a" and dropped["field"] == "details.updated_at"
+
+
+@pytest.mark.parametrize(
+    ("updated_at", "offset"),
+    [("+00:00", timedelta(0)), ("", timedelta(0)), ("+02:00", timedelta(hours=2))],
+)
+async def test_payment_time_is_read_as_utc(
+    double: LNbitsDouble, provider: LNbitsProvider, updated_at: str, offset: timedelta
+) -> None:
+    """A payment time with an offset is converted to UTC; one without an offset is UTC."""
+    invoice = await provider.create_invoice(amount_msat=1_000, memo="x", expiry=60)
+    created = datetime.fromisoformat(double.invoices[invoice.payment_hash]["created_at"])
+    paid = (created + timedelta(seconds=3)).replace(microsecond=0)
+    wall = (paid + offset).replace(tzinfo=None).isoformat()
+    double.mark_paid(invoice.payment_hash, at=wall + updated_at)
+
+    status = await provider.invoice_status(invoice.payment_hash)
+
+    assert status is not None and status.paid_at == paid
+    assert status.paid_at.utcoffset() == timedelta(0)
 
 
 def _details(h: str, **overrides: object) -> dict[str, object]:
@@ -596,9 +660,6 @@ def _details(h: str, **overrides: object) -> dict[str, object]:
             PaymentState.UNKNOWN,
             None,
         ),
-        (lambda h: {"paid": "yes", "details": _details(h)}, PaymentState.UNKNOWN, None),
-        (lambda h: {"paid": False, "details": "nope"}, PaymentState.UNKNOWN, None),
-        (lambda h: [1, 2], PaymentState.UNKNOWN, None),
     ],
 )
 async def test_status_answers_map_to_states(
@@ -637,11 +698,23 @@ async def test_paid_with_bad_preimage_keeps_paid_without_preimage(
     assert status is not None and status.state is PaymentState.PAID and status.preimage is None
 
 
-async def test_status_not_json_is_unknown(double: LNbitsDouble, provider: LNbitsProvider) -> None:
-    """A 200 status answer that is not JSON is UNKNOWN."""
-    double.script("status", Reply(200, body=b"<html>", content_type="text/html"))
-    status = await provider.invoice_status(a_hash())
-    assert status is not None and status.state is PaymentState.UNKNOWN
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (Reply(200, body=b"<html>", content_type="text/html"), "the answer is not JSON"),
+        (Reply(200, json=[1, 2]), "the answer is not a JSON object"),
+        (Reply(200, json={"paid": "yes", "details": {}}), "the answer's paid is not a boolean"),
+        (Reply(200, json={"paid": False, "details": "nope"}), "details is not an object"),
+    ],
+)
+async def test_unreadable_status_answer_is_unavailable(
+    double: LNbitsDouble, provider: LNbitsProvider, reply: Reply, message: str
+) -> None:
+    """A 200 status answer that cannot be read (not a JSON object, paid or details of the
+    wrong type) is a malformed answer, unavailable, as for every provider."""
+    double.script("status", reply)
+    with pytest.raises(ProviderUnavailable, match=message):
+        await provider.invoice_status(a_hash())
 
 
 async def test_status_without_details_is_auth_failed(
@@ -672,11 +745,11 @@ async def test_status_of_unknown_hash_is_none(provider: LNbitsProvider) -> None:
 
 
 @pytest.mark.parametrize("bad", ["", "xyz", "ab" * 31, "../wallet" + "a" * 55, "ab" * 32 + "/x"])
-async def test_malformed_hash_is_a_value_error(
+async def test_malformed_hash_is_rejected(
     double: LNbitsDouble, provider: LNbitsProvider, bad: str
 ) -> None:
-    """A payment hash that is not 64 hex characters is refused before any request."""
-    with pytest.raises(ValueError, match="64 hex"):
+    """A payment hash that is not 64 hex characters is rejected before any request."""
+    with pytest.raises(ProviderRejected, match="64 hex"):
         await provider.invoice_status(bad)
     assert double.requests == []
 
@@ -744,6 +817,81 @@ async def test_keys_never_appear_in_errors_or_reprs(
     assert any("bad key ***" in text for text in texts)  # the echo itself did arrive
     for text in texts:
         assert "SECRET" not in text, text
+
+
+# ------------------------------------------------------------------------------- logs
+
+
+async def test_requests_and_answers_are_logged_at_debug_without_secrets(
+    session: aiohttp.ClientSession, debug_logs: list[dict[str, Any]]
+) -> None:
+    """Each request and answer is one DEBUG line with method, path, status, duration and a short
+    body summary; no key (even echoed back), webhook URL, preimage or whole BOLT11 is shown,
+    and the provider logs nothing at INFO or above."""
+    key, admin = "inkey-SECRET-1234567890", "admin-SECRET-0987654321"
+    async with LNbitsDouble(invoice_key=key, admin_key=admin) as double:
+        provider = LNbitsProvider(LNbitsConfig(double.url, key, admin, timeout=0.5), session)
+        hook = f"http://127.0.0.1:1/hook?token=TOKEN-{os.urandom(8).hex()}"
+        invoice = await provider.create_invoice(
+            amount_msat=21_000, memo="order 42", expiry=600, webhook_url=hook
+        )
+        double.mark_paid(invoice.payment_hash)
+        await provider.invoice_status(invoice.payment_hash)
+        double.script("create", Reply(403, json={"detail": f"key {key} is not allowed"}))
+        with pytest.raises(ProviderAuthFailed):
+            await provider.create_invoice(amount_msat=1_000, memo="x", expiry=60)
+        double.script("status", Reply(hang=True))
+        with pytest.raises(ProviderUnavailable):
+            await provider.invoice_status(invoice.payment_hash)
+        preimage = double.invoices[invoice.payment_hash]["preimage"]
+
+    lines = [e for e in debug_logs if e["event"].startswith("lnbits.")]
+    assert {e["log_level"] for e in debug_logs} == {"debug"}
+    assert [(e["event"], e["method"], e.get("status")) for e in lines] == [
+        ("lnbits.request", "POST", None),
+        ("lnbits.answer", "POST", 201),
+        ("lnbits.request", "GET", None),
+        ("lnbits.answer", "GET", 200),
+        ("lnbits.request", "POST", None),
+        ("lnbits.answer", "POST", 403),
+        ("lnbits.request", "GET", None),
+        ("lnbits.no_answer", "GET", None),
+    ]
+    create, created, lookup, looked_up, _, refused, _, lost = lines
+    assert create["path"] == "/api/v1/payments" and create["operation"] == "create_invoice"
+    assert create["body"] == {"out": False, "amount": 21, "expiry": 600, "webhook": "present"}
+    assert created["body"]["payment_hash"] == invoice.payment_hash
+    assert created["body"]["amount"] == 21_000 and created["body"]["status"] == "pending"
+    assert invoice.bolt11.startswith(created["body"]["bolt11"].rstrip("…"))
+    assert lookup["path"] == f"/api/v1/payments/{invoice.payment_hash}"
+    assert looked_up["body"]["paid"] is True
+    assert looked_up["body"]["details"]["status"] == "success"
+    assert refused["body"] == {"detail": "key *** is not allowed"}
+    assert "no answer within 0.5 s" in lost["error"]
+    assert all(isinstance(e["duration_ms"], float) for e in (created, looked_up, refused, lost))
+    text = repr(debug_logs)
+    for hidden in ("SECRET", "TOKEN-", preimage, invoice.bolt11, "order 42"):
+        assert hidden not in text, hidden
+
+
+async def test_verbose_mode_prints_the_exchanges_and_normal_mode_does_not(
+    double: LNbitsDouble, provider: LNbitsProvider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With verbose logs (DEBUG=lightning:*) the LNbits exchanges are printed; without, not."""
+    printed: dict[bool, set[str]] = {}
+    try:
+        for verbose in (False, True):
+            configure_logging(verbose=verbose, fmt="json")
+            await provider.create_invoice(amount_msat=1_000, memo="x", expiry=60)
+            err = capsys.readouterr().err
+            printed[verbose] = {
+                json.loads(line)["event"] for line in err.splitlines() if line.startswith("{")
+            }
+    finally:
+        structlog.reset_defaults()
+        logging.basicConfig(level=logging.WARNING, stream=sys.__stderr__, force=True)
+    assert not printed[False] & {"lnbits.request", "lnbits.answer"}
+    assert {"lnbits.request", "lnbits.answer"} <= printed[True]
 
 
 def test_config_refuses_unsafe_or_broken_values() -> None:

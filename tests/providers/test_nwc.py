@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable
-from datetime import datetime
-from typing import TypeVar
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import bolt11
@@ -18,7 +17,6 @@ from structlog.testing import capture_logs
 
 from lngate.domain import PaymentState
 from lngate.errors import ProviderAuthFailed, ProviderRejected, ProviderUnavailable
-from lngate.providers.base import Provider
 from lngate.providers.nwc import NWCConfig, NWCProvider, NWCUrlError, parse_nwc_url
 from tests.peers.nwc_peer import NWCPeer, free_port
 
@@ -66,13 +64,6 @@ async def cancel(task: asyncio.Future[object]) -> None:
 
 
 @pytest.mark.nwc
-async def test_provider_satisfies_the_protocol(provider: NWCProvider) -> None:
-    """The NWC provider implements the Provider protocol and declares a paid stream."""
-    assert isinstance(provider, Provider)
-    assert provider.capabilities.paid_stream and not provider.capabilities.webhook
-
-
-@pytest.mark.nwc
 async def test_create_invoice_returns_a_signed_bolt11_matching_the_request(
     provider: NWCProvider, nwc_peer: NWCPeer
 ) -> None:
@@ -102,28 +93,61 @@ async def test_health_reports_balance_and_node_pubkey(
     assert 0 < report.response_time_ms < TIMEOUT * 1000
 
 
+def peer_invoice(peer: NWCPeer, payment_hash: str) -> dict[str, Any]:
+    """The wallet's own record of an invoice (its ``created_at``, ``settled_at``...)."""
+    [record] = [i for i in peer.invoices() if i["payment_hash"] == payment_hash]
+    return record
+
+
 @pytest.mark.nwc
-async def test_invoice_is_pending_then_paid_after_settle(
+async def test_paid_at_is_the_wallets_settled_at(provider: NWCProvider, nwc_peer: NWCPeer) -> None:
+    """paid_at is the wallet's settled_at in UTC, not the time of the lookup."""
+    invoice = await provider.create_invoice(amount_msat=3_000, memo="when", expiry=600)
+    nwc_peer.settle(invoice.payment_hash)
+    await asyncio.sleep(1.5)  # found later than it was paid
+    looked_up = datetime.now(UTC)
+
+    status = await provider.invoice_status(invoice.payment_hash)
+
+    settled_at = peer_invoice(nwc_peer, invoice.payment_hash)["settled_at"]
+    assert status is not None and status.state is PaymentState.PAID
+    assert status.paid_at == datetime.fromtimestamp(settled_at, UTC)
+    assert status.paid_at.utcoffset() == timedelta(0)
+    assert status.paid_at < looked_up - timedelta(seconds=1)
+
+
+@pytest.mark.nwc
+@pytest.mark.parametrize("settled_at", [0, 10**15, "before creation"])
+async def test_implausible_settled_at_is_none_and_logged(
+    provider: NWCProvider,
+    nwc_peer: NWCPeer,
+    debug_logs: list[dict[str, Any]],
+    settled_at: object,
+) -> None:
+    """A settled_at of 0, out of range or before the invoice's creation leaves the invoice
+    paid with paid_at None (the gateway uses its own clock), logged at DEBUG, never raising."""
+    invoice = await provider.create_invoice(amount_msat=1_000, memo="odd time", expiry=600)
+    if settled_at == "before creation":
+        settled_at = peer_invoice(nwc_peer, invoice.payment_hash)["created_at"] - 60
+    nwc_peer.settle(invoice.payment_hash, settled_at=settled_at)
+
+    status = await provider.invoice_status(invoice.payment_hash)
+
+    assert status is not None and status.state is PaymentState.PAID and status.paid_at is None
+    [dropped] = [e for e in debug_logs if e["event"] == "provider_time_unusable"]
+    assert dropped["log_level"] == "debug" and dropped["field"] == "settled_at"
+
+
+@pytest.mark.nwc
+async def test_settled_at_that_is_not_an_integer_makes_the_answer_unreadable(
     provider: NWCProvider, nwc_peer: NWCPeer
 ) -> None:
-    """A new invoice looks up as PENDING, and as PAID with a matching preimage once settled."""
-    invoice = await provider.create_invoice(amount_msat=5_000, memo="settle me", expiry=600)
-    pending = await provider.invoice_status(invoice.payment_hash)
-    assert pending is not None and pending.state is PaymentState.PENDING
-
-    nwc_peer.settle(invoice.payment_hash)
-    paid = await provider.invoice_status(invoice.payment_hash)
-    assert paid is not None and paid.state is PaymentState.PAID
-    assert paid.amount_msat == 5_000
-    assert paid.preimage is not None
-    assert hashlib.sha256(bytes.fromhex(paid.preimage)).hexdigest() == invoice.payment_hash
-    assert isinstance(paid.paid_at, datetime) and paid.paid_at.tzinfo is not None
-
-
-@pytest.mark.nwc
-async def test_unknown_invoice_status_is_none(provider: NWCProvider) -> None:
-    """The wallet's NOT_FOUND for an unknown hash is None, not an error."""
-    assert await provider.invoice_status("ab" * 32) is None
+    """nostr-sdk refuses a settled_at that is not an unsigned integer, so the lookup is
+    unavailable (the invoice stays pending and is asked again), not a crash."""
+    invoice = await provider.create_invoice(amount_msat=1_000, memo="bad time", expiry=600)
+    nwc_peer.settle(invoice.payment_hash, settled_at="yesterday")
+    with pytest.raises(ProviderUnavailable, match="expected u64"):
+        await provider.invoice_status(invoice.payment_hash)
 
 
 # -- NIP-47 errors ---------------------------------------------------------------------------
@@ -274,9 +298,10 @@ async def test_second_relay_takes_over_when_the_first_is_dead(
 
 @pytest.mark.nwc
 async def test_relay_restart_is_unavailable_then_recovers(
-    nwc_peer: NWCPeer,
+    nwc_peer: NWCPeer, debug_logs: list[dict[str, Any]]
 ) -> None:
-    """While the relay is down calls fail fast; once it is back calls and the paid stream work."""
+    """While the relay is down calls fail fast; once it is back calls and the paid stream work,
+    and the log says so once each way (WARNING down, INFO back)."""
     provider = NWCProvider(NWCConfig(uri=nwc_peer.uri, timeout=2.0, connect_timeout=1.0))
     stream = provider.paid_invoices()
     paid = asyncio.ensure_future(anext(stream))
@@ -297,6 +322,9 @@ async def test_relay_restart_is_unavailable_then_recovers(
         nwc_peer.settle(invoice.payment_hash)
         # The subscription was re-sent on reconnect.
         assert await asyncio.wait_for(paid, 3) == invoice.payment_hash
+        changes = [(e["event"], e["log_level"]) for e in debug_logs
+                   if e["event"].startswith("nwc.relay_") and e["log_level"] != "debug"]
+        assert changes == [("nwc.relay_unreachable", "warning"), ("nwc.relay_reachable", "info")]
     finally:
         await cancel(paid)
         await stream.aclose()
@@ -437,6 +465,58 @@ async def test_secret_never_appears_in_reprs_errors_or_logs(
     texts += [repr(entry) for entry in logs]
     assert logs, "expected the unreachable relay to be logged"
     assert all(nwc_peer.client_secret not in text for text in texts)
+
+
+@pytest.mark.nwc
+async def test_calls_are_logged_at_debug_with_a_summary_and_no_secret(
+    provider: NWCProvider, nwc_peer: NWCPeer, debug_logs: list[dict[str, Any]]
+) -> None:
+    """Each call is a DEBUG request line (its parameters) and a DEBUG answer line (duration and
+    a summary: hash, state, amount, times); neither shows the secret or the preimage."""
+    invoice = await provider.create_invoice(amount_msat=4_000, memo="logged", expiry=600)
+    nwc_peer.settle(invoice.payment_hash)
+    await provider.invoice_status(invoice.payment_hash)
+
+    lines = [e for e in debug_logs if e["event"] in ("nwc.request", "nwc.answer")]
+    assert {e["log_level"] for e in debug_logs} == {"debug"}
+    assert [(e["event"], e["operation"]) for e in lines] == [
+        ("nwc.request", "make_invoice"),
+        ("nwc.answer", "make_invoice"),
+        ("nwc.request", "lookup_invoice"),
+        ("nwc.answer", "lookup_invoice"),
+    ]
+    make, made, lookup, looked_up = lines
+    assert make["params"] == {"amount_msat": 4_000, "expiry": 600}
+    assert made["result"]["payment_hash"] == invoice.payment_hash
+    assert invoice.bolt11.startswith(made["result"]["invoice"].rstrip("…"))
+    assert lookup["params"] == {"payment_hash": invoice.payment_hash}
+    assert looked_up["result"]["state"] == "SETTLED" and looked_up["result"]["amount"] == 4_000
+    assert isinstance(looked_up["result"]["settled_at"], int)
+    assert all(e["relay"] == nwc_peer.relay_url for e in lines)
+    assert all(isinstance(e["duration_ms"], float) for e in (made, looked_up))
+    preimage = peer_invoice(nwc_peer, invoice.payment_hash)["preimage"]
+    text = repr(debug_logs)
+    for hidden in (nwc_peer.client_secret, preimage, invoice.bolt11):
+        assert hidden not in text
+
+
+@pytest.mark.nwc
+async def test_unreachable_relay_is_a_warning_once_then_debug(
+    nwc_peer: NWCPeer, debug_logs: list[dict[str, Any]]
+) -> None:
+    """A relay that cannot be reached is a WARNING the first time, DEBUG while it stays down."""
+    dead = f"ws://127.0.0.1:{free_port()}"
+    provider = NWCProvider(
+        NWCConfig(uri=with_relays(nwc_peer, dead), timeout=1.0, connect_timeout=0.5)
+    )
+    try:
+        for _ in range(3):
+            result, _took = await timed(provider.invoice_status("ab" * 32))
+            assert isinstance(result, ProviderUnavailable)
+    finally:
+        await provider.aclose()
+    levels = [e["log_level"] for e in debug_logs if e["event"] == "nwc.relay_unreachable"]
+    assert levels == ["warning", "debug", "debug"]
 
 
 @pytest.mark.nwc

@@ -32,6 +32,12 @@ Errors
     (a code the library or we do not know)
     ==========================================================  ========================
 
+Logs
+    Every request and answer at DEBUG only (``nwc.request`` with its parameters, ``nwc.answer``
+    with the duration and a summary of the result or the error, ``nwc.no_answer``); a relay
+    becoming unreachable at WARNING and reachable again at INFO, once per change. Amounts,
+    payment hashes, states and times are shown; the secret and preimages never are.
+
 Notifications
     The 0.45.1 binding has no NWC notification API. :meth:`NWCProvider.paid_invoices` subscribes
     on each relay client's inner ``Client`` to kinds 23197 (NIP-44) and 23196 (NIP-04) from the
@@ -45,13 +51,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
@@ -61,6 +68,8 @@ from nostr_sdk import (
     ClientNotificationStream,
     Event,
     Filter,
+    GetBalanceResponse,
+    GetInfoResponse,
     Keys,
     Kind,
     LookupInvoiceRequest,
@@ -84,13 +93,13 @@ from nostr_sdk import (
 
 from lngate.domain import HealthReport, PaymentState, PaymentStatus, ProviderInvoice
 from lngate.errors import (
-    InvalidInvoice,
     ProviderAuthFailed,
     ProviderError,
     ProviderRejected,
     ProviderUnavailable,
 )
-from lngate.providers.base import Capabilities
+from lngate.providers.base import Capabilities, check_create_request, check_payment_hash
+from lngate.providers.timestamps import from_unix
 
 log = structlog.get_logger(__name__)
 
@@ -275,6 +284,8 @@ class _RelayClient:
         self._nwc: NostrWalletConnect | None = None
         self._lock = asyncio.Lock()
         self._closed = False
+        self.reachable: bool | None = None
+        """Whether the last attempt to reach the relay succeeded (``None``: not tried yet)."""
 
     @property
     def built(self) -> NostrWalletConnect | None:
@@ -370,15 +381,23 @@ class NWCProvider:
     async def create_invoice(
         self, *, amount_msat: int, memo: str, expiry: int, webhook_url: str | None = None
     ) -> ProviderInvoice:
-        """Issue an invoice with ``make_invoice`` (NWC has no webhooks: ``webhook_url`` unused)."""
-        if amount_msat <= 0:
-            raise ValueError("amount_msat must be positive")
+        """Issue an invoice with ``make_invoice`` (NWC has no webhooks: ``webhook_url`` unused).
+
+        Arguments outside :func:`~lngate.providers.base.check_create_request` raise
+        ``ProviderRejected`` before anything is sent; an answer without the invoice or its
+        payment hash is a malformed answer: ``ProviderUnavailable``.
+        """
+        check_create_request(self.name, amount_msat=amount_msat, memo=memo, expiry=expiry)
         request = MakeInvoiceRequest(
             amount=amount_msat, description=memo, description_hash=None, expiry=expiry
         )
-        resp = await self._call("make_invoice", lambda nwc: nwc.make_invoice(request))
+        resp = await self._call(
+            "make_invoice",
+            lambda nwc: nwc.make_invoice(request),
+            params={"amount_msat": amount_msat, "expiry": expiry},
+        )
         if not resp.invoice or not resp.payment_hash:
-            raise InvalidInvoice(
+            raise ProviderUnavailable(
                 "make_invoice: wallet answered without an invoice or payment hash",
                 provider=self.name,
             )
@@ -395,8 +414,13 @@ class NWCProvider:
 
         SETTLED is PAID; PENDING and ACCEPTED (held) are PENDING. A wallet that omits ``state``
         (older NIP-47) is PAID when it gives ``settled_at``, else UNKNOWN; so is an answer about
-        another payment hash.
+        another payment hash. ``paid_at`` is the wallet's ``settled_at``; ``None`` when it is
+        missing or implausible (0, out of range, before ``created_at``). A ``settled_at`` that
+        is not an unsigned integer is refused by ``nostr-sdk`` itself: the whole answer is then
+        unreadable (``ProviderUnavailable``). A ``payment_hash`` that is not 64 hex digits
+        raises ``ProviderRejected`` before anything is sent.
         """
+        payment_hash = check_payment_hash(self.name, payment_hash)
         request = LookupInvoiceRequest(payment_hash=payment_hash, invoice=None)
 
         async def lookup(nwc: NostrWalletConnect) -> LookupInvoiceResponse | None:
@@ -407,7 +431,7 @@ class NWCProvider:
                     return None
                 raise
 
-        resp = await self._call("lookup_invoice", lookup)
+        resp = await self._call("lookup_invoice", lookup, params={"payment_hash": payment_hash})
         if resp is None:
             return None
         if resp.payment_hash and resp.payment_hash.lower() != payment_hash.lower():
@@ -418,14 +442,13 @@ class NWCProvider:
                 answered=resp.payment_hash,
             )
             return PaymentStatus(PaymentState.UNKNOWN)
-        settled_at = _datetime(resp.settled_at)
         state = resp.state
-        if state == TransactionState.SETTLED or (state is None and settled_at is not None):
+        if state == TransactionState.SETTLED or (state is None and resp.settled_at is not None):
             return PaymentStatus(
                 PaymentState.PAID,
                 amount_msat=resp.amount,
                 preimage=resp.preimage or None,
-                paid_at=settled_at,
+                paid_at=self._paid_at(resp),
             )
         mapped = {
             TransactionState.PENDING: PaymentState.PENDING,
@@ -435,6 +458,18 @@ class NWCProvider:
         }.get(state, PaymentState.UNKNOWN)
         return PaymentStatus(mapped, amount_msat=resp.amount)
 
+    def _paid_at(self, resp: LookupInvoiceResponse) -> datetime | None:
+        if resp.settled_at is None:
+            return None
+        created = None
+        if resp.created_at is not None:
+            created = from_unix(
+                resp.created_at.as_secs(), provider=self.name, field="created_at"
+            )
+        return from_unix(
+            resp.settled_at.as_secs(), provider=self.name, field="settled_at", not_before=created
+        )
+
     async def health(self) -> HealthReport:
         """``get_info`` and ``get_balance`` in parallel; learns :attr:`node_pubkey`; never raises.
 
@@ -442,9 +477,11 @@ class NWCProvider:
         """
         started = time.perf_counter()
         # return_exceptions: a probe reports every failure, even an unexpected one.
+        info: GetInfoResponse | BaseException
+        balance: GetBalanceResponse | BaseException
         info, balance = await asyncio.gather(
-            self._call("get_info", lambda nwc: nwc.get_info()),
-            self._call("get_balance", lambda nwc: nwc.get_balance()),
+            self._call("get_info", _get_info),
+            self._call("get_balance", _get_balance),
             return_exceptions=True,
         )
         elapsed_ms = (time.perf_counter() - started) * 1000
@@ -585,19 +622,34 @@ class NWCProvider:
     # -- plumbing -----------------------------------------------------------------------------
 
     async def _call(
-        self, operation: str, request: Callable[[NostrWalletConnect], Awaitable[T]]
+        self,
+        operation: str,
+        request: Callable[[NostrWalletConnect], Awaitable[T]],
+        *,
+        params: dict[str, object] | None = None,
     ) -> T:
+        """Run ``request`` on the first relay that can be reached, within ``timeout``.
+
+        Each attempt and its answer are logged at DEBUG (``nwc.request``, ``nwc.answer``,
+        ``nwc.no_answer``) with ``params`` and a summary of the answer (:func:`_summary`).
+        """
+        started = time.perf_counter()
         try:
             return await asyncio.wait_for(
-                self._call_relays(operation, request), self._config.timeout
+                self._call_relays(operation, request, params or {}), self._config.timeout
             )
         except TimeoutError:
+            log.debug("nwc.no_answer", provider=self.name, operation=operation,
+                      duration_ms=_ms_since(started), error="timed out")
             raise ProviderUnavailable(
                 f"{operation}: no answer within {self._config.timeout:g}s", provider=self.name
             ) from None
 
     async def _call_relays(
-        self, operation: str, request: Callable[[NostrWalletConnect], Awaitable[T]]
+        self,
+        operation: str,
+        request: Callable[[NostrWalletConnect], Awaitable[T]],
+        params: dict[str, object],
     ) -> T:
         """Try each relay in turn; a relay we cannot reach fails over to the next one."""
         failures: list[str] = []
@@ -609,23 +661,30 @@ class NWCProvider:
             except (NostrSdkError, TimeoutError) as exc:
                 reason = self._reason(exc)
                 failures.append(f"{client.relay}: {reason}")
-                log.info(
-                    "nwc.relay_unreachable",
-                    provider=self.name,
-                    relay=client.relay,
-                    operation=operation,
-                    error=reason,
-                )
+                self._relay_reached(client, operation, reason)
                 continue
+            self._relay_reached(client, operation, None)
+            verbose = log.is_enabled_for(logging.DEBUG)
+            fields = {"provider": self.name, "operation": operation, "relay": client.relay}
+            if verbose:
+                log.debug("nwc.request", **fields, params=params)
+            started = time.perf_counter()
             try:
                 result = await request(nwc)
             except NostrSdkError as exc:
-                if self._reason(exc) == "relay not connected":
+                reason = self._reason(exc)
+                if verbose:
+                    log.debug("nwc.answer", **fields, duration_ms=_ms_since(started),
+                              error=reason)
+                if reason == "relay not connected":
                     failures.append(f"{client.relay}: relay not connected")
                     continue
                 raise map_error(
                     exc, operation=operation, provider=self.name, secret=self._url.secret
                 ) from None
+            if verbose:
+                log.debug("nwc.answer", **fields, duration_ms=_ms_since(started),
+                          result=_summary(result))
             if client is not self._clients[0]:  # stick to the relay that answered
                 self._clients.remove(client)
                 self._clients.insert(0, client)
@@ -634,6 +693,18 @@ class NWCProvider:
             f"{operation}: no relay reachable (" + "; ".join(failures) + ")", provider=self.name
         )
 
+    def _relay_reached(self, client: _RelayClient, operation: str, error: str | None) -> None:
+        """Log a relay's reachability: a change once (WARNING down, INFO back), else DEBUG."""
+        previous, client.reachable = client.reachable, error is None
+        fields = {"provider": self.name, "relay": client.relay, "operation": operation}
+        if error is None:
+            if previous is False:
+                log.info("nwc.relay_reachable", **fields)
+        elif previous is not False:
+            log.warning("nwc.relay_unreachable", **fields, error=error)
+        else:
+            log.debug("nwc.relay_unreachable", **fields, error=error)
+
     def _reason(self, exc: BaseException) -> str:
         if isinstance(exc, TimeoutError):
             return "timed out"
@@ -641,10 +712,48 @@ class NWCProvider:
         return text.replace(self._url.secret, "<secret>")
 
 
+_SUMMARY_FIELDS = (
+    "payment_hash", "state", "amount", "created_at", "expires_at", "settled_at", "balance",
+    "alias", "pubkey", "network",
+)
+
+
+def _summary(result: object) -> dict[str, object] | str:
+    """What a log line may show of a wallet's answer: amounts, hashes, states, times, the
+    invoice cut short; never the preimage."""
+    if result is None:
+        return "not found"
+    summary: dict[str, object] = {}
+    for name in _SUMMARY_FIELDS:
+        value = getattr(result, name, None)
+        if value is None:
+            continue
+        if isinstance(value, Timestamp):
+            summary[name] = value.as_secs()
+        elif isinstance(value, bool | int | str):
+            summary[name] = value
+        else:
+            summary[name] = getattr(value, "name", str(value))
+    invoice = getattr(result, "invoice", None)
+    if isinstance(invoice, str) and invoice:
+        summary["invoice"] = invoice[:20] + "…"
+    return summary
+
+
+def _ms_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 2)
+
+
+async def _get_info(nwc: NostrWalletConnect) -> GetInfoResponse:
+    return await nwc.get_info()
+
+
+async def _get_balance(nwc: NostrWalletConnect) -> GetBalanceResponse:
+    return await nwc.get_balance()
+
+
 def _is_refusal(result: BaseException) -> bool:
     """The wallet answered but refused (not an outage, not a revoked connection)."""
     return isinstance(result, ProviderRejected) and not isinstance(result, ProviderAuthFailed)
 
 
-def _datetime(ts: Timestamp | None) -> datetime | None:
-    return None if ts is None else datetime.fromtimestamp(ts.as_secs(), UTC)

@@ -3,6 +3,13 @@
 Batching keeps the insert off the create-invoice path: one multi-row insert every
 ``flush_interval`` seconds instead of one per call. A crash loses at most that interval of
 metrics, never an invoice.
+
+Log levels (one ``provider_call`` line per call, see :func:`log_level`): a failed create is a
+WARNING; everything else is DEBUG. A successful create is told at INFO by the invoice service
+(``invoice_created``), a settled payment by settlement (``invoice_settled``), and a lookup that
+finally failed by settlement too (``settle_lookup_failed``); lookups are mostly background work
+(the reconciler's polls), which must not fill the INFO log. Skipped attempts (circuit open) are
+not calls: the breaker's state changes are logged where they happen.
 """
 
 from __future__ import annotations
@@ -13,11 +20,17 @@ from datetime import UTC, datetime, timedelta
 
 import structlog
 
-from lngate.resilience.router import AttemptRecord
+from lngate.resilience.router import CREATE_INVOICE, AttemptRecord, Outcome
 from lngate.store import Database
 from lngate.store.provider_calls import ProviderCall, insert_calls
 
 log = structlog.get_logger("lngate.provider")
+
+
+def log_level(call: ProviderCall) -> str:
+    """``"warning"`` for a create that failed or timed out, else ``"debug"``."""
+    failed = call.outcome in (Outcome.FAILURE.value, Outcome.TIMEOUT.value)
+    return "warning" if failed and call.operation == CREATE_INVOICE else "debug"
 
 
 class CallRecorder:
@@ -30,8 +43,8 @@ class CallRecorder:
         self._wake = asyncio.Event()
 
     def record(self, call: ProviderCall) -> None:
-        """Log one provider call now and queue it for storage."""
-        event = log.info if call.outcome == "success" else log.warning
+        """Log one provider call now (at :func:`log_level`) and queue it for storage."""
+        event = log.warning if log_level(call) == "warning" else log.debug
         event(
             "provider_call",
             provider=call.provider,

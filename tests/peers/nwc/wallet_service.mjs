@@ -30,8 +30,16 @@
 //   GET /health                      -> {"ok":true,"subscribed":bool,...}
 //   GET /invoices                    -> all invoices
 //   POST|GET /settle/<payment_hash>  -> mark settled + publish payment_received
+//        ?settled_at=<JSON value>    -> report this settled_at instead of the time of settling
+//                                       (a past unix time, or a malformed value such as "x")
 //   POST|GET /fail-next/<CODE>       -> the next request of any method fails with CODE
 //   POST|GET /mute/<0|1>             -> 1 = stop answering all requests (service "down")
+//   POST|GET /unauthorized/<0|1>     -> 1 = answer every request UNAUTHORIZED (a revoked
+//                                       connection), until turned off
+//   POST|GET /garble-next/<MODE>     -> the next answer of any method is malformed:
+//        notjson   the encrypted content is not JSON at all
+//        missing   every field of the result is missing but the invoice (if it has one)
+//        wrongtype the result's fields have the wrong JSON types
 
 if (!globalThis.WebSocket) {
   // Node < 22 has no global WebSocket; nostr-tools (bundled inside @getalby/sdk)
@@ -106,6 +114,9 @@ if (!NETWORKS[hrpNet]) { console.error("bad NWC_NETWORK", hrpNet); process.exit(
 const invoices = new Map(); // payment_hash -> tx
 let failNext = null;
 let muted = false;
+let unauthorized = false;
+let garbleNext = null;    // "notjson" | "missing" | "wrongtype"
+let garbleContent = false; // set by "notjson": the next response's encrypted content
 const now = () => Math.floor(Date.now() / 1000);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const err = (code, message) => ({ result: undefined, error: { code, message } });
@@ -169,12 +180,12 @@ async function publishNotification(tx, type = "payment_received") {
   log("notification", type, tx.payment_hash);
 }
 
-async function settle(paymentHash) {
+async function settle(paymentHash, settledAt) {
   const tx = invoices.get(paymentHash);
   if (!tx) return null;
   if (tx.state !== "settled") {
     tx.state = "settled";
-    tx.settled_at = now();
+    tx.settled_at = settledAt === undefined ? now() : settledAt;
     balanceMsat += tx.amount;
     await publishNotification(tx);
   }
@@ -186,9 +197,23 @@ function wrap(name, fn) {
   return async (req) => {
     log("request", name, JSON.stringify(req ?? {}));
     if (muted) return new Promise(() => {}); // never answers
+    if (unauthorized) return err("UNAUTHORIZED", "no wallet connection for this key");
     if (failNext) { const c = failNext; failNext = null; return err(c, `forced ${c} via control API`); }
-    try { return await fn(req || {}); }
+    let response;
+    try { response = await fn(req || {}); }
     catch (e) { return err("INTERNAL", String(e && e.message || e)); }
+    const mode = garbleNext;
+    garbleNext = null;
+    if (mode === "notjson") garbleContent = true;
+    if (mode === "missing") { // every field gone but the invoice, if there is one
+      const invoice = response.result?.invoice;
+      return ok(invoice ? { invoice } : {});
+    }
+    if (mode === "wrongtype") {
+      return ok({ ...response.result, invoice: 42, payment_hash: 7, amount: "lots", state: 5,
+                  created_at: "yesterday", balance: "plenty", pubkey: 9 });
+    }
+    return response;
   };
 }
 
@@ -247,6 +272,16 @@ const handler = {
 };
 
 service = new NWCWalletService({ relayUrls: [relayUrl] });
+// "notjson": the service JSON-encodes every answer; replace the next answer's plaintext just
+// before it is encrypted (notifications are left alone).
+const encryptAnswer = service.encrypt.bind(service);
+service.encrypt = (kp, content, enc) => {
+  if (garbleContent && content.startsWith('{"result_type"')) {
+    garbleContent = false;
+    content = "<html>502 Bad Gateway</html>";
+  }
+  return encryptAnswer(kp, content, enc);
+};
 // Readiness for tests: `service.connected` is also true when only a publish has reconnected
 // the relay while the request subscription still waits out its reconnect backoff (1 s, 2 s,
 // 4 s, ...). The pool calls onconnect right before it sends the subscription's REQ, so track
@@ -278,15 +313,21 @@ if (controlPort > 0) {
   server = http.createServer(async (req, res) => {
     const send = (code, obj) => { res.writeHead(code, { "content-type": "application/json" }); res.end(JSON.stringify(obj)); };
     const parts = req.url.split("?")[0].split("/").filter(Boolean);
+    const query = new URL(req.url, "http://control").searchParams;
     try {
       if (parts[0] === "health") return send(200, { ok: true, connected: service.connected, subscribed, wallet_pubkey: walletPubkey, uri });
       if (parts[0] === "invoices") return send(200, [...invoices.values()]);
       if (parts[0] === "settle" && parts[1]) {
-        const tx = await settle(parts[1]);
+        const raw = query.get("settled_at");
+        const tx = await settle(parts[1], raw === null ? undefined : JSON.parse(raw));
         return tx ? send(200, tx) : send(404, { error: "not found" });
       }
       if (parts[0] === "fail-next" && parts[1]) { failNext = parts[1]; return send(200, { fail_next: failNext }); }
       if (parts[0] === "mute" && parts[1]) { muted = parts[1] === "1"; return send(200, { muted }); }
+      if (parts[0] === "unauthorized" && parts[1]) { unauthorized = parts[1] === "1"; return send(200, { unauthorized }); }
+      if (parts[0] === "garble-next" && ["notjson", "missing", "wrongtype"].includes(parts[1])) {
+        garbleNext = parts[1]; return send(200, { garble_next: garbleNext });
+      }
       return send(404, { error: "unknown endpoint" });
     } catch (e) { return send(500, { error: String(e) }); }
   });
