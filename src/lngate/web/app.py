@@ -17,7 +17,9 @@ from lngate.tasks import Supervisor
 from lngate.tasks.monitoring import start_monitoring_tasks
 from lngate.tasks.payments import start_payment_tasks
 from lngate.web import (
+    pages,
     routes_admin,
+    routes_checkout,
     routes_demo,
     routes_events,
     routes_invoices,
@@ -83,6 +85,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(routes_events.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_ops.router)
+    app.include_router(routes_checkout.router)
+    app.include_router(pages.static_router)
     if settings.demo_mode:  # never mounted when a real provider is configured
         app.include_router(routes_demo.router)
     install_openapi(app)

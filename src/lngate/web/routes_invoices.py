@@ -24,6 +24,7 @@ from lngate.web.openapi import (
     query,
 )
 from lngate.web.responses import JsonResponse
+from lngate.web.routes_checkout import checkout_url
 from lngate.web.schemas import CreateInvoiceRequest, InvoiceCreated, InvoiceStatus
 from lngate.web.state import enforce_rate_limit, gateway_of
 
@@ -35,8 +36,9 @@ _CHECK_STATUS = {
 }
 
 
-def invoice_body(record: InvoiceRecord) -> dict[str, object]:
-    """The public JSON of an invoice, as the original API shaped it."""
+def invoice_body(record: InvoiceRecord, public_url: str) -> dict[str, object]:
+    """The public JSON of an invoice, as the original API shaped it, plus ``checkoutUrl`` (the
+    hosted checkout page, under ``public_url``)."""
     invoice: dict[str, object] = {
         "id": record.payment_hash,
         "payment_request": record.bolt11,
@@ -45,7 +47,8 @@ def invoice_body(record: InvoiceRecord) -> dict[str, object]:
         "amount": msat_to_sat(record.amount_msat),
     }
     body: dict[str, object] = {"invoice": invoice, "paymentUrl": f"lightning:{record.bolt11}",
-                               "provider": record.provider}
+                               "provider": record.provider,
+                               "checkoutUrl": checkout_url(public_url, record.payment_hash)}
     if record.is_test:  # top-level, where the original put it; inside the invoice too
         invoice["isTest"] = body["isTest"] = True
     return body
@@ -95,7 +98,8 @@ async def create_invoice_route(request: Request) -> JsonResponse:
     except NoProviderAvailable as exc:
         raise no_provider_error(exc) from None
     headers = {"Idempotent-Replayed": "true"} if issued.replayed else None
-    return JsonResponse(invoice_body(issued.invoice), headers=headers)
+    return JsonResponse(invoice_body(issued.invoice, gateway.settings.public_url),
+                        headers=headers)
 
 
 @router.get(

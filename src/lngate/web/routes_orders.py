@@ -93,7 +93,7 @@ async def create_order_route(request: Request) -> JsonResponse:
         raise ApiError(400, exc.message, exc.code, **exc.extra) from None
     except NoProviderAvailable as exc:
         raise no_provider_error(exc) from None
-    body = invoice_body(created.invoice)
+    body = invoice_body(created.invoice, gateway.settings.public_url)
     order = order_body(created.order)
     order["expiresAt"] = _iso(created.invoice.expires_at)
     return JsonResponse({"order": order, **body}, status_code=201)

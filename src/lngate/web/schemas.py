@@ -86,6 +86,8 @@ class Invoice(_Answer):
     expires_at: Moment
     amount: int = Field(description="Sats.")
     isTest: bool | None = Field(None, description="Present (true) for a test-provider invoice.")
+    checkoutUrl: str | None = Field(None, description="The gateway's hosted checkout page for "
+                                    "this invoice (``<PUBLIC_URL>/pay/<payment_hash>``).")
 
 
 class InvoiceCreated(_Answer):
