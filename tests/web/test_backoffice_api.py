@@ -4,8 +4,10 @@ hostile parameters, shipping with its email (real SMTP sink), cancelling, CSV, a
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import io
+import json
 from datetime import UTC, datetime, timedelta
 from collections.abc import Callable
 from typing import Any
@@ -51,6 +53,11 @@ async def test_every_endpoint_refuses_without_a_valid_token_or_session(
         assert response.status_code == 503 and response.json()["code"] == "admin_disabled"
 
 
+def cursor(*values: Any) -> str:
+    """A cursor as the API encodes one, with any values in it."""
+    return base64.urlsafe_b64encode(json.dumps(list(values)).encode()).rstrip(b"=").decode()
+
+
 HOSTILE = [
     ("/api/admin/orders?limit=0", "invalid_limit"),
     ("/api/admin/orders?limit=201", "invalid_limit"),
@@ -85,6 +92,15 @@ HOSTILE = [
     ("/api/admin/stats?from=2026-01-02&to=2026-01-01", "invalid_period"),
     ("/api/admin/stats?from=2026-01-01T25:00", "invalid_date"),
     (f"/api/admin/orders/{ORDER_ID}?x=1", "unknown_parameter"),
+    ("/api/admin/orders?cursor=" + cursor("2026-01-01T00:00:00+00:00", "a\u0000b"),
+     "invalid_cursor"),
+    ("/api/admin/orders?cursor=" + cursor("2026-01-01T00:00:00", "abc"), "invalid_cursor"),
+    ("/api/admin/orders?cursor=" + cursor("9999-12-31T23:59:59+00:00", 5), "invalid_cursor"),
+    ("/api/admin/audit?cursor=" + cursor(2**64), "invalid_cursor"),
+    ("/api/admin/audit?cursor=" + cursor(-1), "invalid_cursor"),
+    ("/api/admin/audit?cursor=" + cursor(True), "invalid_cursor"),
+    ("/api/admin/subscriptions?cursor=" + cursor("2026-01-01T00:00:00+00:00", 2**70),
+     "invalid_cursor"),
 ]
 
 
@@ -112,6 +128,8 @@ async def test_hostile_action_bodies_get_a_clear_status(gateway_factory: Callabl
             ({"json": {"tracking": "T1", "carrier": ["x"]}}, 400, "invalid_carrier"),
             ({"json": {"tracking": "T1", "carrier": "C" * 65}}, 400, "invalid_carrier"),
             ({"json": {"tracking": "T1", "carrier": "a\nb"}}, 400, "invalid_carrier"),
+            ({"content": b'{"tracking": "T1", "carrier": "\\ud800"}',
+              "headers": {"Content-Type": "application/json"}}, 400, "invalid_carrier"),
             ({"json": {"tracking": "T1", "price": 0}}, 400, "unknown_field"),
             ({"json": ["T1"]}, 400, "invalid_body"),
             ({"content": b"{not json", "headers": {"Content-Type": "application/json"}}, 400,
@@ -130,6 +148,9 @@ async def test_hostile_action_bodies_get_a_clear_status(gateway_factory: Callabl
             assert response.status_code == 404, (path, response.text)
         cancel = f"/api/admin/orders/{created['order']['id']}/cancel"
         response = await http.post(cancel, headers=AUTH, json={"reason": 5})
+        assert response.status_code == 400 and response.json()["code"] == "invalid_reason"
+        response = await http.post(cancel, headers={**AUTH, "Content-Type": "application/json"},
+                                   content=b'{"reason": "\\udfff"}')
         assert response.status_code == 400 and response.json()["code"] == "invalid_reason"
         detail = (await http.get(f"/api/admin/orders/{created['order']['id']}",
                                  headers=AUTH)).json()

@@ -41,7 +41,7 @@ EXPIRED_KEPT = timedelta(days=7)
 
 def token_matches(given: str, admin_token: str) -> bool:
     """Whether ``given`` is the admin token (constant time)."""
-    return hmac.compare_digest(given.encode(), admin_token.encode())
+    return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), admin_token.encode())
 
 
 def admin_key(admin_token: str) -> str:
@@ -75,7 +75,8 @@ class AdminSession:
 
     def csrf_matches(self, given: str) -> bool:
         """Whether ``given`` is this session's CSRF token (constant time)."""
-        return hmac.compare_digest(given.encode(), self.csrf_token.encode())
+        return hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
+                                   self.csrf_token.encode())
 
 
 async def open_session(

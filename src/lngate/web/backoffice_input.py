@@ -27,6 +27,7 @@ _DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?", r
 _TRACKING = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._/-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ORDER_ID = re.compile(r"[A-Za-z0-9_-]{16,32}")
+_CURSOR_TEXT = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 def bad(message: str, code: str, **extra: Any) -> ApiError:
@@ -110,10 +111,20 @@ def parse_text(name: str, value: str | None, *, limit: int = MAX_TEXT) -> str | 
     if value is None:
         return None
     text = value.strip()
-    if len(text) > limit or _CONTROL.search(text):
+    if len(text) > limit or _CONTROL.search(text) or not _encodable(text):
         raise bad(f"{name!r} must be text of at most {limit} characters without control "
                   "characters", f"invalid_{name}")
     return text or None
+
+
+def _encodable(text: str) -> bool:
+    """Whether ``text`` is valid Unicode (JSON may carry lone surrogates; databases refuse
+    them)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def encode_cursor(key: tuple[Any, ...] | int) -> str:
@@ -125,7 +136,8 @@ def encode_cursor(key: tuple[Any, ...] | int) -> str:
 
 def decode_cursor(value: str | None, shape: tuple[type, ...]) -> tuple[Any, ...] | None:
     """The key in a cursor made by :func:`encode_cursor`, whose values have the types in
-    ``shape`` (``datetime`` from ISO text); 400 for anything else."""
+    ``shape`` (``datetime`` from aware ISO text, ``int`` within 64 bits, ``str`` an id);
+    400 for anything else."""
     if value is None:
         return None
     invalid = bad("cursor is not one this API gave (pass nextCursor back as it is)",
@@ -151,13 +163,15 @@ def decode_cursor(value: str | None, shape: tuple[type, ...]) -> tuple[Any, ...]
                 raise invalid
             key.append(moment)
         elif kind is int:
-            if not isinstance(item, int) or isinstance(item, bool):
+            if not isinstance(item, int) or isinstance(item, bool) or not 0 <= item < 2**63:
                 raise invalid
             key.append(item)
-        elif not isinstance(item, kind):
-            raise invalid
-        else:
+        elif kind is str:
+            if not isinstance(item, str) or not _CURSOR_TEXT.fullmatch(item):
+                raise invalid
             key.append(item)
+        else:
+            raise TypeError(f"no cursor values of type {kind.__name__}")
     return tuple(key)
 
 
