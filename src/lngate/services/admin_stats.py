@@ -42,7 +42,6 @@ from lngate.store.stats import (
     raw_latency,
     rolled_call_groups,
     rolled_latency,
-    time_to_pay,
 )
 
 MAX_SPAN = {Grouping.HOUR: timedelta(days=7), Grouping.DAY: timedelta(days=92)}
@@ -158,10 +157,9 @@ async def _invoice_figures(db: Database, period: StatsPeriod, key: InvoiceKey,
         for at, name, created, paid in await invoice_cohorts(conn, **args):
             figures[at, name].created += created
             figures[at, name].paid += paid
-        for at, name, count, amount_msat in await payments(conn, **args):
+        for at, name, count, amount_msat, histogram in await payments(conn, **args):
             figures[at, name].payments += count
             figures[at, name].revenue_msat += amount_msat
-        for at, name, histogram in await time_to_pay(conn, **args):
             figures[at, name].time_to_pay.update(histogram)
     return figures
 

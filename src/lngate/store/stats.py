@@ -91,22 +91,6 @@ async def invoice_cohorts(
     return [(as_utc(p), str(k), int(n), int(m or 0)) for p, k, n, m in await _rows(conn, query)]
 
 
-async def payments(
-    conn: AsyncConnection, *, start: datetime, end: datetime, grouping: Grouping,
-    key: InvoiceKey, include_test: bool,
-) -> list[tuple[datetime, str, int, int]]:
-    """``(period, key, invoices paid, their amount in msat)`` for invoices paid in
-    ``[start, end)``."""
-    source, key_sql = _invoice_source(key)
-    period = period_start_sql(conn.dialect.name, invoices.c.paid_at, grouping)
-    query = (select(period, key_sql, func.count(), func.sum(invoices.c.amount_msat))
-             .select_from(source)
-             .where(invoices.c.paid_at >= start, invoices.c.paid_at < end,
-                    invoices.c.state == InvoiceState.PAID.value, *_test_filter(include_test))
-             .group_by(period, key_sql))
-    return [(as_utc(p), str(k), int(n), int(s or 0)) for p, k, n, s in await _rows(conn, query)]
-
-
 def _seconds_to_pay(dialect: str) -> ColumnElement[Any]:
     if dialect == "sqlite":
         return (func.julianday(invoices.c.paid_at) - func.julianday(invoices.c.created_at)) \
@@ -114,25 +98,29 @@ def _seconds_to_pay(dialect: str) -> ColumnElement[Any]:
     return func.extract("epoch", invoices.c.paid_at - invoices.c.created_at)
 
 
-async def time_to_pay(
+async def payments(
     conn: AsyncConnection, *, start: datetime, end: datetime, grouping: Grouping,
     key: InvoiceKey, include_test: bool,
-) -> list[tuple[datetime, str, Counter[int]]]:
-    """``(period, key, {bucket: invoices})``: the distribution of the seconds from creation to
-    payment of the invoices paid in ``[start, end)``, in the roll-ups' logarithmic buckets."""
+) -> list[tuple[datetime, str, int, int, Counter[int]]]:
+    """``(period, key, invoices paid, their amount in msat, {bucket: invoices})`` for the
+    invoices paid in ``[start, end)``; the histogram is of their seconds from creation to
+    payment, in the roll-ups' logarithmic buckets. One pass over the invoices."""
     source, key_sql = _invoice_source(key)
     dialect = conn.dialect.name
     period = period_start_sql(dialect, invoices.c.paid_at, grouping)
     bucket = bucket_sql(dialect, _seconds_to_pay(dialect))
     counted = (select(period.label("period"), key_sql.label("name"), bucket.label("bucket"),
-                      func.count().label("n")).select_from(source)
+                      func.count().label("n"), func.sum(invoices.c.amount_msat).label("msat"))
+               .select_from(source)
                .where(invoices.c.paid_at >= start, invoices.c.paid_at < end,
                       invoices.c.state == InvoiceState.PAID.value, *_test_filter(include_test))
                .group_by(period, key_sql, bucket).subquery())
-    query = (select(counted.c.period, counted.c.name,
+    query = (select(counted.c.period, counted.c.name, func.sum(counted.c.n),
+                    func.sum(counted.c.msat),
                     _histogram_sql(dialect, counted.c.bucket, counted.c.n))
              .group_by(counted.c.period, counted.c.name))
-    return [(as_utc(p), str(k), parse_histogram(h)) for p, k, h in await _rows(conn, query)]
+    return [(as_utc(p), str(k), int(n), int(msat or 0), parse_histogram(h))
+            for p, k, n, msat, h in await _rows(conn, query)]
 
 
 def _histogram_sql(dialect: str, bucket: Any, count: Any) -> ColumnElement[Any]:
