@@ -201,5 +201,5 @@ def test_next_stays_under_admin() -> None:
         assert safe_next(good) == good
     for bad in (None, "", "https://evil.test/admin", "//evil.test", "/administrator",
                 "/admin/../logout", "/admin\\@evil.test", "/adminx", "/api/admin/orders",
-                "/admin/\r\nSet-Cookie: x"):
+                "/admin/\r\nSet-Cookie: x", "/admin/\x00", "/admin/" + "a" * 500):
         assert safe_next(bad) == "/admin"

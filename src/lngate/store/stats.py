@@ -133,13 +133,11 @@ def _histogram_sql(dialect: str, bucket: Any, count: Any) -> ColumnElement[Any]:
 
 
 def parse_histogram(text: str | None) -> Counter[int]:
-    """The ``{bucket: count}`` of a value made by :func:`_histogram_sql`."""
-    histogram: Counter[int] = Counter()
-    for pair in (text or "").split(","):
-        if pair:
-            bucket, _, count = pair.partition(":")
-            histogram[int(bucket)] += int(count)
-    return histogram
+    """The ``{bucket: count}`` of a value made by :func:`_histogram_sql` (each bucket once)."""
+    if not text:
+        return Counter()
+    return Counter({int(bucket): int(count)
+                    for bucket, _, count in (pair.partition(":") for pair in text.split(","))})
 
 
 # ----------------------------------------------------------------------------- provider calls

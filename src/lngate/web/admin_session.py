@@ -189,8 +189,8 @@ def _wants_json(request: Request) -> bool:
 
 def safe_next(value: str | None) -> str:
     """Where to go after signing in: a path under ``/admin`` on this site, else ``/admin``."""
-    if (not value or not value.startswith(HOME) or value.startswith("//")
-            or any(c in value for c in "\\\r\n\t") or ".." in value):
+    if (not value or not value.startswith(HOME) or len(value) > 500 or ".." in value
+            or any(c == "\\" or not c.isprintable() for c in value)):
         return HOME
     rest = value[len(HOME):]
     return value if rest == "" or rest[0] in "/?#" else HOME
