@@ -2,7 +2,7 @@
 UV_VERSION := 0.13.8
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 
-.PHONY: serve test bench install clean
+.PHONY: serve test lint bench install clean
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
@@ -14,7 +14,11 @@ serve: install  ## start the gateway on http://127.0.0.1:8000 (SQLite + demo tes
 test: install   ## run the whole test suite (starts real LNbits, relay + NWC wallet, SMTP)
 	$(UV) run --frozen pytest
 
-bench: install  ## run the benchmarks (see docs/benchmarks.md)
+lint: install   ## ruff over the code, mypy over src/ (its settings are in pyproject.toml)
+	$(UV) run --frozen ruff check src tests benchmarks
+	$(UV) run --frozen mypy
+
+bench: install  ## quick pass of every benchmark script, ~6 min (--full: docs/benchmarks.md)
 	$(UV) run --frozen python benchmarks/run_all.py
 
 clean:

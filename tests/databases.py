@@ -1,13 +1,14 @@
 """Database fixtures: a fresh SQLite file per test, and a fresh PostgreSQL database per session.
 
 PostgreSQL is the real server on 127.0.0.1:5432 (``LNGATE_TEST_POSTGRES_URL`` overrides the
-admin URL); each session creates its own database and drops it at the end.
+admin URL); each session creates its own database and drops it at the end. The PostgreSQL case
+of ``database_url`` carries the ``postgres`` marker, so ``-m "not postgres"`` runs the SQLite
+case alone; a PostgreSQL that cannot be reached fails those tests with one line saying so.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,15 +19,12 @@ from sqlalchemy import text
 
 from lngate.store import Database
 from lngate.store.tables import metadata
-
-POSTGRES_ADMIN_URL = os.environ.get(
-    "LNGATE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
+from tests.peers.services import CONNECT_TIMEOUT, postgres_admin_url, postgres_unreachable
 
 
-def _admin(statement: str) -> None:
+def _admin(admin_url: str, statement: str) -> None:
     async def run() -> None:
-        admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        admin = await asyncpg.connect(admin_url, timeout=CONNECT_TIMEOUT)
         try:
             await admin.execute(statement)
         finally:
@@ -40,13 +38,20 @@ def _admin(statement: str) -> None:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """The URL of a PostgreSQL database created for this test session."""
+    admin_url = postgres_admin_url()
     name = f"lngate_test_{uuid.uuid4().hex[:10]}"
-    _admin(f'CREATE DATABASE "{name}"')
-    yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
-    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    problem: Exception | None = None
+    try:
+        _admin(admin_url, f'CREATE DATABASE "{name}"')
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        problem = exc
+    if problem is not None:  # failed outside the except block: one line, no chained traceback
+        postgres_unreachable(admin_url, problem)
+    yield admin_url.rsplit("/", 1)[0] + "/" + name
+    _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 async def database_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
     """A migrated, empty database: each test runs once on SQLite and once on PostgreSQL."""
     if request.param == "sqlite":

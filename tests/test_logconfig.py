@@ -63,3 +63,47 @@ async def test_no_secret_reaches_a_log_line(tmp_path, capsys: pytest.CaptureFixt
     for secret in secrets:
         assert secret not in logged, "a secret reached the logs"
         assert secret not in response.text, "a secret reached the API answer"
+
+
+async def test_verbose_logs_are_lngate_only_no_sql_and_no_customer_data(
+    tmp_path, capsys: pytest.CaptureFixture[str]  # type: ignore[no-untyped-def]
+) -> None:
+    """DEBUG=lightning:* makes lngate verbose; SQL, customer emails and tokens stay out of the logs."""
+    from tests.doubles.lnbits_double import FAKE_NODE_PUBKEY
+    from tests.web.payments import (
+        WEBHOOK_SECRET,
+        lnbits_body,
+        order_body,
+        post_webhook,
+        webhook_target,
+    )
+
+    async with LNbitsDouble() as double:
+        settings = make_settings(
+            tmp_path, lnbits_endpoint=double.url, lnbits_invoice_key=double.invoice_key,
+            lnbits_node_pubkey=FAKE_NODE_PUBKEY, lnbits_webhook_secret=WEBHOOK_SECRET,
+            lightning_test_mode=False, debug="lightning:*", log_format="json",
+            outbox_poll_interval_seconds=0.05,
+        )
+        assert settings.verbose
+        configure_logging(verbose=True, fmt="json", secrets=secret_values(settings))
+        assert logging.getLogger("lngate.resilience.router").isEnabledFor(logging.DEBUG)
+        async with running_gateway(settings) as http:
+            created = await http.post("/api/create-invoice",
+                                      json={"amount": 5, "description": "verbose test"})
+            assert created.status_code == 200, created.text
+            order = await http.post("/api/orders", json=order_body("dazbox"))
+            assert order.status_code == 201, order.text
+            payment_hash = order.json()["invoice"]["payment_hash"]
+            _, params = webhook_target(double.requests_to("create")[-1].json["webhook"])
+            double.mark_paid(payment_hash)
+            paid = await post_webhook(http, lnbits_body(double.invoices[payment_hash]),
+                                      params=params)
+            assert paid.status_code == 200, paid.text
+            await http.app.state.gateway.recorder.flush()  # type: ignore[attr-defined]
+    output = capsys.readouterr()
+    logged = output.out + output.err
+    assert "provider_call" in logged  # lngate's own logs are there
+    for forbidden in ("SELECT ", "INSERT INTO", "UPDATE ", "BEGIN", "alice@example.com",
+                      params["token"], params["nonce"]):
+        assert forbidden not in logged, f"{forbidden!r} reached the logs"

@@ -42,13 +42,14 @@ def test_blank_optional_email_settings_are_unset() -> None:
 
 
 def test_catalog_follows_settings() -> None:
-    """Catalog prices come from the settings; DazPay's maximum is MAX_INVOICE_SATS."""
+    """Catalog prices come from the settings; DazPay's maximum, and every order's, is
+    MAX_INVOICE_SATS."""
     catalog = build_catalog(settings(dazbox_price_sats=1000, daznode_monthly_sats=10,
-                                     daznode_yearly_discount_percent=50, max_invoice_sats=777))
+                                     daznode_yearly_discount_percent=50, max_invoice_sats=2777))
     box = OrderRequest(Product.DAZBOX, Customer("a@b.co"), quantity=2)
     assert catalog.price_sat(box) == 2000
     assert catalog.daznode_price_sat(Plan.YEARLY) == 60
-    assert catalog.dazpay_max_sat == 777
+    assert catalog.dazpay_max_sat == catalog.max_total_sat == 2777
 
 
 async def test_email_sender_choice(tmp_path: Path) -> None:

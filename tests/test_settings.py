@@ -7,6 +7,10 @@ import pytest
 from lngate.domain import Network
 from lngate.settings import ConfigError, Settings, load_settings
 
+NWC_PUBKEY = "79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798"
+NWC_SECRET = "3" * 64
+NWC_URL = f"nostr+walletconnect://{NWC_PUBKEY}?relay=wss%3A%2F%2Frelay.example.com&secret={NWC_SECRET}"
+
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -87,7 +91,7 @@ def test_plain_http_is_allowed_to_loopback(monkeypatch: pytest.MonkeyPatch) -> N
 def test_secrets_never_appear_in_repr_or_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     """Keys, tokens and URLs with secrets are masked in reprs and in configuration errors."""
     secrets = {"LNBITS_INVOICE_KEY": "invoice-secret-1", "ADMIN_TOKEN": "admin-secret-2",
-               "NWC_URL": "nostr+walletconnect://ab?secret=nwc-secret-3",
+               "NWC_URL": NWC_URL,
                "DATABASE_URL": "postgresql://u:db-secret-4@h/d"}
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)
@@ -128,3 +132,74 @@ def test_env_example_is_a_loadable_configuration(tmp_path) -> None:  # type: ign
     settings = load_settings()
     assert settings.lnbits_configured
     assert settings.lightning_test_mode is None and not settings.test_mode
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["foo", "https://relay.example.com", f"nostr+walletconnect://{NWC_PUBKEY}",
+     f"nostr+walletconnect://{NWC_PUBKEY}?relay=wss%3A%2F%2Fr.example.com&secret=zz",
+     f"nostr+walletconnect://{NWC_PUBKEY}?relay=https%3A%2F%2Fr.example.com&secret={NWC_SECRET}",
+     f"nostr+walletconnect://{'0' * 64}?relay=wss%3A%2F%2Fr.example.com&secret={NWC_SECRET}"],
+)
+def test_a_malformed_nwc_url_is_refused_by_settings(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """NWC_URL is parsed with the provider's parser when settings load; the secret is not echoed."""
+    monkeypatch.setenv("NWC_URL", value)
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert error.value.problems[0].startswith("NWC_URL: ")
+    assert NWC_SECRET not in str(error.value) and "zz" not in str(error.value)
+
+
+def test_a_valid_nwc_url_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A well-formed NWC URL configures a real provider."""
+    monkeypatch.setenv("NWC_URL", NWC_URL)
+    settings = load_settings()
+    assert settings.real_provider_configured and not settings.test_mode
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["sqlite:/./var/lngate.sqlite3", "sqlite://", "mysql://u@h/d", "postgresql://u:pw@h:port/d",
+     "lngate.sqlite3"],
+)
+def test_a_malformed_database_url_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """DATABASE_URL must be a SQLite file or PostgreSQL URL; the message does not repeat it."""
+    monkeypatch.setenv("DATABASE_URL", value)
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert error.value.problems[0].startswith("DATABASE_URL: ")
+    assert "pw" not in str(error.value)
+
+
+def test_each_problem_is_one_line_naming_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several bad variables give one line each, every line naming its variable."""
+    bad = {"MAX_INVOICE_SATS": "lots", "RATE_LIMIT": "fast", "NWC_URL": "foo",
+           "HTTP_MAX_HEADER_BYTES": "10"}
+    for name, value in bad.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    lines = str(error.value).splitlines()
+    assert len(lines) == len(bad)
+    assert sorted(line.split(": ")[1] for line in lines) == sorted(bad)
+
+
+def test_a_blank_environment_variable_shadows_the_dotenv_file(
+    tmp_path, monkeypatch: pytest.MonkeyPatch  # type: ignore[no-untyped-def]
+) -> None:
+    """`NAME=` in the environment wins over .env and means "not set": the default applies."""
+    (tmp_path / ".env").write_text("MAX_INVOICE_SATS=5000\nADMIN_TOKEN=from-the-dotenv-file\n"
+                                   "LNBITS_API_KEY=dotenv-key\nLNBITS_ENDPOINT=https://l.example.com\n")
+    assert load_settings().max_invoice_sats == 5000
+    monkeypatch.setenv("MAX_INVOICE_SATS", "")
+    monkeypatch.setenv("ADMIN_TOKEN", " ")
+    monkeypatch.setenv("LNBITS_ENDPOINT", "")
+    monkeypatch.setenv("LNBITS_API_KEY", "")
+    settings = load_settings()
+    assert settings.max_invoice_sats == 1_000_000
+    assert settings.admin_token is None
+    assert settings.lnbits_endpoint is None and settings.lnbits_invoice_key is None

@@ -108,11 +108,6 @@ class Gateway:
         await self.db.aclose()
 
 
-def is_demo_mode(settings: Settings) -> bool:
-    """Pure demo mode: no real provider configured and ``LIGHTNING_TEST_MODE`` not false."""
-    return settings.test_mode and not settings.real_provider_configured
-
-
 def secret_values(settings: Settings) -> list[str]:
     """Every configured secret, for the log redaction guard."""
     secrets = [settings.lnbits_invoice_key, settings.lnbits_admin_key, settings.lnbits_webhook_secret,
@@ -163,7 +158,7 @@ async def build_providers(settings: Settings, payee_keys: PayeeKeys) -> tuple[
         providers.append(NWCProvider(config))
     test_provider = TestProvider(network=settings.lightning_network, clock=utcnow)
     payee_keys.pin(test_provider.name, test_provider.node_pubkey)
-    if is_demo_mode(settings):
+    if settings.demo_mode:
         providers.append(test_provider)
         log.warning("demo_mode", message="DEMO: no real provider is configured; the test "
                     "provider issues every invoice; its invoices are not real and are flagged "
@@ -217,7 +212,7 @@ async def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:
     except BaseException:
         await db.aclose()
         raise
-    demo = is_demo_mode(settings)
+    demo = settings.demo_mode
     if not providers:
         log.error("no_provider", message="no provider configured and LIGHTNING_TEST_MODE is off: "
                   "every create-invoice will answer 503")
@@ -297,6 +292,7 @@ def build_catalog(settings: Settings) -> Catalog:
         daznode_yearly_discount_percent=settings.daznode_yearly_discount_percent,
         dazpay_min_sat=settings.dazpay_min_sats,
         dazpay_max_sat=settings.max_invoice_sats,
+        max_total_sat=settings.max_invoice_sats,
     )
 
 

@@ -1,11 +1,16 @@
-"""The ``lngate`` command line (Typer): serve, migrate, check."""
+"""The ``lngate`` command line (Typer): serve, migrate, check, cleanup, stats, config show.
+
+Exit status: 0 done; 1 a provider check failed or the database cannot be used; 2 a setting is
+invalid. Either failure is one line per problem on stderr, naming the variable, no traceback.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import sys
-from typing import Annotated
+from collections.abc import Coroutine
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -18,14 +23,44 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+T = TypeVar("T")
 
 
 def _settings() -> Settings:
     try:
         return load_settings()
     except ConfigError as exc:
-        typer.secho(str(exc), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+        raise _config_error(exc) from None
+
+
+def _config_error(exc: ConfigError) -> typer.Exit:
+    typer.secho(str(exc), fg=typer.colors.RED, err=True)
+    return typer.Exit(2)
+
+
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine``; an unusable database or configuration ends the command in one line."""
+    from lngate.store.database import DatabaseUnusable
+
+    try:
+        return asyncio.run(coroutine)
+    except DatabaseUnusable as exc:
+        typer.secho(f"cannot use the database (DATABASE_URL): {exc.reason}",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    except ConfigError as exc:
+        raise _config_error(exc) from None
+
+
+async def _migrated(settings: Settings) -> None:
+    """Migrate the database and check it is usable (raises ``DatabaseUnusable``)."""
+    from lngate.store.database import Database
+
+    db = Database.from_url(settings.database_url.get_secret_value())
+    try:
+        await db.migrate()
+    finally:
+        await db.aclose()
 
 
 def _configure_logs(settings: Settings) -> None:
@@ -53,10 +88,8 @@ def serve(
                                          help="Worker processes (use PostgreSQL for more than 1).")] = 1,
 ) -> None:
     """Start the HTTP gateway (migrates the database first)."""
-    import uvicorn
-
-    from lngate.store import Database
     from lngate.web.asgi import SKIP_MIGRATIONS_ENV
+    from lngate.web.http_server import HttpLimits, run_server
 
     settings = _settings()
     _configure_logs(settings)
@@ -64,43 +97,25 @@ def serve(
         typer.secho("warning: several workers on SQLite serialise on its single writer; "
                     "PostgreSQL is the choice for more than one worker", fg=typer.colors.YELLOW,
                     err=True)
-
-    async def migrate_once() -> None:
-        db = Database.from_url(settings.database_url.get_secret_value())
-        try:
-            await db.migrate()
-        finally:
-            await db.aclose()
-
-    asyncio.run(migrate_once())
+    _run(_migrated(settings))
     os.environ[SKIP_MIGRATIONS_ENV] = "1"  # workers inherit it: migrations ran once, here
-    if settings.test_mode:
-        typer.secho("DEMO MODE: the test provider is enabled; its invoices are not real "
-                    "(LIGHTNING_TEST_MODE)", fg=typer.colors.YELLOW, bold=True, err=True)
-    uvicorn.run("lngate.web.asgi:app_factory", factory=True, host=host, port=port,
-                workers=workers, loop="uvloop", http="httptools", log_level="warning",
-                access_log=False, proxy_headers=False)
+    if settings.demo_mode:
+        typer.secho("DEMO MODE: no real provider is configured; the test provider issues "
+                    "every invoice, and its invoices are not real", fg=typer.colors.YELLOW,
+                    bold=True, err=True)
+    limits = HttpLimits(
+        max_header_bytes=settings.http_max_header_bytes, max_headers=settings.http_max_headers,
+        read_timeout=settings.http_read_timeout_seconds,
+        max_connections=settings.http_max_connections or 0,
+    )
+    run_server("lngate.web.asgi:app_factory", host=host, port=port, workers=workers,
+               limits=limits, keepalive_timeout=settings.http_keepalive_timeout_seconds)
 
 
 @app.command()
 def migrate() -> None:
-    """Apply database migrations (also done automatically at start)."""
-    from lngate.store import Database
-
-    settings = _settings()
-
-    async def run() -> None:
-        db = Database.from_url(settings.database_url.get_secret_value())
-        try:
-            await db.migrate()
-        finally:
-            await db.aclose()
-
-    try:
-        asyncio.run(run())
-    except OSError as exc:
-        typer.secho(f"cannot reach the database: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
+    """Apply database migrations (also done automatically at start) and check the database."""
+    _run(_migrated(_settings()))
     typer.echo("database is up to date")
 
 
@@ -115,7 +130,7 @@ def check() -> None:
 
     settings = _settings()
 
-    async def run() -> list:  # type: ignore[type-arg]
+    async def run() -> list[Any]:
         gateway = await build_gateway(settings)
         try:
             results = []
@@ -129,7 +144,7 @@ def check() -> None:
         finally:
             await gateway.aclose()
 
-    results = asyncio.run(run())
+    results = _run(run())
     if not results:
         typer.secho("no provider configured (set LNBITS_ENDPOINT/LNBITS_INVOICE_KEY or NWC_URL, "
                     "or LIGHTNING_TEST_MODE=true)", fg=typer.colors.RED, err=True)
@@ -150,16 +165,8 @@ def check() -> None:
         raise typer.Exit(1)
 
 
-# --- monitoring: cleanup, config show, stats (issue 5) ----------------------------------------
-
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
-
-
-def _database_error(exc: BaseException) -> typer.Exit:
-    typer.secho(f"cannot use the database: {type(exc).__name__}: {exc}".splitlines()[0],
-                fg=typer.colors.RED, err=True)
-    return typer.Exit(1)
 
 
 @app.command()
@@ -175,7 +182,7 @@ def cleanup(
     from datetime import UTC, datetime, timedelta
 
     from lngate.services.metrics_queries import delete_older_than
-    from lngate.store import Database
+    from lngate.store.database import Database
 
     settings = _settings()
     _configure_logs(settings)
@@ -190,10 +197,7 @@ def cleanup(
         finally:
             await db.aclose()
 
-    try:
-        deleted = asyncio.run(run())
-    except Exception as exc:
-        raise _database_error(exc) from None
+    deleted = _run(run())
     typer.echo(f"deleted metrics older than {keep} days (before {cutoff:%Y-%m-%d %H:%M} UTC):")
     for table, count in deleted.items():
         typer.echo(f"  {table:<24} {count:>10,}")
@@ -204,60 +208,22 @@ def config_show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of NAME=value.")]
     = False,
 ) -> None:
-    """Print the effective configuration (environment, .env and defaults), secrets redacted.
+    """Print the effective configuration (environment, .env and defaults) as a loadable .env.
 
-    Keep it as a configuration backup: every secret reads <redacted> (set) or is empty (unset),
-    and a database password is replaced by ***.
+    Secrets are not printed: a secret that is set is a comment line (null in JSON), and a
+    password inside a URL is removed. Save it as a configuration backup and supply the secrets
+    from the environment.
     """
     import json
 
-    values = _effective_config(_settings())
-    if as_json:
-        typer.echo(json.dumps(values, indent=2))
-        return
+    from lngate.settings_export import render_dotenv, render_json
+
     settings = _settings()
-    typer.echo("# lngate effective configuration (secrets redacted)")
-    typer.echo(f"# test provider: {'enabled' if settings.test_mode else 'disabled'}")
-    for name, value in values.items():
-        typer.echo(f"{name}={value}")
+    if as_json:
+        typer.echo(json.dumps(render_json(settings), indent=2))
+    else:
+        typer.echo(render_dotenv(settings), nl=False)
 
-
-
-def _effective_config(settings: Settings) -> dict[str, str]:
-    """Every setting under its environment variable name, secrets redacted, in declared order."""
-    from pathlib import Path
-    from urllib.parse import urlsplit, urlunsplit
-
-    from pydantic import AliasChoices, SecretStr
-
-    values: dict[str, str] = {}
-    for field_name, info in Settings.model_fields.items():
-        alias = info.validation_alias
-        name = str(alias.choices[0]) if isinstance(alias, AliasChoices) else str(
-            alias or field_name.upper())
-        value = getattr(settings, field_name)
-        if field_name == "database_url":
-            parts = urlsplit(value.get_secret_value())
-            if parts.password:
-                netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-                parts = parts._replace(netloc=netloc)
-            text = urlunsplit(parts)
-        elif isinstance(value, SecretStr):
-            text = "<redacted>"
-        elif value is None:
-            text = ""
-        elif isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, list):
-            text = ",".join(str(v) for v in value)
-        elif isinstance(value, Path):
-            text = str(value)
-        elif hasattr(value, "name") and hasattr(value, "value"):  # an enum: its setting name
-            text = value.name.lower()
-        else:
-            text = str(value)
-        values[name] = text
-    return values
 
 @app.command()
 def stats(
@@ -276,7 +242,7 @@ def stats(
     settings = _settings()
     _configure_logs(settings)  # logs go to stderr; the table alone to stdout
 
-    async def run() -> dict:  # type: ignore[type-arg]
+    async def run() -> dict[str, Any]:
         gateway = await build_gateway(settings)
         try:
             assert gateway.monitoring is not None
@@ -285,20 +251,14 @@ def stats(
         finally:
             await gateway.aclose()
 
-    try:
-        body = asyncio.run(run())
-    except ConfigError as exc:
-        typer.secho(str(exc), fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
-    except Exception as exc:
-        raise _database_error(exc) from None
+    body = _run(run())
     if as_json:
         typer.echo(json.dumps(body, indent=2))
         return
     typer.echo(_stats_table(body, hours))
 
 
-def _stats_table(body: dict, hours: float) -> str:  # type: ignore[type-arg]
+def _stats_table(body: dict[str, Any], hours: float) -> str:
     def fmt(value: object, suffix: str = "") -> str:
         if value is None:
             return "-"

@@ -12,6 +12,17 @@
 
 Expected outcomes (an unknown invoice, an unpaid one) are return values, not exceptions.
 Every class has a stable machine-readable ``code`` used in API error bodies and logs.
+
+The same failure is the same class at every provider (``tests/providers/test_contract.py``):
+
+- a *malformed answer* (a 2xx that is not JSON, lacks a field, or has one of the wrong type;
+  for NWC, an answer the client library cannot parse) is ``ProviderUnavailable``: the provider,
+  or a proxy before it, is broken right now, not our request, so it counts for the breaker and
+  the router tries another provider. ``InvalidInvoice`` is only for a BOLT11 that the
+  gateway's validation refuses (signature, payee, amount, hash, network, expiry);
+- an *invalid argument* (an amount <= 0, a memo longer than an invoice holds, an expiry out of
+  range, a payment hash that is not 64 hex digits) is ``ProviderRejected``, raised before
+  anything is sent, never ``ValueError``: the request is wrong wherever it goes.
 """
 
 from __future__ import annotations

@@ -14,11 +14,17 @@ from typing import Any
 
 import structlog
 
+OWN_LOGGER = "lngate"
+"""The standard-library logger tree of lngate's own modules (``lngate.*``)."""
+
 
 def configure_logging(*, verbose: bool, fmt: str = "auto", secrets: Iterable[str] = ()) -> None:
-    """Configure structlog and the standard library's root logger once, at start-up.
+    """Configure structlog and the standard library's loggers once, at start-up.
 
     ``fmt`` is ``json``, ``console`` or ``auto`` (console when stderr is a terminal).
+    ``verbose`` (``DEBUG=lightning:*``) turns on lngate's own debug logs only: the root logger
+    stays at WARNING, because at DEBUG SQLAlchemy, aiosqlite, asyncio, aiohttp and nostr-sdk
+    log every SQL statement with its values (customers' emails, webhook tokens) and more.
     """
     level = logging.DEBUG if verbose else logging.INFO
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -33,11 +39,30 @@ def configure_logging(*, verbose: bool, fmt: str = "auto", secrets: Iterable[str
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=lambda *_args: LossyPrintLogger(sys.stderr),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, stream=sys.stderr,
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s", force=True)
+    logging.getLogger(OWN_LOGGER).setLevel(level)
+
+
+class LossyPrintLogger(structlog.PrintLogger):
+    """Drops a line it cannot write instead of raising into the caller.
+
+    With logs on a full disk (or a closed pipe) every log call would otherwise fail the request
+    or task that made it, readiness included, instead of that request or task saying why.
+    """
+
+    def msg(self, message: str) -> None:
+        """Print ``message``, or drop it when the stream refuses it."""
+        try:
+            super().msg(message)
+        except (OSError, ValueError):  # ValueError: the stream is closed
+            pass
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
 
 
 def redact_secrets(secrets: list[str]) -> Any:

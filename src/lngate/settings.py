@@ -11,20 +11,33 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from lngate.domain import Network
+from lngate.notify.addresses import InvalidAddress, parse_mailbox
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/lngate.sqlite3"
 _RATE_LIMIT = re.compile(r"^\s*\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?\s*$", re.I)
 
 
 class ConfigError(Exception):
-    """The configuration cannot work; the message names the variable(s) to fix."""
+    """The configuration cannot work: one line per problem, each naming its variable."""
+
+    def __init__(self, problems: list[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else problems
+        super().__init__("\n".join(f"invalid configuration: {p}" for p in self.problems))
 
 
 def _is_loopback(host: str) -> bool:
@@ -59,8 +72,19 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True,
-        env_ignore_empty=True,  # `NAME=` (as in .env.example) means "not set", not ""
+        # A blank `NAME=` in the environment must still shadow the .env file, so blanks are
+        # kept while the sources are merged and dropped afterwards (see _blank_means_unset).
+        env_ignore_empty=False,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _blank_means_unset(cls, data: object) -> object:
+        """``NAME=`` means "not set": the default applies, whichever source said it."""
+        if not isinstance(data, dict):
+            return data
+        return {key: value for key, value in data.items()
+                if not (isinstance(value, str) and not value.strip())}
 
     # --- providers ----------------------------------------------------------------------
     lnbits_endpoint: str | None = Field(default=None, validation_alias="LNBITS_ENDPOINT")
@@ -126,6 +150,17 @@ class Settings(BaseSettings):
         default_factory=lambda: ["*"], validation_alias="CORS_ALLOW_ORIGINS"
     )
 
+    # --- HTTP server (`lngate serve`) ---------------------------------------------------
+    http_max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024,
+                                       validation_alias="HTTP_MAX_HEADER_BYTES")
+    http_max_headers: int = Field(default=100, ge=10, le=1000, validation_alias="HTTP_MAX_HEADERS")
+    http_read_timeout_seconds: float = Field(default=10.0, gt=0, le=300,
+                                             validation_alias="HTTP_READ_TIMEOUT_SECONDS")
+    http_keepalive_timeout_seconds: int = Field(default=5, ge=1, le=300,
+                                                validation_alias="HTTP_KEEPALIVE_TIMEOUT_SECONDS")
+    http_max_connections: int | None = Field(default=None, ge=16, le=1_000_000,
+                                             validation_alias="HTTP_MAX_CONNECTIONS")
+
     # --- storage, email, logs -----------------------------------------------------------
     database_url: SecretStr = Field(
         default=SecretStr(DEFAULT_DATABASE_URL), validation_alias="DATABASE_URL"
@@ -134,7 +169,7 @@ class Settings(BaseSettings):
     debug: str = Field(default="", validation_alias="DEBUG")
     log_format: str = Field(default="auto", validation_alias="LOG_FORMAT")
 
-    # --- monitoring: health probes, metrics, alerts (issue 5) ----------------------------
+    # --- monitoring: health probes, metrics, alerts ---------------------------------------
     health_check_interval: float = Field(default=30.0, gt=0, le=3600,
                                          validation_alias="HEALTH_CHECK_INTERVAL")
     health_check_timeout: float = Field(default=1.0, gt=0, le=60,
@@ -173,9 +208,13 @@ class Settings(BaseSettings):
     @field_validator("alert_email")
     @classmethod
     def _alert_email(cls, value: str | None) -> str | None:
-        if value is not None and (not re.fullmatch(r"[^@\s]+@[^@\s]+", value.strip())):
-            raise ValueError(f"must be one email address like ops@example.com, got {value!r}")
-        return value.strip() if value else value
+        if value is None:
+            return None
+        try:
+            return parse_mailbox(value, local=True).address
+        except InvalidAddress as exc:
+            raise ValueError(f"must be one email address like ops@example.com, got {value!r} "
+                             f"({exc})") from None
 
     @field_validator("alert_slack_webhook_url", "alert_discord_webhook_url")
     @classmethod
@@ -194,7 +233,7 @@ class Settings(BaseSettings):
             raise ValueError("ALERT_FAILURE_COUNT must not exceed ALERT_FAILURE_WINDOW")
         return self
 
-    # --- payments: orders, catalog, webhook, reconciler, outbox, emails, push (issue 4) -----
+    # --- payments: orders, catalog, webhook, reconciler, outbox, emails, push -------------
     # Catalog prices in sats; the client never sets a price except a DazPay amount.
     dazbox_price_sats: int = Field(default=400_000, ge=1, validation_alias="DAZBOX_PRICE_SATS")
     dazbox_max_quantity: int = Field(default=10, ge=1, le=1000,
@@ -281,6 +320,23 @@ class Settings(BaseSettings):
     def _endpoint_url(cls, value: str | None) -> str | None:
         return None if value is None else _check_http_url(value)
 
+    @field_validator("nwc_url")
+    @classmethod
+    def _nwc_url(cls, value: SecretStr | None) -> SecretStr | None:
+        """Parsed here, with the provider's own parser, so a bad URI stops start-up at once."""
+        if value is None:
+            return None
+        from lngate.providers.nwc import parse_nwc_url  # nostr-sdk: only when NWC is used
+
+        parse_nwc_url(value.get_secret_value())  # its messages never contain the secret
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr) -> SecretStr:
+        check_database_url(value.get_secret_value())
+        return value
+
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str) -> str:
@@ -347,13 +403,19 @@ class Settings(BaseSettings):
 
     @field_validator("email_from", "shop_email")
     @classmethod
-    def _email_header(cls, value: str | None) -> str | None:
+    def _email_header(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """EMAIL_FROM: an address, optionally with a display name (kept as written: the senders
+        parse it with the same validator); SHOP_EMAIL: one address, kept normalized."""
         if value is None:
             return None
-        value = value.strip()
-        if "@" not in value or any(c in value for c in "\r\n"):
-            raise ValueError(f"must be an email address like shop@example.com, got {value!r}")
-        return value
+        sender = info.field_name == "email_from"
+        try:
+            mailbox = parse_mailbox(value, local=True, display_name=sender)
+        except InvalidAddress as exc:
+            example = "DazNode <noreply@example.com>" if sender else "shop@example.com"
+            raise ValueError(f"must be an email address like {example}, got {value!r} "
+                             f"({exc})") from None
+        return value.strip() if sender else mailbox.address
 
     @field_validator("lnbits_webhook_secret")
     @classmethod
@@ -379,9 +441,6 @@ class Settings(BaseSettings):
                 <= self.attempt_timeout_ceiling):
             raise ValueError("ATTEMPT_TIMEOUT_FLOOR <= ATTEMPT_TIMEOUT_DEFAULT <= "
                              "ATTEMPT_TIMEOUT_CEILING must hold")
-        url = self.database_url.get_secret_value()
-        if not url.startswith(("sqlite", "postgresql", "postgres://")):
-            raise ValueError("DATABASE_URL must start with sqlite:// or postgresql://")
         return self
 
     # --- derived ------------------------------------------------------------------------
@@ -397,10 +456,18 @@ class Settings(BaseSettings):
 
     @property
     def test_mode(self) -> bool:
-        """Whether the test provider runs: explicit setting, else only with no real provider."""
+        """``LIGHTNING_TEST_MODE`` as given, else on only with no real provider; what it means
+        depends on :attr:`demo_mode`."""
         if self.lightning_test_mode is None:
             return not self.real_provider_configured
         return self.lightning_test_mode
+
+    @property
+    def demo_mode(self) -> bool:
+        """Pure demo mode: the test provider serves customers. Only when no real provider is
+        configured and ``LIGHTNING_TEST_MODE`` is not ``false``; beside a real provider the
+        test provider is private (the admin's simulations)."""
+        return self.test_mode and not self.real_provider_configured
 
     @property
     def verbose(self) -> bool:
@@ -410,10 +477,6 @@ class Settings(BaseSettings):
 
     def sqlite_path(self) -> Path | None:
         """The database file for a SQLite URL (``None`` for PostgreSQL or in-memory)."""
-        if not (self.attempt_timeout_floor <= self.attempt_timeout_default
-                <= self.attempt_timeout_ceiling):
-            raise ValueError("ATTEMPT_TIMEOUT_FLOOR <= ATTEMPT_TIMEOUT_DEFAULT <= "
-                             "ATTEMPT_TIMEOUT_CEILING must hold")
         url = self.database_url.get_secret_value()
         if not url.startswith("sqlite"):
             return None
@@ -421,20 +484,45 @@ class Settings(BaseSettings):
         return None if path in ("", ":memory:") else Path(path)
 
 
-def load_settings(**overrides: object) -> Settings:
+def check_database_url(url: str) -> None:
+    """Raise ``ValueError`` when ``url`` is not a usable SQLite or PostgreSQL URL.
+
+    The message never repeats the URL: it may carry a password.
+    """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if not url.startswith(("sqlite://", "sqlite+aiosqlite://", "postgresql://", "postgres://",
+                           "postgresql+asyncpg://")):
+        raise ValueError("must start with sqlite:/// or postgresql://")
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ValueError("is not a valid database URL (postgresql://user:password@host:5432/db "
+                         "or sqlite:///path/to/file.sqlite3)") from None
+    if parsed.get_backend_name() == "sqlite" and not parsed.database:
+        raise ValueError("names no file: sqlite:///relative/path.sqlite3 or "
+                         "sqlite:////absolute/path.sqlite3")
+
+
+def load_settings(**overrides: Any) -> Settings:
     """Read settings; a configuration that cannot work raises :class:`ConfigError`.
 
-    The message lists each offending variable with what is wrong, without echoing secrets.
+    There is one problem per line, each naming its variable, without echoing secrets.
     """
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        lines = []
+        problems = []
         for error in exc.errors(include_input=False, include_url=False):
             variable = _variable_name(str(error["loc"][0])) if error["loc"] else ""
             message = error["msg"].removeprefix("Value error, ")
-            lines.append(f"{variable}: {message}" if variable else message)
-        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+            problems.append(f"{variable}: {message}" if variable else message)
+        raise ConfigError(problems) from None
+    except SettingsError as exc:  # e.g. a .env file that cannot be parsed
+        raise ConfigError([str(exc).splitlines()[0]]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"cannot read the .env file: {exc}"]) from None
 
 
 def _variable_name(field: str) -> str:

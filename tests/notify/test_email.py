@@ -40,8 +40,8 @@ def message(**changes: Any) -> Email:
 
 
 def smtp_sender(port: int, **changes: Any) -> SmtpEmailSender:
-    values: dict[str, Any] = {"tls": "none", "timeout": 2.0, **changes}
-    return SmtpEmailSender(SmtpConfig(host="127.0.0.1", port=port, sender=SENDER, **values))
+    values: dict[str, Any] = {"sender": SENDER, "tls": "none", "timeout": 2.0, **changes}
+    return SmtpEmailSender(SmtpConfig(host="127.0.0.1", port=port, **values))
 
 
 async def test_smtp_delivers_text_and_html(smtp: SMTPPeer) -> None:
@@ -76,7 +76,9 @@ async def test_smtp_reply_codes_decide_permanence(smtp: SMTPPeer) -> None:
 
 @pytest.mark.parametrize("to", ["alice@example.com\r\nBcc: eve@evil.test",
                                 "alice@example.com, eve@evil.test", "Alice <alice@example.com>",
-                                "no-at-sign", ""])
+                                "no-at-sign", "",
+                                "=?utf-8?q?eve=40evil.test=2C?=@example.com",
+                                "ali\x00ce@example.com", "ali\x7fce@example.com"])
 async def test_recipients_that_could_add_headers_are_refused(smtp: SMTPPeer, to: str) -> None:
     """A recipient that is not one plain address is refused before anything is sent."""
     with pytest.raises(EmailError) as info:
@@ -89,6 +91,67 @@ async def test_subject_line_breaks_cannot_inject_headers(smtp: SMTPPeer) -> None
     await smtp_sender(smtp.port).send(message(subject="Hi\r\nBcc: eve@evil.test"))
     [received] = await smtp.wait_for(1)
     assert received.subject == "Hi Bcc: eve@evil.test" and received.message["Bcc"] is None
+
+
+@pytest.mark.parametrize(("to", "address"), [("Alice@Example.COM", "Alice@example.com"),
+                                             (" jean@bücher.de ", "jean@xn--bcher-kva.de")])
+async def test_the_validated_address_is_what_is_sent(smtp: SMTPPeer, to: str,
+                                                     address: str) -> None:
+    """The SMTP envelope and the To header carry the normalized address, nothing else."""
+    await smtp_sender(smtp.port).send(message(to=to))
+    [received] = await smtp.wait_for(1)
+    assert received.rcpt_tos == (address,)
+    assert [a.addr_spec for a in received.message["To"].addresses] == [address]
+
+
+async def test_an_encoded_word_in_the_subject_cannot_inject_headers(smtp: SMTPPeer) -> None:
+    """A subject whose encoded word hides a line break and a Bcc is refused for good;
+    nothing is sent to anyone."""
+    with pytest.raises(EmailError) as info:
+        await smtp_sender(smtp.port).send(
+            message(subject="=?utf-8?q?Hi=0D=0ABcc:_eve@evil.test?="))
+    assert info.value.permanent
+    assert smtp.received == []
+
+
+@pytest.mark.parametrize("field", ["subject", "text", "html"])
+async def test_text_that_cannot_be_encoded_is_a_permanent_error(smtp: SMTPPeer, tmp_path: Path,
+                                                                field: str) -> None:
+    """A lone surrogate in the subject or a body is a permanent EmailError from every sender
+    (never another exception), and nothing is sent or written."""
+    bad = message(**{field: "Bonjour \ud800"})
+    with pytest.raises(EmailError) as smtp_error:
+        await smtp_sender(smtp.port).send(bad)
+    folder = FolderEmailSender(tmp_path / "mail", sender=SENDER)
+    with pytest.raises(EmailError) as folder_error:
+        await folder.send(bad)
+    assert smtp_error.value.permanent and folder_error.value.permanent
+    assert smtp.received == [] and not (tmp_path / "mail").exists()
+
+
+async def test_a_display_name_is_encoded_safely(smtp: SMTPPeer) -> None:
+    """A sender's display name with accents and a comma reaches the server encoded, read back
+    exactly, with the sender's address as the envelope sender."""
+    sender = '"Café Daz, boutique" <shop@daznode.test>'
+    await smtp_sender(smtp.port, sender=sender).send(message())
+    [received] = await smtp.wait_for(1)
+    [address] = received.message["From"].addresses
+    assert (address.display_name, address.addr_spec) == ("Café Daz, boutique", "shop@daznode.test")
+    assert received.mail_from == "shop@daznode.test"
+    assert "Café" not in received.message.as_string().split("\n\n", 1)[0]  # encoded on the wire
+
+
+@pytest.mark.parametrize("sender", ["=?utf-8?q?Daz?= <shop@daznode.test>", "no-address",
+                                    "shop@daznode.test, eve@evil.test", "Daz\r\nBcc: eve <a@b.co>"])
+async def test_an_invalid_sender_is_refused_when_configured(tmp_path: Path, sender: str) -> None:
+    """Every sender refuses a From address the validator refuses, at construction."""
+    with pytest.raises(ValueError):
+        SmtpConfig(host="127.0.0.1", port=25, sender=sender)
+    with pytest.raises(ValueError):
+        FolderEmailSender(tmp_path, sender=sender)
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(ValueError):
+            ResendEmailSender(api_key="re_x", sender=sender, session=session)
 
 
 def self_signed_context(folder: Path) -> ssl.SSLContext:
@@ -162,6 +225,20 @@ async def test_resend_posts_the_message_with_idempotency_key(resend) -> None:  #
     assert body == {"from": SENDER, "to": ["alice@example.com"], "subject": "Commande confirmée",
                     "text": "Bonjour Alice", "html": "<p>Bonjour Alice</p>",
                     "headers": {"Message-ID": "<order1.kind@daznode.test>"}}
+
+
+async def test_resend_gets_the_validated_address_or_nothing(resend) -> None:  # type: ignore[no-untyped-def]
+    """Resend is given the normalized recipient; a hostile one is refused before any request."""
+    double, url = resend
+    async with aiohttp.ClientSession() as session:
+        sender = ResendEmailSender(api_key="re_secret", sender=SENDER, session=session,
+                                   base_url=url, timeout=2.0)
+        await sender.send(message(to="Alice@Example.COM"))
+        with pytest.raises(EmailError) as info:
+            await sender.send(message(to="=?utf-8?q?eve=40evil.test=2C?=@example.com"))
+    assert info.value.permanent
+    [(_, body)] = double.requests
+    assert body["to"] == ["Alice@example.com"]
 
 
 @pytest.mark.parametrize(("status", "permanent"), [(422, True), (400, True), (429, False),

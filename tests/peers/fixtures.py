@@ -1,7 +1,10 @@
 """Pytest plugin with the real peers, each started once per test session.
 
-Enabled from ``tests/conftest.py`` (``pytest_plugins``). Tests that use a peer are marked, e.g.
-``@pytest.mark.lnbits``, so ``-m "not lnbits"`` runs without it.
+Enabled from ``tests/conftest.py`` (``pytest_plugins``). A test that uses a peer or a service
+carries its marker (``lnbits``, ``nwc``, ``postgres``, ``redis``), so e.g. ``-m "not lnbits"``
+runs without it: the markers are added here from the fixtures each test uses, so they cannot
+drift from what the test really needs. A service that is needed and missing fails the test with
+one line naming it (``tests/peers/services.py``).
 """
 
 from __future__ import annotations
@@ -13,7 +16,25 @@ import pytest
 
 from tests.peers.lnbits_peer import LNbitsPeer
 from tests.peers.nwc_peer import NWCPeer
+from tests.peers.services import redis_test_url, require_node, require_redis
 from tests.peers.smtp_peer import SMTPPeer
+
+MARKER_OF_FIXTURE = {
+    "lnbits_peer": "lnbits",
+    "nwc_peer": "nwc",
+    "postgres_url": "postgres",
+    "redis_url": "redis",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with the marker of every peer or service fixture it uses."""
+    for item in items:
+        used = getattr(item, "fixturenames", ())
+        for fixture, marker in MARKER_OF_FIXTURE.items():
+            if fixture in used and item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
 
 
 def _progress(config: pytest.Config) -> Callable[[str], None]:
@@ -46,6 +67,7 @@ def lnbits_peer(request: pytest.FixtureRequest) -> Iterator[LNbitsPeer]:
 @pytest.fixture(scope="session")
 def nwc_peer() -> Iterator[NWCPeer]:
     """A real Nostr relay and NWC wallet service on loopback, for tests marked ``nwc``."""
+    require_node()
     peer = NWCPeer().start()
     try:
         yield peer
@@ -69,3 +91,11 @@ def smtp(smtp_peer: SMTPPeer) -> SMTPPeer:
     smtp_peer.start()
     smtp_peer.clear()
     return smtp_peer
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The URL of a Redis database the tests may empty (``LNGATE_TEST_REDIS_URL`` overrides)."""
+    url = redis_test_url()
+    require_redis(url)
+    return url

@@ -320,6 +320,15 @@ class NWCPeer:
         """Stop (or resume) answering every request, like a hung wallet."""
         self._get(f"/mute/{1 if on else 0}")
 
+    def unauthorized(self, on: bool = True) -> None:
+        """Answer every request UNAUTHORIZED (a revoked connection), or stop doing so."""
+        self._get(f"/unauthorized/{1 if on else 0}")
+
+    def garble_next(self, mode: str) -> None:
+        """Make the next answer malformed: ``notjson``, ``missing`` (no field but the invoice)
+        or ``wrongtype``."""
+        self._get(f"/garble-next/{mode}")
+
     def invoices(self) -> list[dict]:
         """Every invoice the wallet has issued."""
         return self._get("/invoices")

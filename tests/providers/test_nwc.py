@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable
@@ -18,7 +17,6 @@ from structlog.testing import capture_logs
 
 from lngate.domain import PaymentState
 from lngate.errors import ProviderAuthFailed, ProviderRejected, ProviderUnavailable
-from lngate.providers.base import Provider
 from lngate.providers.nwc import NWCConfig, NWCProvider, NWCUrlError, parse_nwc_url
 from tests.peers.nwc_peer import NWCPeer, free_port
 
@@ -66,13 +64,6 @@ async def cancel(task: asyncio.Future[object]) -> None:
 
 
 @pytest.mark.nwc
-async def test_provider_satisfies_the_protocol(provider: NWCProvider) -> None:
-    """The NWC provider implements the Provider protocol and declares a paid stream."""
-    assert isinstance(provider, Provider)
-    assert provider.capabilities.paid_stream and not provider.capabilities.webhook
-
-
-@pytest.mark.nwc
 async def test_create_invoice_returns_a_signed_bolt11_matching_the_request(
     provider: NWCProvider, nwc_peer: NWCPeer
 ) -> None:
@@ -100,24 +91,6 @@ async def test_health_reports_balance_and_node_pubkey(
     assert isinstance(report.balance_msat, int) and report.balance_msat >= 0
     assert report.node_pubkey == nwc_peer.node_pubkey
     assert 0 < report.response_time_ms < TIMEOUT * 1000
-
-
-@pytest.mark.nwc
-async def test_invoice_is_pending_then_paid_after_settle(
-    provider: NWCProvider, nwc_peer: NWCPeer
-) -> None:
-    """A new invoice looks up as PENDING, and as PAID with a matching preimage once settled."""
-    invoice = await provider.create_invoice(amount_msat=5_000, memo="settle me", expiry=600)
-    pending = await provider.invoice_status(invoice.payment_hash)
-    assert pending is not None and pending.state is PaymentState.PENDING
-
-    nwc_peer.settle(invoice.payment_hash)
-    paid = await provider.invoice_status(invoice.payment_hash)
-    assert paid is not None and paid.state is PaymentState.PAID
-    assert paid.amount_msat == 5_000
-    assert paid.preimage is not None
-    assert hashlib.sha256(bytes.fromhex(paid.preimage)).hexdigest() == invoice.payment_hash
-    assert isinstance(paid.paid_at, datetime) and paid.paid_at.tzinfo is not None
 
 
 def peer_invoice(peer: NWCPeer, payment_hash: str) -> dict[str, Any]:
@@ -175,12 +148,6 @@ async def test_settled_at_that_is_not_an_integer_makes_the_answer_unreadable(
     nwc_peer.settle(invoice.payment_hash, settled_at="yesterday")
     with pytest.raises(ProviderUnavailable, match="expected u64"):
         await provider.invoice_status(invoice.payment_hash)
-
-
-@pytest.mark.nwc
-async def test_unknown_invoice_status_is_none(provider: NWCProvider) -> None:
-    """The wallet's NOT_FOUND for an unknown hash is None, not an error."""
-    assert await provider.invoice_status("ab" * 32) is None
 
 
 # -- NIP-47 errors ---------------------------------------------------------------------------

@@ -427,3 +427,141 @@ async def test_snapshot_reports_each_provider():
     assert snap["lnbits"]["calls"] == 4
     assert snap["nwc"]["healthy"] is True
     assert snap["nwc"]["success_rate"] is None
+
+
+# -- recovery: a healthy probe lifts a demotion; the panic rule ------------------------------
+
+
+async def test_healthy_probe_gives_a_demoted_provider_its_place_back_at_once():
+    """A provider demoted for failed creates is first again as soon as a probe says it is
+    healthy, not only once its failures age out (300 s)."""
+    clock = FakeClock()
+    lnbits = FakeProvider("lnbits", *[ProviderUnavailable("503")] * 6, OK)
+    router = make_router(lnbits, FakeProvider("nwc"), clock=clock, threshold=100, min_calls=5)
+    for _ in range(3):
+        assert (await router.run_create(Attempt())).provider == "nwc"
+    assert names(router.plan()) == ["nwc", "lnbits"]
+    clock.advance(10)
+    router.mark_health("lnbits", True)
+    assert names(router.plan()) == ["lnbits", "nwc"]
+    assert router.snapshot()["lnbits"]["demoted"] is None
+    assert (await router.run_create(Attempt())).provider == "lnbits"
+
+
+async def test_healthy_probe_keeps_the_evidence_of_slow_answers():
+    """A healthy probe forgets failures, not the latencies of real answers: a slow provider
+    stays behind the fast one."""
+    clock = FakeClock()
+    lnbits = FakeProvider("lnbits", clock=clock, cost=1.2)
+    router = make_router(lnbits, FakeProvider("nwc"), clock=clock, slow_after=1.0, min_calls=5)
+    for _ in range(5):
+        await router.run_create(Attempt())
+    router.mark_health("lnbits", True)
+    assert names(router.plan()) == ["nwc", "lnbits"]
+
+
+async def test_unhealthy_probe_forgets_nothing():
+    """An unhealthy probe leaves the failed calls counted."""
+    clock = FakeClock()
+    lnbits = FakeProvider("lnbits", ProviderUnavailable("503"))
+    router = make_router(lnbits, FakeProvider("nwc"), clock=clock, threshold=100, min_calls=5)
+    for _ in range(3):
+        await router.run_create(Attempt())
+    router.mark_health("lnbits", False)
+    assert router.snapshot()["lnbits"]["calls"] == 6
+
+
+async def test_when_every_breaker_is_open_the_first_out_of_cool_down_is_tried():
+    """With every breaker open, the provider whose cool-down ends first is tried at once (a
+    half-open trial), and its success closes its breaker."""
+    clock = FakeClock()
+    lnbits, nwc = FakeProvider("lnbits"), FakeProvider("nwc")
+    router = make_router(lnbits, nwc, clock=clock)
+    trip(router, "nwc")
+    clock.advance(10)
+    trip(router, "lnbits")  # opened later: its cool-down ends 10 s after nwc's
+    clock.advance(5)
+    plan = router.plan()
+    assert (names(plan), plan.panic) == (["nwc"], "nwc")
+    assert plan.skipped == {"lnbits": "circuit open, retry in 25 s"}
+    result = await router.run_create(Attempt())
+    assert result.provider == "nwc" and nwc.creates == 1 and lnbits.creates == 0
+    assert router.breaker("nwc").state is BreakerState.CLOSED
+    assert router.breaker("lnbits").state is BreakerState.OPEN
+
+
+async def test_a_single_recovered_provider_serves_before_its_cool_down_ends():
+    """With one provider whose breaker opened, the next request is its trial: once it has
+    recovered, customers are served at once instead of refused for the whole cool-down."""
+    clock = FakeClock()
+    lnbits = FakeProvider("lnbits", *[ProviderUnavailable("refused")] * 3, OK)
+    router = make_router(lnbits, clock=clock, threshold=3)
+    with pytest.raises(NoProviderAvailable):
+        await router.run_create(Attempt())  # two calls (one retry)
+    with pytest.raises(NoProviderAvailable):
+        await router.run_create(Attempt())  # the third failure opens the breaker
+    assert router.breaker("lnbits").state is BreakerState.OPEN
+    clock.advance(1)
+    result = await router.run_create(Attempt())
+    assert result.provider == "lnbits"
+    assert router.breaker("lnbits").state is BreakerState.CLOSED
+
+
+async def test_a_still_dead_provider_costs_one_attempt_per_request_under_the_panic_rule():
+    """The panic trial of a provider still down is one call, not retried, and its breaker opens
+    again with a fresh cool-down."""
+    clock = FakeClock()
+    lnbits = FakeProvider("lnbits", ProviderUnavailable("refused"))
+    router = make_router(lnbits, clock=clock, threshold=1)
+    trip(router, "lnbits")
+    clock.advance(12)
+    with pytest.raises(NoProviderAvailable) as info:
+        await router.run_create(Attempt())
+    assert lnbits.creates == 1
+    assert info.value.reasons == {"lnbits": "provider_unavailable: refused"}
+    breaker = router.breaker("lnbits")
+    assert breaker.state is BreakerState.OPEN and breaker.retry_in() == 30
+
+
+async def test_the_panic_trial_is_one_call_at_a_time():
+    """While a panic trial is in flight, other requests are refused without calling anyone."""
+    clock = FakeClock()
+    release = asyncio.Event()
+
+    class Slow(FakeProvider):
+        async def create_invoice(self, **kwargs):
+            self.creates += 1
+            await release.wait()
+            return ProviderInvoice("lnbc-slow", "ab" * 32, 1000, self.name)
+
+    lnbits, nwc = Slow("lnbits"), FakeProvider("nwc")
+    router = make_router(lnbits, nwc, clock=clock)
+    trip(router, "lnbits")
+    clock.advance(1)
+    trip(router, "nwc")
+    first = asyncio.create_task(router.run_create(Attempt()))
+    for _ in range(100):  # let the first request reach the provider
+        if lnbits.creates:
+            break
+        await asyncio.sleep(0)
+    assert lnbits.creates == 1
+    for _ in range(3):
+        with pytest.raises(NoProviderAvailable) as info:
+            await router.run_create(Attempt())
+        assert info.value.reasons["lnbits"] == "circuit half-open, trial call in progress"
+    assert lnbits.creates == 1 and nwc.creates == 0
+    release.set()
+    assert (await first).provider == "lnbits"
+    assert router.breaker("lnbits").state is BreakerState.CLOSED
+
+
+async def test_panic_rule_prefers_real_providers_to_the_last_resort():
+    """Under the panic rule a last-resort provider (the demo test provider) is tried only when
+    it is the only one."""
+    clock = FakeClock()
+    lnbits, test = FakeProvider("lnbits"), FakeProvider("test")
+    router = make_router(lnbits, test, clock=clock, last_resort=frozenset({"test"}))
+    trip(router, "lnbits")
+    clock.advance(20)
+    trip(router, "test")
+    assert router.plan().panic == "lnbits"

@@ -21,7 +21,8 @@ from lngate.resilience.router import Router
 from lngate.services.call_recorder import CallRecorder
 from lngate.services.invoices import InvoiceContext, InvoiceRequest, create_invoice
 from lngate.services.payee_keys import PayeeKeys
-from lngate.services.settlement import SettleOutcome, settle
+from lngate.services.events import InvoiceEvents
+from lngate.services.settlement import SettleOutcome, Settler
 from lngate.store import Database
 from tests.doubles.lnbits_double import FAKE_NODE_PUBKEY, LNbitsDouble, Reply
 from tests.services.conftest import SettableClock
@@ -38,6 +39,7 @@ class Gateway:
     recorder: CallRecorder
     db: Database
     clock: SettableClock
+    settler: Settler
 
 
 @pytest.fixture
@@ -66,7 +68,8 @@ async def gateway(sqlite_db: Database) -> AsyncIterator[tuple[Gateway, LNbitsDou
         invoices = InvoiceContext(db=sqlite_db, router=router, network=Network.BITCOIN,
                                   payee_keys=payee_keys, wall_clock=clock)
         try:
-            yield Gateway(invoices, router, recorder, sqlite_db, clock), double
+            settler = Settler(db=sqlite_db, router=router, clock=clock, events=InvoiceEvents())
+            yield Gateway(invoices, router, recorder, sqlite_db, clock, settler), double
         finally:
             await provider.aclose()
 
@@ -102,8 +105,7 @@ async def test_a_background_lookup_logs_nothing_at_info(
     issued = await create_invoice(REQUEST, gw.invoices)
     logs.clear()
 
-    outcome = await settle(issued.invoice.payment_hash, db=gw.db, router=gw.router,
-                           clock=gw.clock, source="reconciler")
+    outcome = await gw.settler.settle(issued.invoice.payment_hash, source="reconciler")
 
     assert outcome is SettleOutcome.NOT_PAID
     assert above_debug(logs) == []
@@ -120,8 +122,7 @@ async def test_failed_background_lookups_are_not_info_lines(
     double.always("status", Reply(503, json={"detail": "down"}))
     logs.clear()
 
-    outcome = await settle(issued.invoice.payment_hash, db=gw.db, router=gw.router,
-                           clock=gw.clock, source="reconciler")
+    outcome = await gw.settler.settle(issued.invoice.payment_hash, source="reconciler")
 
     assert outcome is SettleOutcome.PROVIDER_UNAVAILABLE
     calls = [e for e in logs if e["event"] == "provider_call"]

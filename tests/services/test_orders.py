@@ -15,7 +15,7 @@ from tests.services.conftest import Kit, request_for
 
 @pytest.mark.parametrize(("product", "overrides", "sats"), [
     (Product.DAZBOX, {}, 400_000),
-    (Product.DAZBOX, {"quantity": 3}, 1_200_000),
+    (Product.DAZBOX, {"quantity": 2}, 800_000),
     (Product.DAZNODE, {}, 80_000),
     (Product.DAZNODE, {"plan": Plan.MONTHLY}, 80_000),
     (Product.DAZNODE, {"plan": Plan.YEARLY}, 960_000),
@@ -44,6 +44,50 @@ def test_catalog_refuses_out_of_limits(product: Product, overrides: dict, code: 
     with pytest.raises(PriceError) as info:
         Catalog(dazpay_min_sat=10).price_sat(request_for(product, **overrides))
     assert info.value.code == code
+
+
+@pytest.mark.parametrize(("catalog", "product", "overrides"), [
+    (Catalog(), Product.DAZBOX, {"quantity": 3}),
+    (Catalog(), Product.DAZBOX, {"quantity": 10}),
+    (Catalog(daznode_monthly_sat=90_000), Product.DAZNODE, {"plan": Plan.YEARLY}),
+    (Catalog(daznode_monthly_sat=1_000_001), Product.DAZNODE, {}),
+    (Catalog(dazpay_max_sat=5_000_000), Product.DAZPAY, {"amount_sat": 1_000_001}),
+])
+def test_no_order_total_exceeds_the_invoice_maximum(catalog: Catalog, product: Product,
+                                                    overrides: dict) -> None:
+    """An order whose total is over max_total_sat is refused with the create-invoice message,
+    whatever the product."""
+    with pytest.raises(PriceError) as info:
+        catalog.price_sat(request_for(product, **overrides))
+    assert (info.value.code, info.value.message) == \
+        ("amount_too_large", "Montant maximum: 1,000,000 sats")
+    assert info.value.extra == {"maxAmount": 1_000_000}
+
+
+def test_the_maximum_follows_max_total_sat() -> None:
+    """A larger maximum admits larger orders; the message quotes the maximum in force."""
+    catalog = Catalog(max_total_sat=4_000_000, dazpay_max_sat=4_000_000)
+    assert catalog.price_sat(request_for(Product.DAZBOX, quantity=10)) == 4_000_000
+    with pytest.raises(PriceError) as info:
+        Catalog(max_total_sat=500_000).price_sat(request_for(Product.DAZBOX, quantity=2))
+    assert info.value.message == "Montant maximum: 500,000 sats"
+    assert info.value.extra == {"maxAmount": 500_000}
+
+
+@pytest.mark.parametrize(("catalog", "max_quantity", "dazpay_max"), [
+    (Catalog(), 2, 1_000_000),
+    (Catalog(max_total_sat=10_000_000, dazpay_max_sat=10_000_000), 10, 10_000_000),
+    (Catalog(dazbox_price_sat=1_000, dazbox_max_quantity=7), 7, 1_000_000),
+    (Catalog(dazbox_price_sat=2_000_000), 0, 1_000_000),
+    (Catalog(dazpay_max_sat=5_000_000), 2, 1_000_000),
+])
+def test_public_catalog_shows_the_effective_limits(catalog: Catalog, max_quantity: int,
+                                                   dazpay_max: int) -> None:
+    """The public catalog's maxQuantity and DazPay maxAmount are what an order can really
+    get: never more than what fits under the invoice maximum."""
+    public = catalog.public()
+    assert public["dazbox"]["maxQuantity"] == max_quantity
+    assert public["dazpay"]["maxAmount"] == dazpay_max
 
 
 async def test_order_and_invoice_are_stored_together(kit: Kit) -> None:

@@ -1,15 +1,19 @@
 """The outbox worker against a real SMTP server: delivers once, retries with backoff, gives up,
-never double-claims (SQLite and PostgreSQL)."""
+never double-claims, and one bad message never holds up the others (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
+
+import pytest
 
 from lngate.domain import Product
 from lngate.notify.email import Email, SmtpConfig, SmtpEmailSender
 from lngate.notify.templates import EmailTemplates
 from lngate.providers.testprovider import TestProvider
+from lngate.services.orders import Customer
 from lngate.services.outbox import OutboxConfig, deliver_due, retry_delay
 from lngate.store.outbox import rows_for_order
 from tests.peers.lnbits_peer import free_port
@@ -165,3 +169,132 @@ def test_backoff_doubles_and_is_capped() -> None:
     config = OutboxConfig(backoff=30, max_backoff=3600)
     assert [retry_delay(n, config) for n in (1, 2, 3, 4)] == [30, 60, 120, 240]
     assert retry_delay(20, config) == 3600
+
+
+# -- one bad message never stops the others ----------------------------------------------------
+
+POISONS = {
+    # an address the email package reads as "attacker@evil.com," (a second recipient)
+    "encoded word in the email": {"email": "=?utf-8?q?attacker=40evil=2Ecom=2C?=@example.com"},
+    "encoded word hiding a line break": {"email": "=?utf-8?q?a=0D=0ABcc:x@evil.com?=@example.com"},
+    "DEL in the email": {"email": "ali\x7fce@example.com"},
+    # orders taken before addresses were validated: PostgreSQL cannot store these as text
+    "NUL in the email": {"email": "ali\x00ce@example.com"},
+    "lone surrogate in the email": {"email": "ali\udc80ce@example.com"},
+    "lone surrogate in the name": {"name": "Alice \ud800"},
+}
+
+
+async def paid_dazpay(kit: Kit, **customer: str) -> str:
+    """A settled DazPay order (one receipt queued) for a customer with these fields."""
+    values = {"email": "alice@example.com", "name": "Alice", **customer}
+    created = await kit.order(Product.DAZPAY, customer=Customer(**values))
+    assert isinstance(kit.provider, TestProvider)
+    kit.provider.mark_paid(created.invoice.payment_hash)
+    await kit.settler.settle(created.invoice.payment_hash, source="test")
+    return created.order.id
+
+
+@pytest.mark.parametrize("poison", POISONS, ids=list(POISONS))
+async def test_a_message_that_cannot_be_built_fails_alone(kit: Kit, smtp: SMTPPeer,
+                                                          poison: str) -> None:
+    """A receipt whose customer fields cannot make a safe email is settled like any other, then
+    failed at once with its reason, and the eight good receipts around it are all sent in the
+    same pass."""
+    good = [await paid_dazpay(kit, email=f"customer{i}@example.com") for i in range(4)]
+    bad = await paid_dazpay(kit, **POISONS[poison])
+    good += [await paid_dazpay(kit, email=f"customer{i}@example.com") for i in range(4, 8)]
+    config = OutboxConfig(max_attempts=8, batch_size=3, shop_email=SHOP)
+    report = await deliver(kit, smtp.port, config)
+    assert report.outcomes == {"sent": 8, "failed": 1}
+    assert sorted(m.rcpt_tos[0] for m in smtp.received) == \
+        sorted(f"customer{i}@example.com" for i in range(8))
+    assert all(len(m.rcpt_tos) == 1 for m in smtp.received)
+    [row] = (await rows(kit, bad)).values()
+    assert row["status"] == "failed" and row["attempts"] == 1
+    assert "recipient" in row["last_error"] or "unsendable" in row["last_error"]
+    assert {r["status"] for o in good for r in (await rows(kit, o)).values()} == {"sent"}
+    kit.clock.advance(7 * 86400)
+    assert (await deliver(kit, smtp.port, config)).handled == 0
+
+
+async def test_a_sender_crash_is_retried_within_max_attempts(kit: Kit, smtp: SMTPPeer) -> None:
+    """A sender raising something other than EmailError costs that row one attempt (retried
+    with backoff, failed after max_attempts); the other rows are still sent."""
+
+    class BrokenForBob(SmtpEmailSender):
+        async def send(self, email: Email) -> None:
+            if email.to == "bob@example.com":
+                raise RuntimeError("sender bug")
+            await super().send(email)
+
+    broken = BrokenForBob(SmtpConfig(host="127.0.0.1", port=smtp.port, sender=SHOP, tls="none"))
+    bob = await paid_dazpay(kit, email="bob@example.com")
+    alice = await paid_dazpay(kit)
+    for _ in range(CONFIG.max_attempts + 2):
+        await deliver_due(db=kit.db, sender=broken, templates=EmailTemplates(), clock=kit.clock,
+                          config=CONFIG)
+        kit.clock.advance(3600)
+    [bob_row] = (await rows(kit, bob)).values()
+    assert bob_row["status"] == "failed" and bob_row["attempts"] == CONFIG.max_attempts
+    assert "RuntimeError: sender bug" in bob_row["last_error"]
+    assert [r["status"] for r in (await rows(kit, alice)).values()] == ["sent"]
+    assert [m.rcpt_tos for m in smtp.received] == [("alice@example.com",)]
+
+
+async def test_attempts_never_exceed_the_maximum(kit: Kit, smtp: SMTPPeer) -> None:
+    """A row whose every attempt dies mid-send is failed once its attempts are used up,
+    not claimed again: attempts stop at max_attempts."""
+
+    class Dies:
+        name = "dies"
+
+        async def send(self, email: Email) -> None:
+            raise asyncio.CancelledError
+
+    order_id = await paid_dazpay(kit)
+    for _ in range(CONFIG.max_attempts):
+        with pytest.raises(asyncio.CancelledError):
+            await deliver_due(db=kit.db, sender=Dies(), templates=EmailTemplates(),
+                              clock=kit.clock, config=CONFIG)
+        kit.clock.advance(CONFIG.lease)
+    report = await deliver(kit, smtp.port)
+    assert report.outcomes == {"failed": 1}
+    [row] = (await rows(kit, order_id)).values()
+    assert row["status"] == "failed" and row["attempts"] == CONFIG.max_attempts
+    assert row["last_error"] == "3 attempts used up; the last one never finished"
+    assert smtp.received == []
+
+
+async def test_a_row_whose_outcome_cannot_be_recorded_waits_for_its_lease(
+    kit: Kit, smtp: SMTPPeer
+) -> None:
+    """When recording one row's outcome fails (a database hiccup), the pass goes on with the
+    other rows, and that row is delivered again once its lease is over."""
+
+    class HiccupOnce:
+        """The kit's database, except that the second transaction opened fails."""
+
+        def __init__(self, db: Any) -> None:
+            self._db, self._opened = db, 0
+
+        def connect(self) -> Any:
+            return self._db.connect()
+
+        def transaction(self) -> Any:
+            self._opened += 1
+            if self._opened == 2:
+                raise ConnectionError("database hiccup")
+            return self._db.transaction()
+
+    first = await paid_dazpay(kit, email="first@example.com")
+    second = await paid_dazpay(kit, email="second@example.com")
+    report = await deliver_due(db=HiccupOnce(kit.db), sender=sender(smtp.port),  # type: ignore[arg-type]
+                               templates=EmailTemplates(), clock=kit.clock, config=CONFIG)
+    assert report.outcomes == {"crashed": 1, "sent": 1}
+    assert [r["status"] for r in (await rows(kit, second)).values()] == ["sent"]
+    assert [r["status"] for r in (await rows(kit, first)).values()] == ["pending"]
+    kit.clock.advance(CONFIG.lease)
+    assert (await deliver(kit, smtp.port)).outcomes == {"sent": 1}
+    assert sorted(m.rcpt_tos[0] for m in smtp.received) == \
+        ["first@example.com", "first@example.com", "second@example.com"]

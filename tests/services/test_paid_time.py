@@ -13,7 +13,7 @@ import pytest
 from lngate.domain import InvoiceState, OrderStatus, Product
 from lngate.providers.lnbits import LNbitsConfig, LNbitsProvider, make_session
 from lngate.providers.nwc import NWCConfig, NWCProvider
-from lngate.services.settlement import SettleOutcome, settle
+from lngate.services.settlement import SettleOutcome
 from lngate.store import Database
 from tests.doubles.lnbits_double import LNbitsDouble
 from tests.peers.lnbits_peer import LNbitsPeer
@@ -23,8 +23,7 @@ from tests.services.conftest import Kit, SettableClock, make_kit
 
 async def settle_late(kit: Kit, payment_hash: str) -> SettleOutcome:
     """``settle`` as the reconciler calls it, with the gateway's clock where the kit has it."""
-    return await settle(payment_hash, db=kit.db, router=kit.router, clock=kit.clock,
-                        source="reconciler")
+    return await kit.settler.settle(payment_hash, source="reconciler")
 
 
 async def assert_paid(kit: Kit, order_id: str, *, paid_at: datetime, late: bool) -> None:

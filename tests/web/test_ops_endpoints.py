@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
+import structlog
+from asgi_lifespan import LifespanManager
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import text
+
+from lngate.logconfig import configure_logging
+from lngate.settings import Settings
+from lngate.store import database as database_module
+from lngate.store.database import Database
+from lngate.web.app import create_app
+from tests.web.conftest import make_settings, running_gateway
 
 DEAD_LNBITS = {"lnbits_endpoint": "http://127.0.0.1:9", "lnbits_invoice_key": "k" * 32,
                "lightning_test_mode": False, "health_check_timeout": 0.5}
@@ -93,13 +107,98 @@ async def test_every_provider_down_is_not_ready(gateway_factory: Callable[..., A
         assert value(found, "lngate_provider_up", provider="lnbits") == 0
 
 
-async def test_database_down_is_not_ready(client: httpx.AsyncClient) -> None:
-    """When the database cannot answer, readyz says so with a 503."""
-    gateway = client.app.state.gateway  # type: ignore[attr-defined]
+@pytest.fixture
+def json_logs() -> Iterator[None]:
+    """Production's log format: a background task's failure is one cheap line, not a pretty
+    traceback that holds the event loop for seconds (and readiness past its timeout)."""
+    configure_logging(verbose=False, fmt="json")
+    yield
+    structlog.reset_defaults()
+    logging.basicConfig(level=logging.WARNING, stream=sys.__stderr__, force=True)
 
-    async def broken_ping() -> None:
-        raise OSError("database unreachable")
 
-    gateway.db.ping = broken_ping
-    ready = await client.get("/readyz")
-    assert ready.status_code == 503 and ready.json()["database"] == "down"
+@pytest.mark.usefixtures("json_logs")
+async def test_a_refused_write_is_not_ready(gateway_factory: Callable[..., Any]) -> None:
+    """When the database answers reads but refuses writes, readyz says not_writable with a 503."""
+    async with gateway_factory() as client:
+        gateway = client.app.state.gateway  # type: ignore[attr-defined]
+        async with gateway.db.connect() as conn:  # SQLite: the process's only connection
+            await conn.execute(text("PRAGMA query_only = ON"))
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["database"] == "not_writable"
+        health = await client.get("/api/lightning/health")
+        assert health.status_code == 503
+        assert health.json()["service"]["database"] == "not_writable"
+        async with gateway.db.connect() as conn:
+            await conn.execute(text("PRAGMA query_only = OFF"))
+        assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_an_unreachable_database_is_not_ready(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """With PostgreSQL gone, readyz answers 503 (database down) within its timeout."""
+    settings = make_settings(tmp_path)
+    async with running_gateway(settings) as http:
+        gateway = http.app.state.gateway  # type: ignore[attr-defined]
+        await gateway.db.aclose()
+        gateway.db.engine = Database.from_url("postgresql://nobody@127.0.0.1:9/none").engine
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["database"] == "down"
+
+
+@asynccontextmanager
+async def unmigrated_gateway(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """The app as a `lngate serve` worker runs it: migrations left to the parent process."""
+    app = create_app(settings, migrate=False)
+    async with LifespanManager(app) as manager:
+        transport = httpx.ASGITransport(app=manager.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield client
+
+
+async def prepared(url: str, *statements: str) -> None:
+    db = Database.from_url(url)
+    await db.migrate()
+    async with db.transaction() as conn:
+        for statement in statements:
+            await conn.execute(text(statement))
+    await db.aclose()
+
+
+@pytest.mark.parametrize(("statements", "reason"), [
+    (["DROP TABLE webhook_events"], "table 'webhook_events' is missing"),
+    (["ALTER TABLE webhook_events DROP COLUMN outcome"], "lacks column(s) outcome"),
+    (["DELETE FROM alembic_version WHERE version_num = '0003'"], "schema is at revision 0002"),
+    (["DROP TABLE alembic_version"], "no lngate schema"),
+])
+async def test_a_schema_not_at_the_migration_head_is_not_ready(
+    tmp_path, capsys: pytest.CaptureFixture[str],  # type: ignore[no-untyped-def]
+    statements: list[str], reason: str,
+) -> None:
+    """A database missing a table, a column or a migration answers 503 (database schema)."""
+    settings = make_settings(tmp_path)
+    await prepared(settings.database_url.get_secret_value(), *statements)
+    async with unmigrated_gateway(settings) as http:
+        ready = await http.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["database"] == "schema"
+    logged = capsys.readouterr()
+    assert reason in logged.out + logged.err
+
+
+async def test_the_schema_comparison_is_cached_while_the_revision_holds(
+    client: httpx.AsyncClient,
+) -> None:
+    """After one full comparison, readiness only re-reads the revisions (it is polled)."""
+    db = client.app.state.gateway.db  # type: ignore[attr-defined]
+    assert (await client.get("/readyz")).status_code == 200
+    calls = []
+    real = database_module._schema_problem
+    database_module._schema_problem = lambda conn: calls.append(1) or real(conn)
+    try:
+        for _ in range(3):
+            assert (await client.get("/readyz")).status_code == 200
+        assert calls == []
+        db._schema_checked_at = None
+        assert (await client.get("/readyz")).status_code == 200
+        assert calls == [1]
+    finally:
+        database_module._schema_problem = real

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from lngate.services.orders import find_order
-from tests.web.payments import ADDRESS, order_body
+from tests.web.payments import ADDRESS, dump, order_body
 
 CUSTOMER = {"email": "alice@example.com"}
 
@@ -106,6 +106,26 @@ HOSTILE: list[tuple[str, Any, str]] = [
      "invalid_email"),
     ("two recipients", with_customer("dazpay", email="a@b.c,e@evil.test"), "invalid_email"),
     ("email too long", with_customer("dazpay", email="a" * 250 + "@b.co"), "invalid_email"),
+    ("email encoded word (second recipient)",
+     with_customer("dazpay", email="=?utf-8?q?attacker=40evil=2Ecom=2C?=@example.com"),
+     "invalid_email"),
+    ("email encoded word hiding a line break",
+     with_customer("dazpay", email="=?utf-8?q?a=0D=0ABcc:x@evil.com?=@example.com"),
+     "invalid_email"),
+    ("email with NUL", with_customer("dazpay", email="ali\x00ce@example.com"), "invalid_email"),
+    ("email with DEL", with_customer("dazpay", email="ali\x7fce@example.com"), "invalid_email"),
+    ("email on localhost", with_customer("dazpay", email="alice@localhost"), "invalid_email"),
+    ("email on a .test domain", with_customer("dazpay", email="alice@shop.test"),
+     "invalid_email"),
+    ("email with a display name", with_customer("dazpay", email="Alice <alice@example.com>"),
+     "invalid_email"),
+    ("email quoted local part", with_customer("dazpay", email='"a b"@example.com'),
+     "invalid_email"),
+    ("name encoded word", with_customer("dazpay", name="=?utf-8?q?a=0D=0ABcc:x@evil.com?="),
+     "invalid_field"),
+    ("address encoded word",
+     with_customer("dazbox", address={**ADDRESS, "line1": "=?UTF-8?B?QmNjOiB4QGV2aWwuY29t?="}),
+     "invalid_field"),
     ("unknown customer field", with_customer("dazpay", role="admin"), "unknown_field"),
     ("name too long", with_customer("dazpay", name="A" * 101), "field_too_long"),
     ("name not text", with_customer("dazpay", name={"first": "A"}), "invalid_field"),
@@ -130,6 +150,8 @@ HOSTILE: list[tuple[str, Any, str]] = [
     ("quantity bool", order_body("dazbox", quantity=True), "invalid_quantity"),
     ("quantity float", order_body("dazbox", quantity=1.5), "invalid_quantity"),
     ("quantity over max", order_body("dazbox", quantity=11), "invalid_quantity"),
+    ("dazbox total over the invoice maximum", order_body("dazbox", quantity=3),
+     "amount_too_large"),
     ("quantity on dazpay", order_body("dazpay", quantity=2), "unexpected_field"),
     ("dazpay without amount", {"product": "dazpay", "customer": CUSTOMER}, "missing_amount"),
     ("dazpay amount zero", order_body("dazpay", amount=0), "invalid_amount"),
@@ -176,3 +198,52 @@ async def test_customer_text_is_cleaned(client: httpx.AsyncClient) -> None:
     gateway = client.app.state.gateway  # type: ignore[attr-defined]
     view = await find_order(gateway.db, created["order"]["id"])
     assert view is not None and view.order.customer["name"] == "Alice[31m Martin"
+
+
+async def test_customer_email_is_stored_normalized(client: httpx.AsyncClient) -> None:
+    """The order keeps the validated, normalized address: the one its emails will go to."""
+    body = with_customer("dazpay", email=" Alice@Example.COM ")
+    created = (await client.post("/api/orders", json=body)).json()
+    gateway = client.app.state.gateway  # type: ignore[attr-defined]
+    view = await find_order(gateway.db, created["order"]["id"])
+    assert view is not None and view.order.customer["email"] == "Alice@example.com"
+
+
+async def test_an_order_over_the_invoice_maximum_is_refused(client: httpx.AsyncClient) -> None:
+    """Ten DazBoxes (4,000,000 sats) are refused with the create-invoice message and the
+    maximum; no order and no invoice are made."""
+    response = await client.post("/api/orders", json=order_body("dazbox", quantity=10))
+    assert response.status_code == 400
+    assert response.json() == {"error": "Montant maximum: 1,000,000 sats",
+                               "code": "amount_too_large", "maxAmount": 1_000_000}
+    tables = await dump(client.app.state.gateway.db)  # type: ignore[attr-defined]
+    assert tables["orders"] == [] and tables["invoices"] == []
+
+
+async def test_the_order_maximum_follows_max_invoice_sats(gateway_factory) -> None:  # type: ignore[no-untyped-def]
+    """With MAX_INVOICE_SATS=500,000 a yearly DazNode (960,000) and two DazBoxes are refused
+    with that figure, one DazBox is sold, and the catalog says so."""
+    async with gateway_factory(max_invoice_sats=500_000) as http:
+        node = await http.post("/api/orders", json=order_body("daznode", plan="yearly"))
+        boxes = await http.post("/api/orders", json=order_body("dazbox", quantity=2))
+        box = await http.post("/api/orders", json=order_body("dazbox"))
+        catalog = (await http.get("/api/catalog")).json()["catalog"]
+    for refused in (node, boxes):
+        assert refused.status_code == 400
+        assert refused.json() == {"error": "Montant maximum: 500,000 sats",
+                                  "code": "amount_too_large", "maxAmount": 500_000}
+    assert box.status_code == 201 and box.json()["order"]["amount"] == 400_000
+    assert catalog["dazbox"]["maxQuantity"] == 1 and catalog["dazpay"]["maxAmount"] == 500_000
+
+
+async def test_catalog_says_the_dazbox_quantity_that_fits(gateway_factory) -> None:  # type: ignore[no-untyped-def]
+    """The public maxQuantity is the configured one, or fewer when more would be over
+    MAX_INVOICE_SATS; that quantity is sold, one more is refused."""
+    async with gateway_factory() as http:
+        default = (await http.get("/api/catalog")).json()["catalog"]["dazbox"]["maxQuantity"]
+        fits = await http.post("/api/orders", json=order_body("dazbox", quantity=default))
+        over = await http.post("/api/orders", json=order_body("dazbox", quantity=default + 1))
+    async with gateway_factory(max_invoice_sats=10_000_000, dazbox_max_quantity=4) as http:
+        configured = (await http.get("/api/catalog")).json()["catalog"]["dazbox"]["maxQuantity"]
+    assert default == 2 and fits.status_code == 201 and over.status_code == 400
+    assert configured == 4

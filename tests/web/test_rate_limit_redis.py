@@ -5,15 +5,13 @@ from __future__ import annotations
 import coredis
 import pytest
 
-REDIS_URL = "redis://127.0.0.1:6379/15"  # a database of its own, emptied by the test
-
 
 @pytest.fixture
-async def empty_redis() -> str:
-    """Redis database 15, emptied."""
-    client = coredis.Redis.from_url(REDIS_URL)
+async def empty_redis(redis_url: str) -> str:
+    """The tests' Redis database (tests/peers/services.py), emptied."""
+    client = coredis.Redis.from_url(redis_url)
     await client.flushdb()
-    return REDIS_URL
+    return redis_url
 
 
 async def test_two_instances_share_one_limit(gateway_factory, empty_redis: str) -> None:  # type: ignore[no-untyped-def]

@@ -1,7 +1,7 @@
 """Decode a BOLT11 invoice and establish who signed it.
 
 Why our own decoder: ``bolt11.decode`` (PyPI ``bolt11`` 2.2.0) costs about 2 ms per invoice
-because it builds one ``bitstring`` object per 5-bit word (PERFORMANCE.md), and the gateway
+because it builds one ``bitstring`` object per 5-bit word, and the gateway
 decodes every invoice a provider returns, on the request path. Here the per-character work runs
 in C: ``bytes.translate`` maps the bech32 text to 5-bit values and to base-32 digits,
 ``int(digits, 32)`` makes the whole data part one integer from which every field is a shift and

@@ -1,7 +1,7 @@
 """Check that a provider's invoice is exactly the one the gateway asked for.
 
 Every BOLT11 a provider returns passes through :func:`validate_invoice` before a customer sees
-it (DESIGN.md, "Invoice validation"). Decoding proves only that *someone* signed the fields; the
+it. Decoding proves only that *someone* signed the fields; the
 payee check against the provider's known node key is what ties the invoice to the provider, since
 a tampered invoice simply recovers to another key.
 """

@@ -3,8 +3,11 @@
 Every sender takes an :class:`Email` and either returns (accepted) or raises
 :class:`EmailError`, whose ``permanent`` flag says whether trying again can help: a refused
 recipient or a rejected message is permanent; a connection failure, a timeout, a 4xx SMTP
-reply, a 429/5xx HTTP answer or refused credentials (fixable by the operator) are not.
-Every network call has an explicit timeout. This module knows nothing of orders or the database.
+reply, a 429/5xx HTTP answer or refused credentials (fixable by the operator) are not. A
+message that cannot be built safely (a recipient that is not one plain address, text that cannot
+be encoded) is a permanent :class:`EmailError` too, never another exception. Addresses are
+checked by :mod:`lngate.notify.addresses`, and what is sent is the validated form: the headers
+and the SMTP envelope carry exactly the normalized addresses. Every network call has an explicit timeout. This module knows nothing of orders or the database.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import re
 import tempfile
 import time
 from dataclasses import dataclass, field
+from email.errors import HeaderParseError
 from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
@@ -24,17 +28,10 @@ import aiohttp
 import aiosmtplib
 import structlog
 
+from lngate.notify.addresses import InvalidAddress, Mailbox, parse_mailbox
 from lngate.notify.templates import one_line
 
 log = structlog.get_logger("lngate.email")
-
-_ADDRESS = re.compile(r"^[^@\s<>,;:\"\\]+@[^@\s<>,;:\"\\]+\.[^@\s<>,;:\"\\]+$|"
-                      r"^[^@\s<>,;:\"\\]+@localhost$")
-
-
-def is_email_address(value: str) -> bool:
-    """A plain ``local@domain`` address, with nothing that could add a header or recipient."""
-    return len(value) <= 254 and bool(_ADDRESS.match(value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,25 +66,65 @@ class EmailSender(Protocol):
         ...
 
 
-def build_message(email: Email, sender: str) -> EmailMessage:
-    """The MIME message (text, plus an HTML alternative when there is one).
+@dataclass(frozen=True, slots=True)
+class PreparedMessage:
+    """A message ready to send and the validated addresses it goes from and to."""
 
-    Header values containing CR or LF are refused by the ``email`` package, so a subject or
-    address cannot smuggle extra headers.
+    sender: Mailbox
+    recipient: Mailbox
+    message: EmailMessage
+
+
+def sender_mailbox(sender: str) -> Mailbox:
+    """The configured sender (``EMAIL_FROM``: an address, optionally with a display name);
+    raises ``ValueError`` when it is not one."""
+    try:
+        return parse_mailbox(sender, local=True, display_name=True)
+    except InvalidAddress as exc:
+        raise ValueError(f"invalid sender address {sender!r}: {exc}") from None
+
+
+def prepare_message(email: Email, sender: Mailbox) -> PreparedMessage:
+    """The MIME message (text, plus an HTML alternative when there is one), checked whole.
+
+    Raises a permanent :class:`EmailError` for anything that cannot make one safe message: a
+    recipient that is not one plain address, text that cannot be encoded (a lone surrogate), a
+    header that would read back other than it was written (an encoded word hiding a line
+    break). The headers carry the validated addresses, never the text given.
     """
-    if not is_email_address(email.to):
-        raise EmailError(f"invalid recipient address {email.to!r}", permanent=True)
-    message = EmailMessage()
-    message["From"] = sender
-    message["To"] = email.to
-    message["Subject"] = one_line(email.subject)
-    message["Date"] = formatdate(localtime=False, usegmt=True)
-    if email.message_id:
-        message["Message-ID"] = email.message_id
-    message.set_content(email.text)
-    if email.html is not None:
-        message.add_alternative(email.html, subtype="html")
-    return message
+    try:
+        recipient = parse_mailbox(email.to, local=True)
+    except InvalidAddress as exc:
+        raise EmailError(f"invalid recipient address {email.to!r}: {exc}", permanent=True) from None
+    try:
+        message = EmailMessage()
+        message["From"] = sender.header()
+        message["To"] = recipient.header()
+        message["Subject"] = one_line(email.subject)
+        message["Date"] = formatdate(localtime=False, usegmt=True)
+        if email.message_id:
+            message["Message-ID"] = email.message_id
+        message.set_content(email.text)
+        if email.html is not None:
+            message.add_alternative(email.html, subtype="html")
+        message.as_bytes()  # every encoding error surfaces here, not inside a sender
+    except (ValueError, TypeError, LookupError, HeaderParseError) as exc:
+        raise EmailError(f"unsendable message: {type(exc).__name__}: {str(exc)[:200]}",
+                         permanent=True) from None
+    _check_headers(message, sender, recipient)
+    return PreparedMessage(sender, recipient, message)
+
+
+def _check_headers(message: EmailMessage, sender: Mailbox, recipient: Mailbox) -> None:
+    """Each header reads back as one line, and the addresses as exactly the validated ones."""
+    for name, value in message.items():
+        if any(c in str(value) for c in "\r\n\x00"):
+            raise EmailError(f"unsendable message: the {name} header would hold a line break",
+                             permanent=True)
+    if [a.addr_spec for a in message["To"].addresses] != [recipient.address] or \
+            [a.addr_spec for a in message["From"].addresses] != [sender.address]:
+        raise EmailError("unsendable message: an address does not read back as validated",
+                         permanent=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +143,7 @@ class SmtpConfig:
     def __post_init__(self) -> None:
         if self.tls not in ("none", "starttls", "tls"):
             raise ValueError("tls must be none, starttls or tls")
+        sender_mailbox(self.sender)
 
 
 class SmtpEmailSender:
@@ -115,6 +153,7 @@ class SmtpEmailSender:
 
     def __init__(self, config: SmtpConfig) -> None:
         self._config = config
+        self._sender = sender_mailbox(config.sender)
 
     def __repr__(self) -> str:
         return f"SmtpEmailSender(host={self._config.host!r}, port={self._config.port})"
@@ -122,10 +161,11 @@ class SmtpEmailSender:
     async def send(self, email: Email) -> None:
         """Hand the message to the server; raises :class:`EmailError` when it is not accepted."""
         c = self._config
-        message = build_message(email, c.sender)
+        prepared = prepare_message(email, self._sender)
         try:
             await asyncio.wait_for(aiosmtplib.send(
-                message, hostname=c.host, port=c.port, username=c.username, password=c.password,
+                prepared.message, sender=prepared.sender.address,
+                recipients=[prepared.recipient.address], hostname=c.host, port=c.port, username=c.username, password=c.password,
                 use_tls=c.tls == "tls", start_tls=c.tls == "starttls", timeout=c.timeout,
                 validate_certs=c.validate_certs,
             ), c.timeout * 3)
@@ -152,7 +192,7 @@ class ResendEmailSender:
         base_url: str = "https://api.resend.com", timeout: float = 10.0,
     ) -> None:
         self._api_key = api_key
-        self._sender = sender
+        self._sender = sender_mailbox(sender)
         self._session = session
         self._url = base_url.rstrip("/") + "/emails"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -162,9 +202,9 @@ class ResendEmailSender:
 
     async def send(self, email: Email) -> None:
         """POST the message; 2xx is accepted, 429/5xx/401/403 retryable, other 4xx permanent."""
-        if not is_email_address(email.to):
-            raise EmailError(f"invalid recipient address {email.to!r}", permanent=True)
-        body: dict[str, object] = {"from": self._sender, "to": [email.to],
+        prepared = prepare_message(email, self._sender)  # the same checks as every sender
+        body: dict[str, object] = {"from": str(prepared.sender),
+                                   "to": [prepared.recipient.address],
                                    "subject": one_line(email.subject), "text": email.text}
         if email.html is not None:
             body["html"] = email.html
@@ -192,14 +232,14 @@ class FolderEmailSender:
 
     def __init__(self, folder: Path, *, sender: str) -> None:
         self.folder = Path(folder)
-        self._sender = sender
+        self._sender = sender_mailbox(sender)
 
     def __repr__(self) -> str:
         return f"FolderEmailSender(folder={str(self.folder)!r})"
 
     async def send(self, email: Email) -> None:
         """Write ``<time>-<key>.eml`` atomically."""
-        message = build_message(email, self._sender)
+        message = prepare_message(email, self._sender).message
         key = re.sub(r"[^A-Za-z0-9_.-]", "_", email.idempotency_key or "message")[:100]
         name = f"{time.time_ns()}-{key}.eml"
         try:

@@ -10,22 +10,21 @@ Calls, all with the wallet's invoice key in ``X-Api-Key``:
 
 Amounts: the create request takes sats; every answer gives msat.
 
-How answers map to the error tree (:mod:`lngate.errors`):
+The exchanges go through :class:`~lngate.providers.http.HttpTransport`, whose table maps
+transport failures, statuses and malformed answers to the error tree (5xx, 429, no answer, a 2xx
+that is not the JSON we need -> ``ProviderUnavailable``; 401/403 -> ``ProviderAuthFailed``;
+redirects, never followed, and other 4xx -> ``ProviderRejected`` with LNbits' ``detail``). What
+is LNbits' own stays here:
 
-- no connection, reset, timeout, 5xx, 429 (``Retry-After`` kept in ``retry_after``), and a 2xx
-  whose body is not the JSON we need -> ``ProviderUnavailable``. A 2xx with garbage means this
-  LNbits (or a proxy before it) is broken right now, not that our request was wrong: it must
-  count for the breaker and the router must try another provider, which is what "unavailable"
-  means; "rejected" would tell the router the request itself is bad.
-- 401, 403, and LNbits' ``404 {"detail": "Wallet not found."}`` (its answer to an unknown key)
-  -> ``ProviderAuthFailed``;
-- any other 4xx and any 3xx (redirects are not followed: they would carry the key elsewhere)
-  -> ``ProviderRejected``, with LNbits' ``detail`` text, truncated.
-
-LNbits closes the connection after any 500 without a ``Connection: close``, so the next POST
-on that pooled connection fails at once (measured: every time). A create that fails that way is
-sent once more on another connection, within the same timeout (aiohttp does this itself for
-GET). No other retries happen here: retry policy belongs to the caller.
+- LNbits' ``404 {"detail": "Wallet not found."}`` is its answer to an unknown key:
+  ``ProviderAuthFailed``; its ``404 "Payment does not exist."`` on a status is ``None``; any other
+  404 (a wrong path, a proxy) is ``ProviderRejected``, never "unknown invoice";
+- a status answer without ``details`` means the key is not the owning wallet's:
+  ``ProviderAuthFailed``;
+- LNbits closes the connection after any 500 without a ``Connection: close``, so the next POST
+  on that pooled connection fails at once (measured: every time). A create that fails that way
+  is sent once more on another connection, within the same timeout (aiohttp does this itself
+  for GET). No other retries happen here: retry policy belongs to the caller.
 
 Error messages never contain the keys: they are built from the operation, the status and the
 server's detail text, with the keys masked should the server echo them.
@@ -39,9 +38,6 @@ the caller's (the call recorder's, for routed calls).
 
 from __future__ import annotations
 
-import asyncio
-import email.utils
-import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -50,7 +46,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import orjson
 import structlog
 
 from lngate.domain import (
@@ -61,22 +56,28 @@ from lngate.domain import (
     ProviderInvoice,
 )
 from lngate.errors import ProviderAuthFailed, ProviderRejected, ProviderUnavailable
-from lngate.providers.base import Capabilities
+from lngate.providers.base import Capabilities, check_create_request, check_payment_hash
+from lngate.providers.http import HttpAnswer, HttpTransport, LogSummary, make_session
 from lngate.providers.timestamps import from_iso
 
-_DETAIL_MAX = 200
-# What the DEBUG log lines show of bodies (see LNbitsProvider._summary).
-_SUMMARY_FIELDS = (
-    "out", "amount", "expiry", "payment_hash", "paid", "status", "updated_at", "balance",
-    "detail", "error", "message",
+__all__ = ["LNbitsConfig", "LNbitsProvider", "make_session"]
+
+# What the DEBUG log lines show of bodies.
+_SUMMARY = LogSummary(
+    shown=("out", "amount", "expiry", "payment_hash", "paid", "status", "updated_at", "balance",
+           "detail", "error", "message"),
+    shortened=("bolt11", "payment_request"),
+    present=("webhook", "preimage"),
+    nested=("details",),
 )
-_SUMMARY_TEXT_MAX = 120
-_BOLT11_SHOWN = 20
 _HASH = re.compile(r"[0-9a-f]{64}")
 log = structlog.get_logger(__name__)
 # LNbits' exact 404 texts: an unknown key, and an unknown payment (for our wallet).
 _WALLET_NOT_FOUND = "Wallet not found."
 _PAYMENT_NOT_FOUND = "Payment does not exist."
+_CREATE_PATH = "/api/v1/payments"
+_STATUS_PATH = "/api/v1/payments/"
+_WALLET_PATH = "/api/v1/wallet"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,25 +111,6 @@ class LNbitsConfig:
         object.__setattr__(self, "endpoint", self.endpoint.rstrip("/"))
 
 
-def make_session(timeout: float = 5.0, *, limit: int = 100) -> aiohttp.ClientSession:
-    """A pooled HTTP session for one LNbits provider; call it inside the running event loop.
-
-    ``timeout`` bounds each call (the provider also passes its own per call). Idle connections
-    are kept 4 s, under uvicorn's 5 s keep-alive (LNbits' server), so we do not send a request
-    on a connection the server is closing at that moment.
-    """
-    connector = aiohttp.TCPConnector(
-        limit=limit, limit_per_host=limit, keepalive_timeout=4.0, ttl_dns_cache=300
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=aiohttp.ClientTimeout(total=timeout, connect=timeout),
-        cookie_jar=aiohttp.DummyCookieJar(),
-        headers={"User-Agent": "lngate"},
-        trust_env=False,
-    )
-
-
 class LNbitsProvider:
     """One LNbits wallet, reached over its REST API with an injected ``aiohttp`` session.
 
@@ -144,15 +126,18 @@ class LNbitsProvider:
         self.name = name
         self._config = config
         self._session = session
-        self._create_url = f"{config.endpoint}/api/v1/payments"
-        self._status_url = f"{config.endpoint}/api/v1/payments/"
-        self._wallet_url = f"{config.endpoint}/api/v1/wallet"
-        self._headers = {"X-Api-Key": config.invoice_key, "Accept": "application/json"}
-        self._post_headers = {**self._headers, "Content-Type": "application/json"}
-        self._timeout = aiohttp.ClientTimeout(
-            total=config.timeout, connect=config.connect_timeout or config.timeout
+        self._http = HttpTransport(
+            session,
+            config.endpoint,
+            provider=name,
+            timeout=config.timeout,
+            connect_timeout=config.connect_timeout,
+            headers={"X-Api-Key": config.invoice_key},
+            secrets=[key for key in (config.invoice_key, config.admin_key) if key],
+            log_prefix="lnbits",
+            summary=_SUMMARY,
+            log=log,
         )
-        self._secrets = tuple(key for key in (config.invoice_key, config.admin_key) if key)
 
     def __repr__(self) -> str:
         return f"LNbitsProvider(name={self.name!r}, endpoint={self._config.endpoint!r})"
@@ -162,20 +147,14 @@ class LNbitsProvider:
     ) -> ProviderInvoice:
         """Issue an invoice; the BOLT11 is returned as LNbits gave it (validated by the caller).
 
-        Raises ``ProviderRejected`` before sending anything for an amount that is not a positive
-        whole number of sats (LNbits would silently truncate it) or a non-positive expiry.
+        Raises ``ProviderRejected`` before sending anything for arguments outside
+        :func:`~lngate.providers.base.check_create_request`, or an amount that is not a whole
+        number of sats (LNbits would silently truncate it).
         """
-        if isinstance(amount_msat, bool) or not isinstance(amount_msat, int) or amount_msat <= 0:
-            raise ProviderRejected(
-                f"amount must be a positive int of msat, got {amount_msat!r}", provider=self.name
-            )
+        check_create_request(self.name, amount_msat=amount_msat, memo=memo, expiry=expiry)
         if amount_msat % MSAT_PER_SAT:
             raise ProviderRejected(
                 f"LNbits takes whole sats; {amount_msat} msat is not", provider=self.name
-            )
-        if isinstance(expiry, bool) or not isinstance(expiry, int) or expiry <= 0:
-            raise ProviderRejected(
-                f"expiry must be a positive int of seconds, got {expiry!r}", provider=self.name
             )
         request: dict[str, Any] = {
             "out": False,
@@ -185,23 +164,26 @@ class LNbitsProvider:
         }
         if webhook_url:
             request["webhook"] = webhook_url
-        status, retry_after, raw = await self._call(
-            "POST", self._create_url, "create_invoice", body=orjson.dumps(request)
+        operation = "create_invoice"
+        # The resend: see the module docstring (LNbits drops the connection after a 500).
+        # Resending a create is safe: at worst LNbits holds one more invoice that nobody sees.
+        answer = await self._http.request(
+            "POST", _CREATE_PATH, operation=operation, json=request, resend_if_dropped=True
         )
-        self._check_status("create_invoice", status, retry_after, raw)
-        data = self._json_object("create_invoice", raw)
+        self._raise_for_status(operation, answer)
+        data = self._http.json_object(operation, answer)
         bolt11 = data.get("bolt11") or data.get("payment_request")  # the latter: before 1.0
         payment_hash = data.get("payment_hash")
         if not isinstance(bolt11, str) or not bolt11:
-            raise self._unavailable("create_invoice: the answer has no bolt11")
+            raise self._http.malformed(operation, "the answer has no bolt11")
         if not isinstance(payment_hash, str) or not _HASH.fullmatch(payment_hash.lower()):
-            raise self._unavailable("create_invoice: the answer has no valid payment_hash")
+            raise self._http.malformed(operation, "the answer has no valid payment_hash")
         checking_id = data.get("checking_id")
         if not isinstance(checking_id, str) or not checking_id:
             checking_id = payment_hash  # what LNbits uses for incoming invoices anyway
         amount = data.get("amount", amount_msat)  # absent before LNbits 1.0; the BOLT11 decides
         if isinstance(amount, bool) or not isinstance(amount, int):
-            raise self._unavailable("create_invoice: the answer's amount is not an int of msat")
+            raise self._http.malformed(operation, "the answer's amount is not an int of msat")
         return ProviderInvoice(
             bolt11=bolt11,
             payment_hash=payment_hash.lower(),
@@ -213,40 +195,36 @@ class LNbitsProvider:
         """Ask LNbits whether the invoice is paid; ``None`` when this wallet has no such invoice.
 
         ``PAID`` carries the amount (msat) and preimage as LNbits reports them; ``FAILED`` is
-        how LNbits marks an expired invoice (lazily, on this very GET); an answer that cannot be
-        read is ``UNKNOWN``. ``paid_at`` is when LNbits marked it paid (``details.updated_at``),
-        ``None`` when that time is missing or unusable.
-        Raises ``ValueError`` if ``payment_hash`` is not 64 hex characters.
+        how LNbits marks an expired invoice (lazily, on this very GET); an answer that is read
+        but does not add up (contradictory states, another payment) is ``UNKNOWN``; one that
+        cannot be read (not a JSON object, ``paid`` or ``details`` of the wrong type) raises
+        ``ProviderUnavailable``. ``paid_at`` is when LNbits marked it paid
+        (``details.updated_at``), ``None`` when that time is missing or unusable.
+        Raises ``ProviderRejected`` if ``payment_hash`` is not 64 hex characters.
         """
-        payment_hash = payment_hash.lower()
-        if not _HASH.fullmatch(payment_hash):
-            raise ValueError("payment_hash must be 64 hex characters")
-        status, retry_after, raw = await self._call(
-            "GET", self._status_url + payment_hash, "invoice_status"
-        )
-        if status == 404:
-            detail = self._detail(raw)
+        payment_hash = check_payment_hash(self.name, payment_hash)
+        operation = "invoice_status"
+        answer = await self._http.request("GET", _STATUS_PATH + payment_hash, operation=operation)
+        if answer.status == 404:
+            detail = self._http.detail(answer.body)
             if detail == _PAYMENT_NOT_FOUND:
                 return None
             if detail != _WALLET_NOT_FOUND:
                 # not LNbits' answer (a wrong endpoint path, a proxy): never "unknown invoice"
-                raise self._rejected(f"invoice_status: HTTP 404: {detail or 'no detail'}")
-        self._check_status("invoice_status", status, retry_after, raw)
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return PaymentStatus(PaymentState.UNKNOWN)
-        return self._payment_status(payment_hash, data)
+                raise self._http.rejected(f"{operation}: HTTP 404: {detail or 'no detail'}")
+        self._raise_for_status(operation, answer)
+        return self._payment_status(payment_hash, self._http.json_object(operation, answer))
 
     async def health(self) -> HealthReport:
         """Read the wallet (balance in msat) once, within the timeout; never raises."""
         started = time.perf_counter()
+        operation = "health"
         try:
-            status, retry_after, raw = await self._call("GET", self._wallet_url, "health")
-            self._check_status("health", status, retry_after, raw)
-            balance = self._json_object("health", raw).get("balance")
+            answer = await self._http.request("GET", _WALLET_PATH, operation=operation)
+            self._raise_for_status(operation, answer)
+            balance = self._http.json_object(operation, answer).get("balance")
             if isinstance(balance, bool) or not isinstance(balance, int):
-                raise self._unavailable("health: the wallet answer has no balance")
+                raise self._http.malformed(operation, "the wallet answer has no balance")
         except (ProviderUnavailable, ProviderRejected) as exc:
             elapsed_ms = (time.perf_counter() - started) * 1000
             return HealthReport(healthy=False, response_time_ms=elapsed_ms, error=exc.message)
@@ -259,102 +237,14 @@ class LNbitsProvider:
 
     # ----------------------------------------------------------------------------- internals
 
-    async def _call(
-        self, method: str, url: str, operation: str, *, body: bytes | None = None
-    ) -> tuple[int, str | None, bytes]:
-        """One HTTP exchange: ``(status, Retry-After header, body)``; transport failures raise
-        ``ProviderUnavailable``. The whole exchange, a resend included, fits in ``timeout``.
+    def _raise_for_status(self, operation: str, answer: HttpAnswer) -> None:
+        """The transport's mapping, after LNbits' own: its 404 for an unknown key."""
+        if answer.status == 404 and self._http.detail(answer.body) == _WALLET_NOT_FOUND:
+            raise self._http.auth_failed(f"{operation}: HTTP 404: {_WALLET_NOT_FOUND}")
+        self._http.raise_for_status(operation, answer)
 
-        The request and its answer are logged at DEBUG with a short summary of each body
-        (:meth:`_summary`): never a key, a webhook URL or a preimage.
-        """
-        if not log.is_enabled_for(logging.DEBUG):  # the summaries cost ~20 µs a call
-            return await self._exchange(method, url, operation, body=body)
-        fields = {
-            "provider": self.name,
-            "operation": operation,
-            "method": method,
-            "path": urlsplit(url).path,
-        }
-        log.debug("lnbits.request", **fields, body=None if body is None else self._summary(body))
-        started = time.perf_counter()
-        try:
-            status, retry_after, raw = await self._exchange(method, url, operation, body=body)
-        except ProviderUnavailable as exc:
-            log.debug("lnbits.no_answer", **fields, duration_ms=_ms_since(started),
-                      error=exc.message)
-            raise
-        log.debug("lnbits.answer", **fields, status=status, duration_ms=_ms_since(started),
-                  body=self._summary(raw))
-        return status, retry_after, raw
-
-    async def _exchange(
-        self, method: str, url: str, operation: str, *, body: bytes | None
-    ) -> tuple[int, str | None, bytes]:
-        headers = self._post_headers if body is not None else self._headers
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._config.timeout
-        timeout = self._timeout
-        resent = False
-        while True:
-            try:
-                async with self._session.request(
-                    method,
-                    url,
-                    data=body,
-                    headers=headers,
-                    timeout=timeout,
-                    allow_redirects=False,
-                ) as response:
-                    raw = await response.read()
-                    return response.status, response.headers.get("Retry-After"), raw
-            except TimeoutError:  # asyncio's and aiohttp's timeouts both derive from it
-                raise self._unavailable(
-                    f"{operation}: no answer within {self._config.timeout:g} s"
-                ) from None
-            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
-                raise self._unavailable(
-                    f"{operation}: {type(exc).__name__}: {self._clean(str(exc))}"
-                ) from None
-            except (aiohttp.ClientOSError, aiohttp.ServerDisconnectedError) as exc:
-                # A pooled connection the server had closed. LNbits (uvicorn) closes the
-                # connection after every 500 without saying so, and the next POST on it fails
-                # at once; aiohttp itself resends only idempotent methods. Resending a create
-                # is safe: at worst LNbits holds one more invoice that nobody sees.
-                remaining = deadline - loop.time()
-                if resent or method != "POST" or remaining <= 0:
-                    raise self._unavailable(
-                        f"{operation}: {type(exc).__name__}: {self._clean(str(exc))}"
-                    ) from None
-                resent = True
-                timeout = aiohttp.ClientTimeout(
-                    total=remaining, connect=min(remaining, self._timeout.connect or remaining)
-                )
-            except aiohttp.ClientError as exc:
-                # `from None`: aiohttp's response errors hold the request headers (our key).
-                raise self._unavailable(
-                    f"{operation}: {type(exc).__name__}: {self._clean(str(exc))}"
-                ) from None
-
-    def _check_status(
-        self, operation: str, status: int, retry_after: str | None, raw: bytes
-    ) -> None:
-        if 200 <= status < 300:
-            return
-        detail = self._detail(raw)
-        message = f"{operation}: HTTP {status}" + (f": {detail}" if detail else "")
-        if status == 429 or status >= 500:
-            raise ProviderUnavailable(
-                message, provider=self.name, retry_after=parse_retry_after(retry_after)
-            )
-        if status in (401, 403) or (status == 404 and detail == _WALLET_NOT_FOUND):
-            raise ProviderAuthFailed(message, provider=self.name)
-        raise self._rejected(message)
-
-    def _payment_status(self, payment_hash: str, data: Any) -> PaymentStatus:
+    def _payment_status(self, payment_hash: str, data: dict[str, Any]) -> PaymentStatus:
         unknown = PaymentStatus(PaymentState.UNKNOWN)
-        if not isinstance(data, dict):
-            return unknown
         if "details" not in data:
             # LNbits only leaves out the details when the key is not the owning wallet's; an
             # unknown key is not a 404 here, so without this check a revoked key would make
@@ -365,12 +255,14 @@ class LNbitsProvider:
             )
         details = data["details"]
         if not isinstance(details, dict):
-            return unknown
+            raise self._http.malformed("invoice_status", "the answer's details is not an object")
         if str(details.get("payment_hash", payment_hash)).lower() != payment_hash:
             return unknown  # an answer about another payment
         amount = details.get("amount")
         amount_msat = amount if isinstance(amount, int) and not isinstance(amount, bool) else None
         paid = data.get("paid")
+        if paid is not None and not isinstance(paid, bool):
+            raise self._http.malformed("invoice_status", "the answer's paid is not a boolean")
         states = {data.get("status"), details.get("status")} - {None}
         if paid is True or "success" in states:
             if paid is False or "failed" in states or "pending" in states:
@@ -413,104 +305,3 @@ class LNbitsProvider:
             field="details.updated_at",
             not_before=created,
         )
-
-    def _summary(self, raw: bytes) -> dict[str, Any] | str:
-        """What a log line may show of a request or answer body.
-
-        Amounts, hashes, states, times and error texts, each cleaned of our keys; the BOLT11
-        shortened; the webhook URL (it carries the invoice's token) and the preimage reduced to
-        whether they are there. A body that is not a JSON object is described, not shown whole.
-        """
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            text = self._clean(raw.decode("utf-8", "replace"))
-            return f"{len(raw)} bytes, not JSON: {text[:_SUMMARY_TEXT_MAX]}"
-        if not isinstance(data, dict):
-            return f"{len(raw)} bytes, JSON {type(data).__name__}"
-        summary = self._summary_fields(data)
-        details = data.get("details")
-        if isinstance(details, dict):
-            summary["details"] = self._summary_fields(details)
-        return summary
-
-    def _summary_fields(self, data: dict[str, Any]) -> dict[str, Any]:
-        summary: dict[str, Any] = {}
-        for key in _SUMMARY_FIELDS:
-            value = data.get(key)
-            if value is None:
-                continue
-            if isinstance(value, bool | int | float):
-                summary[key] = value
-            else:
-                summary[key] = self._clean(str(value))[:_SUMMARY_TEXT_MAX]
-        for key in ("bolt11", "payment_request"):
-            value = data.get(key)
-            if isinstance(value, str) and value:
-                summary[key] = value[:_BOLT11_SHOWN] + "…"
-                break
-        for key in ("webhook", "preimage"):
-            if data.get(key):
-                summary[key] = "present"
-        return summary
-
-    def _json_object(self, operation: str, raw: bytes) -> dict[str, Any]:
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            raise self._unavailable(f"{operation}: the answer is not JSON") from None
-        if not isinstance(data, dict):
-            raise self._unavailable(f"{operation}: the answer is not a JSON object")
-        return data
-
-    def _detail(self, raw: bytes) -> str:
-        """LNbits' error text (``detail``; FastAPI validation lists joined), cleaned."""
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            return self._clean(raw.decode("utf-8", "replace"))
-        if isinstance(data, dict):
-            detail = data.get("detail", data.get("error", data.get("message")))
-            if isinstance(detail, list):  # FastAPI validation errors
-                detail = "; ".join(
-                    f"{'.'.join(map(str, e.get('loc', ())))}: {e.get('msg')}"
-                    if isinstance(e, dict)
-                    else str(e)
-                    for e in detail
-                )
-            if detail is not None:
-                return self._clean(str(detail))
-        return self._clean(raw.decode("utf-8", "replace"))
-
-    def _clean(self, text: str) -> str:
-        """One line, at most ``_DETAIL_MAX`` characters, with our keys masked."""
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        text = " ".join(text.split())
-        return text if len(text) <= _DETAIL_MAX else text[: _DETAIL_MAX - 1] + "…"
-
-    def _unavailable(self, message: str) -> ProviderUnavailable:
-        return ProviderUnavailable(message, provider=self.name)
-
-    def _rejected(self, message: str) -> ProviderRejected:
-        return ProviderRejected(message, provider=self.name)
-
-
-def _ms_since(started: float) -> float:
-    return round((time.perf_counter() - started) * 1000, 2)
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a ``Retry-After`` header (delay-seconds or HTTP-date), else None."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isascii() and value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))

@@ -93,13 +93,12 @@ from nostr_sdk import (
 
 from lngate.domain import HealthReport, PaymentState, PaymentStatus, ProviderInvoice
 from lngate.errors import (
-    InvalidInvoice,
     ProviderAuthFailed,
     ProviderError,
     ProviderRejected,
     ProviderUnavailable,
 )
-from lngate.providers.base import Capabilities
+from lngate.providers.base import Capabilities, check_create_request, check_payment_hash
 from lngate.providers.timestamps import from_unix
 
 log = structlog.get_logger(__name__)
@@ -382,9 +381,13 @@ class NWCProvider:
     async def create_invoice(
         self, *, amount_msat: int, memo: str, expiry: int, webhook_url: str | None = None
     ) -> ProviderInvoice:
-        """Issue an invoice with ``make_invoice`` (NWC has no webhooks: ``webhook_url`` unused)."""
-        if amount_msat <= 0:
-            raise ValueError("amount_msat must be positive")
+        """Issue an invoice with ``make_invoice`` (NWC has no webhooks: ``webhook_url`` unused).
+
+        Arguments outside :func:`~lngate.providers.base.check_create_request` raise
+        ``ProviderRejected`` before anything is sent; an answer without the invoice or its
+        payment hash is a malformed answer: ``ProviderUnavailable``.
+        """
+        check_create_request(self.name, amount_msat=amount_msat, memo=memo, expiry=expiry)
         request = MakeInvoiceRequest(
             amount=amount_msat, description=memo, description_hash=None, expiry=expiry
         )
@@ -394,7 +397,7 @@ class NWCProvider:
             params={"amount_msat": amount_msat, "expiry": expiry},
         )
         if not resp.invoice or not resp.payment_hash:
-            raise InvalidInvoice(
+            raise ProviderUnavailable(
                 "make_invoice: wallet answered without an invoice or payment hash",
                 provider=self.name,
             )
@@ -414,8 +417,10 @@ class NWCProvider:
         another payment hash. ``paid_at`` is the wallet's ``settled_at``; ``None`` when it is
         missing or implausible (0, out of range, before ``created_at``). A ``settled_at`` that
         is not an unsigned integer is refused by ``nostr-sdk`` itself: the whole answer is then
-        unreadable (``ProviderUnavailable``).
+        unreadable (``ProviderUnavailable``). A ``payment_hash`` that is not 64 hex digits
+        raises ``ProviderRejected`` before anything is sent.
         """
+        payment_hash = check_payment_hash(self.name, payment_hash)
         request = LookupInvoiceRequest(payment_hash=payment_hash, invoice=None)
 
         async def lookup(nwc: NostrWalletConnect) -> LookupInvoiceResponse | None:

@@ -18,8 +18,7 @@ import coincurve
 
 from lngate.bolt11.encode import encode
 from lngate.domain import HealthReport, Network, PaymentState, PaymentStatus, ProviderInvoice
-from lngate.errors import ProviderRejected
-from lngate.providers.base import Capabilities
+from lngate.providers.base import Capabilities, check_create_request, check_payment_hash
 
 
 @dataclass(slots=True)
@@ -50,9 +49,9 @@ class TestProvider:
     async def create_invoice(
         self, *, amount_msat: int, memo: str, expiry: int, webhook_url: str | None = None
     ) -> ProviderInvoice:
-        """Sign a fresh invoice for ``amount_msat``."""
-        if amount_msat <= 0:
-            raise ProviderRejected("amount must be positive", provider=self.name)
+        """Sign a fresh invoice for ``amount_msat``; arguments outside
+        :func:`~lngate.providers.base.check_create_request` raise ``ProviderRejected``."""
+        check_create_request(self.name, amount_msat=amount_msat, memo=memo, expiry=expiry)
         preimage = os.urandom(32)
         payment_hash = hashlib.sha256(preimage).hexdigest()
         timestamp = int(self._clock().timestamp())
@@ -81,7 +80,7 @@ class TestProvider:
 
     async def invoice_status(self, payment_hash: str) -> PaymentStatus | None:
         """Paid once :meth:`mark_paid` was called, expired after its expiry, else pending."""
-        issued = self._invoices.get(payment_hash)
+        issued = self._invoices.get(check_payment_hash(self.name, payment_hash))
         if issued is None:
             return None
         if issued.paid_at is not None:

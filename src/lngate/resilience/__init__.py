@@ -13,6 +13,7 @@ from lngate.resilience.deadline import (
     bounded,
     is_timeout,
 )
+from lngate.resilience.failures import FailureKind, classify, classify_code
 from lngate.resilience.retry import is_transient, retry_read
 from lngate.resilience.router import (
     AttemptRecord,
@@ -29,12 +30,15 @@ __all__ = [
     "CircuitBreaker",
     "Clock",
     "Deadline",
+    "FailureKind",
     "LatencyWindow",
     "Outcome",
     "RoutePlan",
     "RouteResult",
     "Router",
     "bounded",
+    "classify",
+    "classify_code",
     "counts_for_breaker",
     "is_timeout",
     "is_transient",

@@ -7,8 +7,8 @@
     HALF_OPEN ──success──▶ CLOSED
     HALF_OPEN ──failure──▶ OPEN                                (the cooldown starts again)
 
-Which failures count is decided by :func:`counts_for_breaker`. Time comes from an injected
-clock, so tests drive the cooldown.
+Which failures count is decided by :func:`lngate.resilience.failures.classify`. Time comes
+from an injected clock, so tests drive the cooldown.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from lngate.errors import ProviderRejected
 from lngate.resilience.deadline import Clock
+from lngate.resilience.failures import classify
 
 log = logging.getLogger("lngate.resilience.breaker")
 
@@ -35,24 +35,11 @@ class BreakerState(enum.StrEnum):
 def counts_for_breaker(exc: BaseException) -> bool:
     """Whether a failed call says the provider is unwell, and so counts towards opening.
 
-    ``ProviderUnavailable`` (down, hung, 5xx, 429) and ``InvalidInvoice`` (it returned an invoice
-    we cannot show) count. So does any exception outside the error tree: a bug in the provider's
-    code makes it as useless as an outage.
-
-    ``ProviderRejected`` does not: the provider answered and refused *this* request, which says
-    nothing about its health. ``ProviderAuthFailed`` (a ``ProviderRejected``) does not count
-    either. A refused key is a configuration problem, not an outage: a cooldown cannot fix it,
-    and an open breaker would hide it behind "circuit open" messages and outage alerts, then
-    flap open and half-open forever. It is reported under its own code
-    (``provider_auth_failed``) in attempt records and in the 503 reasons, the router moves on to
-    the next provider without retrying (one fast round trip), and the router's success-rate
-    statistics do count it, which puts the provider behind the others.
-
-    ``asyncio.CancelledError`` and other ``BaseException``\\s do not count.
+    The rule is :func:`lngate.resilience.failures.classify`'s (the router's statistics and the
+    alert rules use it too): an outage counts (``ProviderUnavailable``, ``InvalidInvoice``, any
+    exception outside the error tree); a refusal, a refused key and a cancellation do not.
     """
-    if isinstance(exc, ProviderRejected):
-        return False
-    return isinstance(exc, Exception)
+    return classify(exc).opens_breaker
 
 
 class CircuitBreaker:
@@ -127,6 +114,17 @@ class CircuitBreaker:
             return False
         self._trial_started_at = self._clock()
         return True
+
+    def allow_early(self) -> bool:
+        """Claim the single trial call now, even before the cooldown ends.
+
+        For the router's panic rule (every breaker open): OPEN moves to HALF_OPEN at once, so
+        the call is an ordinary trial (success closes, failure reopens with a fresh cooldown).
+        ``False`` while another trial is in flight: one call at a time, never a stampede.
+        """
+        if self._state is BreakerState.OPEN:
+            self._transition(BreakerState.HALF_OPEN)
+        return self.allow()
 
     def record_success(self) -> None:
         """A call succeeded: the provider works, close the breaker."""

@@ -17,10 +17,23 @@ Routing rule (:meth:`Router.plan`)
    Providers named ``last_resort`` (the test provider in demo mode) always come after all
    others, so a fake invoice is never preferred to a degraded real provider.
 
+4. When no breaker lets a call through (every provider skipped in step 2), the *panic rule*:
+   the provider whose cool-down ends first (priority order breaks ties; ``last_resort`` ones
+   come last) is tried at once, as an early half-open trial (:meth:`CircuitBreaker.allow_early`):
+   one call at a time in the whole pool, so a still-dead provider costs one attempt per request,
+   never a stampede, and a recovered one serves at once instead of after its cool-down (with a
+   single provider, customers were refused for the whole cool-down). While that trial is in
+   flight, other requests are refused as before. Like Envoy's panic threshold, which balances
+   over every host rather than none when too few are healthy, the breakers never eject the
+   whole pool; unlike it, the panic traffic is one trial at a time.
+
 Priority is overridden only on evidence, and the evidence ages out: a demoted provider gets its
-place back once its bad calls are older than ``stats_max_age`` or a probe says it is healthy.
-A success counts as success; a counted breaker failure, a timeout or an auth failure as a
-failure; a plain rejection (the request, not the provider) is not counted.
+place back once its bad calls are older than ``stats_max_age``, or at once when a health probe
+says it is healthy: :meth:`Router.mark_health` with ``True`` forgets the failed calls seen
+before it (its successful calls, and their latencies, stay), as Envoy un-ejects a host on a
+successful active health check. A success counts as success; what counts as a failure is
+:func:`lngate.resilience.failures.classify`'s rule (an outage or a refused key; a plain
+rejection of the request is not counted), the same one the breaker and the alert rules use.
 
 Creating (:meth:`Router.run_create`)
 ------------------------------------
@@ -66,15 +79,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from lngate.errors import (
-    LngateError,
-    NoProviderAvailable,
-    ProviderAuthFailed,
-    ProviderError,
-    ProviderUnavailable,
-)
+from lngate.errors import NoProviderAvailable, ProviderError, ProviderUnavailable
 from lngate.providers.base import Provider
-from lngate.resilience.breaker import BreakerState, CircuitBreaker, counts_for_breaker
+from lngate.resilience.breaker import BreakerState, CircuitBreaker
 from lngate.resilience.deadline import (
     AttemptTimeoutPolicy,
     Clock,
@@ -83,6 +90,7 @@ from lngate.resilience.deadline import (
     is_timeout,
     percentile,
 )
+from lngate.resilience.failures import classify, error_code
 from lngate.resilience.retry import is_transient, retry_read
 
 T = TypeVar("T")
@@ -128,6 +136,8 @@ class RoutePlan:
 
     candidates: list[Provider]
     skipped: dict[str, str]
+    panic: str | None = None
+    """The provider tried early under the panic rule (every breaker open), if any."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,15 +217,24 @@ class Router:
         return self._breakers[name]
 
     def mark_health(self, name: str, healthy: bool) -> None:
-        """Record the latest health probe result of provider ``name``."""
+        """Record the latest health probe result of provider ``name``.
+
+        A healthy probe also forgets the failed calls recorded before it, so a provider demoted
+        for its failures gets its place back now, not once they age out.
+        """
         if name not in self._by_name:
             raise KeyError(name)
         self._health[name] = healthy
+        if healthy:
+            samples = self._stats[name]
+            kept = [sample for sample in samples if sample.ok]
+            samples.clear()
+            samples.extend(kept)
 
     def plan(self) -> RoutePlan:
         """The providers to try for a create, in order, per the module's routing rule."""
         skipped: dict[str, str] = {}
-        ranked: list[tuple[int, Provider]] = []
+        ranked: list[tuple[bool, int, Provider]] = []  # (last resort, group, provider)
         for provider in self._providers:
             breaker = self._breakers[provider.name]
             if breaker.available():
@@ -224,7 +243,23 @@ class Router:
             else:
                 skipped[provider.name] = _refusal(breaker)
         ranked.sort(key=lambda entry: entry[:2])  # stable: priority order within a group
+        if not ranked and (panic := self._panic_candidate()) is not None:
+            del skipped[panic.name]
+            return RoutePlan([panic], skipped, panic=panic.name)
         return RoutePlan([p for *_, p in ranked], skipped)
+
+    def _panic_candidate(self) -> Provider | None:
+        """The provider the panic rule tries early: the first out of its cool-down; ``None``
+        while any trial call is in flight (one at a time in the whole pool)."""
+        breakers = [self._breakers[p.name] for p in self._providers]
+        if any(b.state is BreakerState.HALF_OPEN and not b.available() for b in breakers):
+            return None
+        order = sorted(
+            enumerate(self._providers),
+            key=lambda entry: (entry[1].name in self._last_resort,
+                               self._breakers[entry[1].name].retry_in(), entry[0]),
+        )
+        return order[0][1] if order else None
 
     def _standing(self, name: str) -> tuple[int, str | None]:
         """(group, why): 0 preferred, 1 degraded, 2 down."""
@@ -286,6 +321,9 @@ class Router:
             breaker = self._breakers[name]
             following = plan.candidates[index + 1 :]
             retry = False
+            if name == plan.panic:
+                log.warning("every circuit is open: trying %s before its cool-down ends "
+                            "(%.0f s left), one trial call at a time", name, breaker.retry_in())
             while True:
                 budget = deadline.remaining()
                 if retry and following:
@@ -295,7 +333,8 @@ class Router:
                         skip(name, f"not tried: deadline of {self._deadline_seconds:g} s reached",
                              "deadline_exceeded")
                     break
-                if not breaker.allow():
+                early = name == plan.panic and not retry
+                if not (breaker.allow_early() if early else breaker.allow()):
                     if not retry:
                         skip(name, _refusal(breaker), "circuit_open")
                     break
@@ -380,11 +419,12 @@ class Router:
         now = self._clock()
         duration = now - started_at
         timed_out = exc is not None and is_timeout(exc)
+        kind = None if exc is None else classify(exc)
         if gated:
             breaker = self._breakers[name]
-            if exc is None:
+            if kind is None:
                 breaker.record_success()
-            elif counts_for_breaker(exc):
+            elif kind.opens_breaker:
                 breaker.record_failure()
             else:
                 breaker.release()
@@ -397,8 +437,8 @@ class Router:
             if exc is None:
                 self._timeouts.observe(name, duration)
             latency = duration if exc is None or timed_out else None
-            if exc is None or counts_for_breaker(exc) or isinstance(exc, ProviderAuthFailed):
-                self._stats[name].append(_Sample(now, exc is None, latency))
+            if kind is None or kind.counts_against_provider:
+                self._stats[name].append(_Sample(now, kind is None, latency))
 
         if exc is None:
             return AttemptRecord(name, operation, started_at, duration, Outcome.SUCCESS,
@@ -462,7 +502,7 @@ def _retry_create(exc: Exception) -> bool:
 
 
 def _code(exc: Exception) -> str:
-    return exc.code if isinstance(exc, LngateError) else "internal_error"
+    return error_code(exc)
 
 
 def _message(exc: Exception) -> str:

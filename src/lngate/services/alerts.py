@@ -5,7 +5,8 @@ The three rules of the original note, thresholds configurable:
 - ``failures``: at least ``failure_count`` (4) failed calls among a provider's last
   ``failure_window`` (5) calls. Resolved once fewer than ``failure_count`` of the last calls
   failed. A refusal of one request (``provider_rejected``) says nothing about the provider and
-  is not counted; timeouts and auth failures are.
+  is not counted; timeouts and auth failures are (one classification for the breaker, the
+  router and these rules: :mod:`lngate.resilience.failures`).
 - ``slow_response``: a call that took longer than ``slow_response_s`` (10 s); resolved after
   ``recovery_calls`` (3) consecutive calls within the threshold.
 - ``unavailable``: health probes have said unhealthy for more than ``unavailable_s`` (300 s)
@@ -32,9 +33,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from lngate.resilience.failures import classify_code
 from lngate.services.clock import WallClock
 
-NOT_COUNTED_ERRORS = frozenset({"provider_rejected"})
 
 
 class AlertKind(enum.StrEnum):
@@ -169,7 +170,7 @@ class AlertEngine:
         """Feed one finished provider call (a skipped one must not be fed)."""
         now = self._clock()
         t = self.thresholds
-        if ok or error_type not in NOT_COUNTED_ERRORS:
+        if ok or classify_code(error_type).counts_against_provider:
             recent = self._recent.setdefault(provider, deque(maxlen=t.failure_window))
             recent.append(not ok)
             failures = sum(recent)

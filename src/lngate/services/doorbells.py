@@ -31,7 +31,7 @@ async def listen_paid_stream(
                     log.exception("paid_stream_settle_failed", provider=name,
                                   payment_hash=payment_hash)
                     continue
-                log.info("paid_stream_notification", provider=name, payment_hash=payment_hash,
+                log.debug("paid_stream_notification", provider=name, payment_hash=payment_hash,
                          outcome=outcome.value)
             log.warning("paid_stream_ended", provider=name, resubscribe_in_s=resubscribe_after)
         except ProviderError as exc:

@@ -33,7 +33,11 @@ class PriceError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
-    """Prices in sats (defaults from the original shop), overridable in settings."""
+    """Prices in sats (defaults from the original shop), overridable in settings.
+
+    ``max_total_sat`` is the one maximum of every invoice the gateway issues
+    (``MAX_INVOICE_SATS``): an order whose total exceeds it is refused, whatever the product.
+    """
 
     dazbox_price_sat: int = 400_000
     dazbox_max_quantity: int = 10
@@ -41,6 +45,18 @@ class Catalog:
     daznode_yearly_discount_percent: int = 0
     dazpay_min_sat: int = 1
     dazpay_max_sat: int = 1_000_000
+    max_total_sat: int = 1_000_000
+
+    @property
+    def dazbox_quantity_limit(self) -> int:
+        """The most DazBoxes one order can hold: the configured maximum, or fewer when more
+        would cost over ``max_total_sat`` (0 when even one would)."""
+        return min(self.dazbox_max_quantity, self.max_total_sat // self.dazbox_price_sat)
+
+    @property
+    def dazpay_amount_limit(self) -> int:
+        """The largest DazPay amount: the DazPay maximum, at most ``max_total_sat``."""
+        return min(self.dazpay_max_sat, self.max_total_sat)
 
     def daznode_price_sat(self, plan: Plan) -> int:
         """Monthly price, or twelve months less the yearly discount (rounded down to a sat)."""
@@ -49,7 +65,15 @@ class Catalog:
         return self.daznode_monthly_sat * 12 * (100 - self.daznode_yearly_discount_percent) // 100
 
     def price_sat(self, request: OrderRequest) -> int:
-        """The order's total in sats; raises :class:`PriceError` when it cannot be sold so."""
+        """The order's total in sats; raises :class:`PriceError` when it cannot be sold so,
+        ``amount_too_large`` when the total exceeds the maximum of an invoice."""
+        total = self._total_sat(request)
+        if total > self.max_total_sat:
+            raise PriceError(f"Montant maximum: {self.max_total_sat:,} sats", "amount_too_large",
+                             maxAmount=self.max_total_sat)
+        return total
+
+    def _total_sat(self, request: OrderRequest) -> int:
         if request.product is Product.DAZBOX:
             if not 1 <= request.quantity <= self.dazbox_max_quantity:
                 raise PriceError(f"Quantité entre 1 et {self.dazbox_max_quantity}",
@@ -63,19 +87,20 @@ class Catalog:
         if amount < self.dazpay_min_sat:
             raise PriceError(f"Montant minimum: {self.dazpay_min_sat:,} sats", "amount_too_small",
                              minAmount=self.dazpay_min_sat)
-        if amount > self.dazpay_max_sat:
-            raise PriceError(f"Montant maximum: {self.dazpay_max_sat:,} sats", "amount_too_large",
-                             maxAmount=self.dazpay_max_sat)
+        if amount > self.dazpay_amount_limit:
+            raise PriceError(f"Montant maximum: {self.dazpay_amount_limit:,} sats",
+                             "amount_too_large", maxAmount=self.dazpay_amount_limit)
         return amount
 
     def public(self) -> dict[str, Any]:
         """The catalog as the shop's front end may show it."""
         return {
-            "dazbox": {"price": self.dazbox_price_sat, "maxQuantity": self.dazbox_max_quantity},
+            "dazbox": {"price": self.dazbox_price_sat,
+                       "maxQuantity": self.dazbox_quantity_limit},
             "daznode": {"monthly": self.daznode_price_sat(Plan.MONTHLY),
                         "yearly": self.daznode_price_sat(Plan.YEARLY),
                         "yearlyDiscountPercent": self.daznode_yearly_discount_percent},
-            "dazpay": {"minAmount": self.dazpay_min_sat, "maxAmount": self.dazpay_max_sat},
+            "dazpay": {"minAmount": self.dazpay_min_sat, "maxAmount": self.dazpay_amount_limit},
         }
 
 

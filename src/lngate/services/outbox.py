@@ -4,7 +4,11 @@ Rows are written by settlement in its transaction, one per ``(order, kind)``; th
 delivers them. A claimed row is hidden for a lease, so a process that dies mid-send leaves it
 to be sent again after the lease (at least once; each copy carries the same ``Message-ID`` and
 Resend ``Idempotency-Key``). A failure is retried after ``backoff * 2**(attempt-1)`` seconds
-(capped), up to ``max_attempts``; a permanent refusal is not retried.
+(capped), up to ``max_attempts``; a permanent refusal (including a message that cannot be
+built, such as one whose customer text cannot be encoded) is not retried. Each row's outcome is
+its own: one bad message is recorded as failed with its reason and never holds up the others,
+and a row's ``attempts`` never exceeds ``max_attempts`` (a row whose last attempt never
+finished is failed once its attempts are used up, not claimed again).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from lngate.store.outbox import (
     FAILED,
     SKIPPED,
     OutboxRow,
+    abandon_exhausted,
     claim_due,
     mark_final,
     mark_retry,
@@ -68,18 +73,45 @@ async def deliver_due(
     *, db: Database, sender: EmailSender, templates: EmailTemplates, clock: WallClock,
     config: OutboxConfig,
 ) -> DeliveryReport:
-    """Claim and deliver every due row, batch after batch, until none is due."""
+    """Claim and deliver every due row, batch after batch, until none is due.
+
+    One row never stops the others: whatever goes wrong with it is recorded on it, and a row
+    whose delivery itself crashed (a database error while recording) waits for its lease like
+    one whose process died. Only a failure to claim ends the pass early.
+    """
     report = DeliveryReport()
     while True:
         now = clock()
         async with db.transaction() as conn:
+            abandoned = await abandon_exhausted(conn, now=now, max_attempts=config.max_attempts)
             rows = await claim_due(conn, now=now, lease_until=now + timedelta(seconds=config.lease),
-                                   limit=config.batch_size)
+                                   limit=config.batch_size, max_attempts=config.max_attempts)
+        if abandoned:
+            report.outcomes["failed"] += abandoned
+            log.error("email_abandoned", count=abandoned, max_attempts=config.max_attempts,
+                      reason="the last attempt never finished")
         for row in rows:
-            report.outcomes[await _deliver(row, db=db, sender=sender, templates=templates,
-                                           clock=clock, config=config)] += 1
+            try:
+                outcome = await _deliver(row, db=db, sender=sender, templates=templates,
+                                         clock=clock, config=config)
+            except Exception as exc:  # recording the outcome failed; the lease brings it back
+                log.error("email_delivery_crashed", outbox_id=row.id, order_id=row.order_id,
+                          kind=row.kind, attempt=row.attempts, error=type(exc).__name__,
+                          detail=str(exc)[:200])
+                outcome = "crashed"
+            report.outcomes[outcome] += 1
         if len(rows) < config.batch_size:
             return report
+
+
+def _email_for(row: OutboxRow, recipient: str, templates: EmailTemplates,
+               config: OutboxConfig) -> Email:
+    rendered = templates.render(row.kind, row.payload)
+    return Email(
+        to=recipient, subject=rendered.subject, text=rendered.text, html=rendered.html,
+        message_id=f"<{row.order_id}.{row.kind}@{config.message_id_domain}>",
+        idempotency_key=f"lngate-{row.order_id}-{row.kind}",
+    )
 
 
 async def _deliver(
@@ -95,36 +127,34 @@ async def _deliver(
         log.warning("email_skipped", reason="SHOP_EMAIL is not set", **context)
         return "skipped"
     try:
-        rendered = templates.render(row.kind, row.payload)
+        email = _email_for(row, recipient, templates, config)
     except Exception as exc:  # UnknownTemplate, or a template bug: it must not block the queue
         async with db.transaction() as conn:
             await mark_final(conn, row.id, status=FAILED,
                              error=f"render: {type(exc).__name__}: {exc}")
         log.error("email_render_failed", error=type(exc).__name__, **context)
         return "failed"
-    email = Email(
-        to=recipient, subject=rendered.subject, text=rendered.text, html=rendered.html,
-        message_id=f"<{row.order_id}.{row.kind}@{config.message_id_domain}>",
-        idempotency_key=f"lngate-{row.order_id}-{row.kind}",
-    )
     try:
         await sender.send(email)
     except EmailError as exc:
-        if exc.permanent or row.attempts >= config.max_attempts:
-            async with db.transaction() as conn:
-                await mark_final(conn, row.id, status=FAILED, error=str(exc))
-            log.error("email_failed", error=str(exc), permanent=exc.permanent, **context)
-            return "failed"
-        delay = retry_delay(row.attempts, config)
+        error, permanent = str(exc), exc.permanent
+    except Exception as exc:  # a sender's bug: retried like an outage, within max_attempts
+        error, permanent = f"{sender.name}: {type(exc).__name__}: {str(exc)[:200]}", False
+    else:
         async with db.transaction() as conn:
-            await mark_retry(conn, row.id, error=str(exc),
-                             at=clock() + timedelta(seconds=delay))
-        log.warning("email_retry", error=str(exc), retry_in_s=delay, **context)
-        return "retry"
+            await mark_sent(conn, row.id, clock())
+        log.info("email_sent", **context)
+        return "sent"
+    if permanent or row.attempts >= config.max_attempts:
+        async with db.transaction() as conn:
+            await mark_final(conn, row.id, status=FAILED, error=error)
+        log.error("email_failed", error=error, permanent=permanent, **context)
+        return "failed"
+    delay = retry_delay(row.attempts, config)
     async with db.transaction() as conn:
-        await mark_sent(conn, row.id, clock())
-    log.info("email_sent", **context)
-    return "sent"
+        await mark_retry(conn, row.id, error=error, at=clock() + timedelta(seconds=delay))
+    log.warning("email_retry", error=error, retry_in_s=delay, **context)
+    return "retry"
 
 
 async def run_outbox(

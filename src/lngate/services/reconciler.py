@@ -91,8 +91,11 @@ async def reconcile_once(
             break
     report.seconds = time.perf_counter() - started
     if report.checked:
-        log.info("reconcile_pass", checked=report.checked, seconds=round(report.seconds, 3),
-                 per_second=round(report.per_second, 1), **dict(report.outcomes))
+        # INFO only when the pass changed something: a quiet pass every interval is noise
+        changed = report.outcomes["settled"] or report.outcomes["expired"]
+        emit = log.info if changed else log.debug
+        emit("reconcile_pass", checked=report.checked, seconds=round(report.seconds, 3),
+             per_second=round(report.per_second, 1), **dict(report.outcomes))
     return report
 
 

@@ -187,7 +187,7 @@ class Settler:
             )
         except ProviderError as exc:
             log.warning("settle_lookup_failed", provider=record.provider, source=source,
-                        payment_hash=payment_hash, error_code=exc.code)
+                        payment_hash=payment_hash, error_code=exc.code, error=exc.message)
             return SettleOutcome.PROVIDER_UNAVAILABLE
         finally:
             if timings is not None:
@@ -217,7 +217,8 @@ class Settler:
                       reason="a test invoice never pays an order outside demo mode")
             await self._expire(payment_hash)
             return SettleOutcome.TEST_INVOICE_REFUSED
-        paid_at = status.paid_at or now
+        # the provider's payment time, but never in our future (a provider clock running ahead)
+        paid_at = min(status.paid_at, now) if status.paid_at else now
         late = paid_at > record.expires_at
         async with db.transaction() as conn:
             won = await mark_paid(conn, payment_hash, paid_at=paid_at, late=late)

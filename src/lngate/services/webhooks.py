@@ -30,7 +30,7 @@ from lngate.services.settlement import SettleOutcome, Settler
 from lngate.store import Database
 from lngate.store.invoices import get_invoice
 from lngate.store.orders import get_order_by_payment_hash
-from lngate.store.webhook_events import insert_event, set_outcome
+from lngate.store.webhook_events import insert_event, redact_credentials, set_outcome
 
 WEBHOOK_PATH = "/api/webhook/lnbits-payment"
 _HASH = re.compile(r"[0-9a-f]{64}")
@@ -167,8 +167,9 @@ async def handle_webhook(
             outcome = "received"
         event_id = await insert_event(
             conn, source="lnbits", received_at=received_at, payment_hash=payment.payment_hash,
-            auth=auth, headers=kept, body=raw_body[:MAX_STORED_BODY].decode("utf-8", "replace"),
-            outcome=outcome,
+            auth=auth, headers=kept, outcome=outcome,
+            body=redact_credentials(raw_body.decode("utf-8", "replace"), known=(
+                nonce, invoice.webhook_nonce if invoice else None))[:MAX_STORED_BODY],
         )
         order = (await get_order_by_payment_hash(conn, payment.payment_hash)
                  if invoice is not None else None)

@@ -1,19 +1,57 @@
-"""The engine, its connection settings, and applying migrations."""
+"""The engine, its connection settings, applying migrations, and checking the database is usable.
+
+Usable means three things, checked by :meth:`Database.check` at start-up (after migrating) and
+on every readiness probe: the database answers, a write reaches it (a committed transaction,
+not a rolled-back one: in WAL mode a rolled-back write never touches the disk, so a full disk
+would go unnoticed), and its schema is the one this code expects (the stored Alembic revisions
+are the scripts' heads, and every table and column exists). Any failure is a
+:class:`DatabaseUnusable` whose message is one line, never the URL or its password.
+"""
 
 from __future__ import annotations
 
+import functools
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event, text
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from lngate.store.tables import metadata
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x6C6E67617465  # "lngate": serialises migrations of concurrent processes
+PG_CONNECT_TIMEOUT = 10.0
+"""Seconds to open a PostgreSQL connection (asyncpg's own default is 60)."""
+
+# The write check changes the revision row and changes it back, in one committed transaction:
+# SQLite skips writing a row updated to identical content, so a plain no-op update proves
+# nothing. Nobody else sees the intermediate value; the stored revision is unchanged. (The
+# column holds 32 characters: revision ids must stay shorter than that, as ours, 0001..., are.)
+_TOUCH_REVISIONS = text("UPDATE alembic_version SET version_num = version_num || '~'")
+_RESTORE_REVISIONS = text(
+    "UPDATE alembic_version SET version_num = substr(version_num, 1, length(version_num) - 1) "
+    "RETURNING version_num"
+)
+
+
+class DatabaseUnusable(Exception):
+    """The database cannot be used. ``kind`` is ``down``, ``not_writable`` or ``schema``."""
+
+    def __init__(self, reason: str, *, kind: str = "down") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
 
 
 def database_url_for_driver(url: str) -> str:
@@ -31,24 +69,58 @@ def database_url_for_driver(url: str) -> str:
     raise ValueError("DATABASE_URL must start with sqlite:// or postgresql://")
 
 
+def describe_error(exc: BaseException) -> str:
+    """One line saying what went wrong, from the driver's own error (never the SQL or URL)."""
+    if isinstance(exc, DatabaseUnusable):
+        return exc.reason
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    if isinstance(exc, TimeoutError):
+        return "no answer in time (timed out)"
+    text_ = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text_}" if text_ else type(exc).__name__
+
+
+# What a database that cannot be used raises; asyncpg raises some connection errors (bad
+# password, unknown database) without SQLAlchemy's wrapper.
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, SQLAlchemyError, sqlite3.Error, CommandError, asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
+
+@functools.cache
+def migration_heads() -> frozenset[str]:
+    """The revisions a fully migrated database stores (read once from the packaged scripts)."""
+    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+
+
 class Database:
     """Owns the async engine. Callers use :meth:`transaction` or :meth:`connect`."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._schema_checked_at: frozenset[str] | None = None
 
     @classmethod
     def from_url(cls, url: str, *, echo: bool = False) -> Database:
         """Build the engine for ``url``; SQLite gets WAL and one connection per process.
 
         One SQLite connection: SQLite allows one writer at a time, and a pool of writers only
-        adds busy-handler sleeps (p99 132 ms instead of 20 ms, PERFORMANCE.md).
+        adds busy-handler sleeps (p99 132 ms instead of 20 ms, measured). Raises
+        :class:`DatabaseUnusable` when the SQLite file's folder cannot be created.
         """
         driver_url = database_url_for_driver(url)
         if driver_url.startswith("sqlite"):
             path = driver_url.split("///", 1)[-1]
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                folder = Path(path).parent
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise DatabaseUnusable(
+                        f"cannot create the folder {str(folder)!r}: {exc.strerror or exc}"
+                    ) from None
             engine = create_async_engine(
                 driver_url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=30,
                 # pysqlite opens no transaction for reads and engine.begin() commits or rolls
@@ -58,7 +130,8 @@ class Database:
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         else:
             engine = create_async_engine(
-                driver_url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
+                driver_url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True,
+                connect_args={"timeout": PG_CONNECT_TIMEOUT},
             )
         return cls(engine)
 
@@ -80,11 +153,53 @@ class Database:
             yield conn
 
     async def migrate(self) -> None:
-        """Apply every Alembic migration not yet applied (idempotent)."""
-        async with self.engine.begin() as conn:
-            if self.dialect == "postgresql":
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
-            await conn.run_sync(_upgrade)
+        """Apply every Alembic migration not yet applied (idempotent), then :meth:`check`.
+
+        Raises :class:`DatabaseUnusable` (one line) when the database cannot be reached,
+        migrated, written to, or does not have the expected schema afterwards.
+        """
+        try:
+            async with self.engine.begin() as conn:
+                if self.dialect == "postgresql":
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"),
+                                       {"k": _PG_MIGRATION_LOCK})
+                await conn.run_sync(_upgrade)
+        except CommandError as exc:  # e.g. a revision these scripts do not know
+            raise DatabaseUnusable(f"cannot migrate: {exc}", kind="schema") from None
+        except _CONNECTION_ERRORS as exc:
+            raise DatabaseUnusable(describe_error(exc)) from None
+        await self.check()
+
+    async def check(self) -> None:
+        """Raise :class:`DatabaseUnusable` unless a write commits and the schema is current.
+
+        One transaction: the ``alembic_version`` row is changed and changed back, which both
+        proves a committed write and reads the stored revisions. The full table-and-column
+        comparison runs only when those revisions differ from the last ones found correct.
+        """
+        try:
+            conn = await self.engine.connect()
+        except _CONNECTION_ERRORS as exc:
+            raise DatabaseUnusable(describe_error(exc)) from None
+        try:
+            try:
+                async with conn.begin():
+                    await conn.execute(_TOUCH_REVISIONS)
+                    stored: frozenset[str] = frozenset(
+                        (await conn.execute(_RESTORE_REVISIONS)).scalars())
+            except _CONNECTION_ERRORS as exc:
+                raise await _write_failure(conn, exc) from None
+            if stored != self._schema_checked_at:
+                problem = _revision_problem(stored) or await conn.run_sync(_schema_problem)
+                if problem:
+                    self._schema_checked_at = None
+                    raise DatabaseUnusable(problem, kind="schema")
+                self._schema_checked_at = stored
+        finally:
+            try:
+                await conn.close()
+            except _CONNECTION_ERRORS:  # the connection is gone already; nothing to return
+                pass
 
     async def ping(self) -> None:
         """Raise if the database cannot answer ``SELECT 1``."""
@@ -96,7 +211,7 @@ class Database:
         await self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
@@ -116,3 +231,43 @@ def _upgrade(sync_connection: Connection) -> None:
     config = alembic_config()
     config.attributes["connection"] = sync_connection
     command.upgrade(config, "heads")
+
+
+async def _write_failure(conn: AsyncConnection, exc: BaseException) -> DatabaseUnusable:
+    """Why the write check failed: no schema at all, a lost connection, or a refused write."""
+    try:
+        migrated = await conn.run_sync(
+            lambda sync: inspect(sync).has_table("alembic_version"))
+    except _CONNECTION_ERRORS:
+        return DatabaseUnusable(describe_error(exc))
+    if not migrated:
+        return DatabaseUnusable("the database has no lngate schema: run `lngate migrate`",
+                                kind="schema")
+    return DatabaseUnusable(f"a write failed: {describe_error(exc)}", kind="not_writable")
+
+
+def _revision_problem(stored: frozenset[str]) -> str | None:
+    expected = migration_heads()
+    if stored == expected:
+        return None
+    found = ", ".join(sorted(stored)) or "none"
+    wanted = ", ".join(sorted(expected))
+    known = {script.revision for script in
+             ScriptDirectory.from_config(alembic_config()).walk_revisions()}
+    if stored - known:
+        return (f"the schema is at revision {found}, which this lngate does not know "
+                f"(expects {wanted}): it was migrated by a newer version")
+    return f"the schema is at revision {found}, this lngate expects {wanted}: run `lngate migrate`"
+
+
+def _schema_problem(sync_connection: Connection) -> str | None:
+    inspector = inspect(sync_connection)
+    existing = set(inspector.get_table_names())
+    for table in metadata.sorted_tables:
+        if table.name not in existing:
+            return f"table {table.name!r} is missing although the schema is at the latest revision"
+        columns = {column["name"] for column in inspector.get_columns(table.name)}
+        missing = [c.name for c in table.columns if c.name not in columns]
+        if missing:
+            return f"table {table.name!r} lacks column(s) {', '.join(missing)}"
+    return None

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Row, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -62,9 +62,11 @@ _COLUMNS = (
 )
 
 
-def _record(row: Any) -> InvoiceRecord:
-    values = tuple(row)
-    return InvoiceRecord(*values[:7], InvoiceState(values[7]), *values[8:])
+def _record(row: Row[Any]) -> InvoiceRecord:
+    """The record of a row of :data:`_COLUMNS`, whose result names are its field names."""
+    fields = row._asdict()
+    fields["state"] = InvoiceState(fields["state"])
+    return InvoiceRecord(**fields)
 
 
 async def insert_invoice(conn: AsyncConnection, record: InvoiceRecord) -> None:

@@ -39,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy import Integer as SAInteger
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lngate.store.rows import row_values
 from lngate.store.tables import (
     alert_history,
     health_check_rollups,
@@ -125,7 +126,7 @@ async def latest_health_checks(
             .order_by(health_checks.c.checked_at.desc()).limit(1)
         )).first()
         if row is not None:
-            latest[name] = HealthCheckRow(*row)
+            latest[name] = HealthCheckRow(**row._asdict())
     return latest
 
 
@@ -138,7 +139,8 @@ async def probe_counts(
              .where(health_checks.c.checked_at >= since).group_by(health_checks.c.provider))
     if provider is not None:
         query = query.where(health_checks.c.provider == provider)
-    return {name: (int(total), int(ok or 0)) for name, total, ok in await conn.execute(query)}
+    rows = await conn.execute(query)
+    return {str(name): (int(total), int(ok or 0)) for name, total, ok in row_values(rows)}
 
 
 # ----------------------------------------------------------------------------- roll-ups
@@ -268,7 +270,7 @@ async def aggregate_hour(
         select(h.provider, func.count(), func.sum(case((h.healthy, 1), else_=0)))
         .where(h.checked_at >= hour, h.checked_at < end).group_by(h.provider))
     probes = [{**key, "provider": p, "probes": int(n), "healthy": int(ok or 0)}
-              for p, n, ok in probe_rows]
+              for p, n, ok in row_values(probe_rows)]
     return HourRollup(calls, latency, probes)
 
 
@@ -328,7 +330,8 @@ async def rolled_groups(conn: AsyncConnection, since_hour: datetime,
 
     rows = await conn.execute(_statement("rolled_groups", build),
                               _covering_params(since_hour, until))
-    return [CallGroup(p, o, out, e, int(n), float(s or 0.0)) for p, o, out, e, n, s in rows]
+    return [CallGroup(str(p), str(o), str(out), str(e), int(n), float(s or 0.0))
+            for p, o, out, e, n, s in row_values(rows)]
 
 
 async def rolled_latency(conn: AsyncConnection, since_hour: datetime,
@@ -342,7 +345,7 @@ async def rolled_latency(conn: AsyncConnection, since_hour: datetime,
 
     rows = await conn.execute(_statement("rolled_latency", build),
                               _covering_params(since_hour, until))
-    return [(p, int(b), int(n)) for p, b, n in rows]
+    return [(str(p), int(b), int(n)) for p, b, n in row_values(rows)]
 
 
 async def raw_groups(conn: AsyncConnection, since: datetime, provider: str | None, *,
@@ -358,8 +361,9 @@ async def raw_groups(conn: AsyncConnection, since: datetime, provider: str | Non
         query = query.where(c.started_at < until)
     if provider is not None:
         query = query.where(c.provider == provider)
-    return [CallGroup(p, o, out, e or "", int(n), float(s or 0.0))
-            for p, o, out, e, n, s in await conn.execute(query)]
+    rows = await conn.execute(query)
+    return [CallGroup(str(p), str(o), str(out), str(e or ""), int(n), float(s or 0.0))
+            for p, o, out, e, n, s in row_values(rows)]
 
 
 async def raw_latency(conn: AsyncConnection, since: datetime, provider: str | None, *,
@@ -374,7 +378,8 @@ async def raw_latency(conn: AsyncConnection, since: datetime, provider: str | No
         query = query.where(c.started_at < until)
     if provider is not None:
         query = query.where(c.provider == provider)
-    return [(p, int(b or 0), int(n)) for p, b, n in await conn.execute(query)]
+    rows = await conn.execute(query)
+    return [(str(p), int(b or 0), int(n)) for p, b, n in row_values(rows)]
 
 
 async def rolled_successes(
@@ -397,7 +402,7 @@ async def rolled_successes(
         params = _covering_params(since_hour, until)
     rows = await conn.execute(_statement("rolled_successes", build),
                               {**params, "operation": operation})
-    return [(p, h, int(n)) for p, h, n in rows]
+    return [(str(p), h, int(n)) for p, h, n in row_values(rows)]
 
 
 async def raw_hourly_successes(
@@ -414,11 +419,11 @@ async def raw_hourly_successes(
              .group_by(c.provider, hour))
     if provider is not None:
         query = query.where(c.provider == provider)
-    rows = []
-    for name, value, count in await conn.execute(query):
-        if isinstance(value, str):
+    rows: list[tuple[str, datetime, int]] = []
+    for name, value, count in row_values(await conn.execute(query)):
+        if isinstance(value, str):  # SQLite's strftime
             value = datetime.fromisoformat(value)
-        rows.append((name, value.replace(tzinfo=UTC), int(count)))
+        rows.append((str(name), value.replace(tzinfo=UTC), int(count)))
     return rows
 
 
@@ -433,7 +438,7 @@ async def rolled_probe_counts(
 
     rows = await conn.execute(_statement("rolled_probe_counts", build),
                               _covering_params(since_hour, until))
-    return {name: (int(total), int(ok or 0)) for name, total, ok in rows}
+    return {str(name): (int(total), int(ok or 0)) for name, total, ok in row_values(rows)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -453,12 +458,12 @@ async def last_errors(
     found: dict[str, LastError] = {}
     for name in providers:
         row = (await conn.execute(
-            select(c.started_at, c.error_type, c.error_message)
+            select(c.started_at.label("at"), c.error_type, c.error_message.label("message"))
             .where(c.provider == name, c.outcome.in_(FAILED_OUTCOMES), c.started_at >= since)
             .order_by(c.started_at.desc()).limit(1)
         )).first()
         if row is not None:
-            found[name] = LastError(*row)
+            found[name] = LastError(**row._asdict())
     return found
 
 
@@ -543,7 +548,7 @@ async def recent_alerts(conn: AsyncConnection, limit: int = 50) -> list[AlertRow
     rows = await conn.execute(
         select(a.id, a.rule, a.provider, a.kind, a.message, a.created_at, a.details,
                a.deliveries).order_by(a.created_at.desc(), a.id.desc()).limit(limit))
-    return [AlertRow(*row) for row in rows]
+    return [AlertRow(**row._asdict()) for row in rows]
 
 
 
@@ -556,7 +561,7 @@ async def settled_by_provider(conn: AsyncConnection) -> dict[str, int]:
 
     query = (select(invoices.c.provider, func.count()).where(invoices.c.state == "paid")
              .group_by(invoices.c.provider))
-    return {name: int(n) for name, n in await conn.execute(query)}
+    return {str(name): int(n) for name, n in row_values(await conn.execute(query))}
 
 
 async def outbox_backlog(conn: AsyncConnection) -> int | None:

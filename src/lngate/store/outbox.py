@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lngate.store.rows import row_values
 from lngate.store.tables import outbox
 from lngate.store.upsert import insert_ignore
 
@@ -51,19 +52,26 @@ async def enqueue(conn: AsyncConnection, messages: Sequence[OutboxMessage], now:
     if not messages:
         return
     await conn.execute(insert_ignore(conn, outbox, ["order_id", "kind"]).values([
-        {"order_id": m.order_id, "kind": m.kind, "recipient": m.recipient, "payload": m.payload,
+        {"order_id": m.order_id, "kind": m.kind, "payload": m.payload,
+         "recipient": None if m.recipient is None else storable_text(m.recipient),
          "status": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now}
         for m in messages
     ]))
 
 
 async def claim_due(
-    conn: AsyncConnection, *, now: datetime, lease_until: datetime, limit: int
+    conn: AsyncConnection, *, now: datetime, lease_until: datetime, limit: int,
+    max_attempts: int,
 ) -> list[OutboxRow]:
-    """Claim up to ``limit`` due pending rows: count the attempt, hide them until the lease ends."""
+    """Claim up to ``limit`` due pending rows: count the attempt, hide them until the lease ends.
+
+    Only rows with attempts left are claimed (see :func:`abandon_exhausted` for the others), so
+    ``attempts`` never exceeds ``max_attempts``.
+    """
     due = (
         select(outbox.c.id)
-        .where(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now)
+        .where(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now,
+               outbox.c.attempts < max_attempts)
         .order_by(outbox.c.next_attempt_at, outbox.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -75,8 +83,36 @@ async def claim_due(
         .returning(outbox.c.id, outbox.c.order_id, outbox.c.kind, outbox.c.recipient,
                    outbox.c.payload, outbox.c.attempts)
     )
-    rows = [OutboxRow(*row) for row in result.all()]
+    rows = [OutboxRow(**row._asdict()) for row in result]
     return sorted(rows, key=lambda r: r.id)
+
+
+async def abandon_exhausted(conn: AsyncConnection, *, now: datetime, max_attempts: int) -> int:
+    """Fail the due pending rows whose attempts are used up; returns how many.
+
+    Such a row's last attempt never reported back (its process died mid-send, its lease ran
+    out), so without this it would be claimed again and again.
+    """
+    result = await conn.execute(
+        update(outbox)
+        .where(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now,
+               outbox.c.attempts >= max_attempts)
+        .values(status=FAILED,
+                last_error=f"{max_attempts} attempts used up; the last one never finished")
+    )
+    return result.rowcount or 0
+
+
+def storable_text(text: str) -> str:
+    """``text`` with a NUL or a lone surrogate, which PostgreSQL cannot store, written out as
+    an escape (``\\x00``, ``\\ud800``). An address so written no longer validates, so its email
+    fails alone instead of the settlement that enqueues it (an order taken before addresses
+    were validated may hold one)."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _error_text(error: str) -> str:
+    return storable_text(error[:MAX_ERROR])
 
 
 async def mark_sent(conn: AsyncConnection, row_id: int, now: datetime) -> None:
@@ -88,13 +124,13 @@ async def mark_sent(conn: AsyncConnection, row_id: int, now: datetime) -> None:
 async def mark_retry(conn: AsyncConnection, row_id: int, *, error: str, at: datetime) -> None:
     """Sending failed; try again at ``at``."""
     await conn.execute(update(outbox).where(outbox.c.id == row_id)
-                       .values(next_attempt_at=at, last_error=error[:MAX_ERROR]))
+                       .values(next_attempt_at=at, last_error=_error_text(error)))
 
 
 async def mark_final(conn: AsyncConnection, row_id: int, *, status: str, error: str) -> None:
     """Give up on a row (``failed``: attempts used up or refused; ``skipped``: no recipient)."""
     await conn.execute(update(outbox).where(outbox.c.id == row_id)
-                       .values(status=status, last_error=error[:MAX_ERROR]))
+                       .values(status=status, last_error=_error_text(error)))
 
 
 async def rows_for_order(conn: AsyncConnection, order_id: str) -> list[dict[str, Any]]:
@@ -107,4 +143,4 @@ async def rows_for_order(conn: AsyncConnection, order_id: str) -> list[dict[str,
 async def count_by_status(conn: AsyncConnection) -> dict[str, int]:
     """How many rows are in each status."""
     result = await conn.execute(select(outbox.c.status, func.count()).group_by(outbox.c.status))
-    return {status: count for status, count in result.all()}
+    return {str(status): int(count) for status, count in row_values(result)}

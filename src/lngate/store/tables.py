@@ -47,7 +47,7 @@ invoices = Table(
     Column("paid_at", UTCDateTime, nullable=True),
     Column("idempotency_key", String(255), nullable=True, unique=True),
     Column("request_fingerprint", String(64), nullable=True),
-    # issue 4 (migration 0002): a payment seen after expiry; the webhook URL's nonce;
+    # Added by migration 0002: a payment seen after expiry; the webhook URL's nonce;
     # the reconciler's lease (also "not checked again before").
     Column("paid_late", Boolean, nullable=False, default=False, server_default=false()),
     Column("webhook_nonce", String(64), nullable=True),
@@ -71,7 +71,7 @@ provider_calls = Table(
 )
 
 
-# --- payments (issue 4, migration 0002) ------------------------------------------------------
+# --- payments (migration 0002) ---------------------------------------------------------------
 
 orders = Table(
     "orders",
@@ -156,7 +156,7 @@ webhook_events = Table(
 )
 
 
-# --- monitoring (issue 5, migration 0003) -----------------------------------------------------
+# --- monitoring (migration 0003) -------------------------------------------------------------
 
 health_checks = Table(
     "health_checks",

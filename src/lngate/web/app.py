@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lngate import __version__
-from lngate.bootstrap import build_gateway, is_demo_mode, utcnow
+from lngate.bootstrap import build_gateway, utcnow
 from lngate.settings import Settings
 from lngate.tasks import Supervisor
 from lngate.tasks.monitoring import start_monitoring_tasks
@@ -85,7 +85,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(routes_admin.router)
     app.include_router(routes_backoffice.router)
     app.include_router(routes_ops.router)
-    if is_demo_mode(settings):  # never mounted when a real provider is configured
+    if settings.demo_mode:  # never mounted when a real provider is configured
         app.include_router(routes_demo.router)
     app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(PublicCORS, origins=settings.cors_allow_origins)

@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from fastapi import FastAPI
 
 from lngate.bootstrap import secret_values
 from lngate.logconfig import configure_logging
-from lngate.settings import load_settings
+from lngate.settings import ConfigError, load_settings
 from lngate.web.app import create_app
 
 SKIP_MIGRATIONS_ENV = "LNGATE_SKIP_MIGRATIONS"
 
 
 def app_factory() -> FastAPI:
-    """Read settings, configure logs and build the app (one per worker process)."""
-    settings = load_settings()
+    """Read settings, configure logs and build the app (one per worker process).
+
+    A configuration that cannot work ends the process with one line per problem and status 2,
+    as ``lngate serve`` does, also when uvicorn is started directly.
+    """
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
     configure_logging(verbose=settings.verbose, fmt=settings.log_format,
                       secrets=secret_values(settings))
     return create_app(settings, migrate=os.environ.get(SKIP_MIGRATIONS_ENV) != "1")

@@ -26,7 +26,10 @@ class ClientIP:
         peer = request.client.host if request.client else "unknown"
         if not self._trusted or not self._is_trusted(peer):
             return peer
-        hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+        # Every header line, in order: a client can send several, and only the hops appended
+        # by our proxies (the rightmost ones) can be believed.
+        hops = [h.strip() for line in request.headers.getlist("x-forwarded-for")
+                for h in line.split(",") if h.strip()]
         for hop in reversed(hops):
             if not self._is_trusted(hop):
                 return hop

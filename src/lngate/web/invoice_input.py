@@ -42,12 +42,7 @@ def parse_invoice_request(
     if len(description.encode()) > MAX_DESCRIPTION_BYTES:
         raise ApiError(400, f"La description dépasse {MAX_DESCRIPTION_BYTES} octets",
                        "description_too_long")
-    metadata = body.get("metadata")
-    if metadata is not None:
-        if not isinstance(metadata, dict):
-            raise ApiError(400, "Les métadonnées doivent être un objet JSON", "invalid_metadata")
-        if len(json.dumps(metadata, ensure_ascii=False).encode()) > MAX_METADATA_BYTES:
-            raise ApiError(400, "Les métadonnées dépassent 4 Ko", "metadata_too_large")
+    metadata = parse_metadata(body.get("metadata"))
     expiry = body.get("expiry", default_expiry)
     if (not isinstance(expiry, int) or isinstance(expiry, bool)
             or not MIN_EXPIRY <= expiry <= MAX_EXPIRY):
@@ -55,6 +50,18 @@ def parse_invoice_request(
                        f"{MAX_EXPIRY} secondes", "invalid_expiry")
     return InvoiceRequest(amount_sat=amount, description=description, expiry=expiry,
                           metadata=metadata, idempotency_key=_idempotency_key(idempotency_key))
+
+
+def parse_metadata(value: Any) -> dict[str, Any] | None:
+    """The optional ``metadata`` object (create-invoice and orders), at most 4 KB; raises
+    :class:`ApiError` (400)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ApiError(400, "Les métadonnées doivent être un objet JSON", "invalid_metadata")
+    if len(json.dumps(value, ensure_ascii=False).encode()) > MAX_METADATA_BYTES:
+        raise ApiError(400, "Les métadonnées dépassent 4 Ko", "metadata_too_large")
+    return value
 
 
 def _idempotency_key(value: str | None) -> str | None:

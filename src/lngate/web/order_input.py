@@ -1,21 +1,27 @@
-"""The create-order body rules, with French messages and a machine-readable ``code`` each."""
+"""The create-order body rules, with French messages and a machine-readable ``code`` each.
+
+The customer's email is checked by the gateway's one address validator
+(:mod:`lngate.notify.addresses`) and stored in its normalized form, the one emails go to.
+Customer text (name, address lines) is one cleaned line within its limit, without an RFC 2047
+encoded word: a mail program would decode one into whatever it hides.
+"""
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from lngate.domain import Plan, Product
-from lngate.notify.email import is_email_address
+from lngate.notify.addresses import InvalidAddress, parse_mailbox
 from lngate.services.orders import Address, Customer, OrderRequest
 from lngate.web.errors import ApiError
-from lngate.web.invoice_input import MAX_METADATA_BYTES, clean_description
+from lngate.web.invoice_input import clean_description, parse_metadata
 
 _FIELDS = {"product", "customer", "plan", "quantity", "amount", "metadata"}
 _CUSTOMER_FIELDS = {"email", "name", "address", "pubkey"}
 _ADDRESS_FIELDS = {"line1", "line2", "city", "postal_code", "country"}
 _PUBKEY = re.compile(r"0[23][0-9a-f]{64}")
+_ENCODED_WORD = re.compile(r"=\?[^?]*\?[bq]\?", re.IGNORECASE)
 _LIMITS = {"name": 100, "line1": 200, "line2": 200, "city": 100, "postal_code": 20,
            "country": 56}
 
@@ -44,6 +50,9 @@ def _text(value: object, field: str, *, required: bool) -> str | None:
     limit = _LIMITS.get(field.rsplit(".", 1)[-1], 200)
     if len(cleaned) > limit:
         raise _bad(f"Le champ {field} dépasse {limit} caractères", "field_too_long", field=field)
+    if _ENCODED_WORD.search(cleaned):  # a mail program would decode it into anything
+        raise _bad(f"Le champ {field} contient une séquence encodée (=?...?=) non autorisée",
+                   "invalid_field", field=field)
     return cleaned
 
 
@@ -77,8 +86,10 @@ def _customer(value: object, product: Product) -> Customer:
     email = value.get("email")
     if email is None or (isinstance(email, str) and not email.strip()):
         raise _bad("L'adresse email est requise", "missing_email")
-    if not isinstance(email, str) or not is_email_address(email.strip()):
-        raise _bad("Adresse email invalide", "invalid_email")
+    try:
+        mailbox = parse_mailbox(email)
+    except InvalidAddress as exc:
+        raise _bad("Adresse email invalide", "invalid_email", reason=str(exc)) from None
     name = _text(value.get("name"), "customer.name", required=False)
     address = None
     if product is Product.DAZBOX:
@@ -95,7 +106,7 @@ def _customer(value: object, product: Product) -> Customer:
             raise _bad("Clé publique de nœud invalide (66 caractères hexadécimaux)",
                        "invalid_pubkey")
         pubkey = pubkey.strip().lower()
-    return Customer(email=email.strip(), name=name, address=address, pubkey=pubkey)
+    return Customer(email=mailbox.address, name=name, address=address, pubkey=pubkey)
 
 
 def parse_order_request(body: Any) -> OrderRequest:
@@ -154,11 +165,6 @@ def parse_order_request(body: Any) -> OrderRequest:
     elif product is Product.DAZPAY:
         raise _bad("Le montant est requis pour DazPay", "missing_amount")
 
-    metadata = body.get("metadata")
-    if metadata is not None:
-        if not isinstance(metadata, dict):
-            raise _bad("Les métadonnées doivent être un objet JSON", "invalid_metadata")
-        if len(json.dumps(metadata, ensure_ascii=False).encode()) > MAX_METADATA_BYTES:
-            raise _bad("Les métadonnées dépassent 4 Ko", "metadata_too_large")
+    metadata = parse_metadata(body.get("metadata"))
     return OrderRequest(product=product, customer=customer, plan=plan, quantity=quantity,
                         amount_sat=amount, metadata=metadata)

@@ -1,4 +1,4 @@
-"""``POST /api/create-invoice`` and ``GET /api/check-invoice`` (DESIGN.md section 4)."""
+"""``POST /api/create-invoice`` and ``GET /api/check-invoice``."""
 
 from __future__ import annotations
 

@@ -2,8 +2,11 @@
 ``/api/lightning/health``.
 
 - ``/healthz``: the process answers (no dependency is checked).
-- ``/readyz`` and ``/api/lightning/health``: ready when the database answers and at least one
-  provider is healthy by its latest probe; 503 otherwise (also before the first probe).
+- ``/readyz`` and ``/api/lightning/health``: ready when the database is usable (it answers, a
+  write commits, and its schema is at the migration head: :meth:`Database.check`) and at least
+  one provider is healthy by its latest probe; 503 otherwise (also before the first probe).
+  ``database`` is ``up``, ``down``, ``not_writable`` or ``schema``; the reason itself is
+  logged, not answered (the endpoint is unauthenticated).
 """
 
 from __future__ import annotations
@@ -18,12 +21,13 @@ from starlette.responses import Response
 
 from lngate import __version__
 from lngate.metrics import CONTENT_TYPE
+from lngate.store.database import DatabaseUnusable
 from lngate.web.responses import JsonResponse
 from lngate.web.state import gateway_of
 
 router = APIRouter()
 log = structlog.get_logger("lngate.web")
-DB_PING_TIMEOUT = 2.0
+DB_CHECK_TIMEOUT = 2.0
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -53,10 +57,14 @@ async def _readiness(request: Request) -> tuple[bool, dict[str, Any]]:
     monitoring = gateway.monitoring
     assert monitoring is not None
     try:
-        await asyncio.wait_for(gateway.db.ping(), DB_PING_TIMEOUT)
+        await asyncio.wait_for(gateway.db.check(), DB_CHECK_TIMEOUT)
         database = "up"
-    except Exception as exc:
-        log.warning("readiness_database_down", error=type(exc).__name__)
+    except DatabaseUnusable as exc:
+        log.warning("readiness_database_unusable", problem=exc.kind, reason=exc.reason)
+        database = exc.kind
+    except TimeoutError:
+        log.warning("readiness_database_unusable", problem="down",
+                    reason=f"no answer within {DB_CHECK_TIMEOUT:g} s")
         database = "down"
     providers = {}
     for name in monitoring.provider_names:
@@ -73,7 +81,7 @@ async def _readiness(request: Request) -> tuple[bool, dict[str, Any]]:
 
 @router.get("/readyz", include_in_schema=False)
 async def readyz(request: Request) -> JsonResponse:
-    """200 when the database answers and a provider is healthy, else 503."""
+    """200 when the database is usable and a provider is healthy, else 503."""
     ready, detail = await _readiness(request)
     return JsonResponse({"status": "ready" if ready else "not_ready", **detail},
                         status_code=200 if ready else 503)

@@ -1,4 +1,4 @@
-"""``POST /api/webhook/lnbits-payment``: what LNbits calls when an invoice is paid (DESIGN.md §4).
+"""``POST /api/webhook/lnbits-payment``: what LNbits calls when an invoice is paid.
 
 Answers: 401 ``{"error": "Unauthorized"}`` (wrong or missing token / ``X-Api-Key``, or a token
 for another invoice), 400 ``{"error": "Invalid payload"}``, 200 ``{"message": "Payment processed

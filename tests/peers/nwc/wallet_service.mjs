@@ -34,6 +34,12 @@
 //                                       (a past unix time, or a malformed value such as "x")
 //   POST|GET /fail-next/<CODE>       -> the next request of any method fails with CODE
 //   POST|GET /mute/<0|1>             -> 1 = stop answering all requests (service "down")
+//   POST|GET /unauthorized/<0|1>     -> 1 = answer every request UNAUTHORIZED (a revoked
+//                                       connection), until turned off
+//   POST|GET /garble-next/<MODE>     -> the next answer of any method is malformed:
+//        notjson   the encrypted content is not JSON at all
+//        missing   every field of the result is missing but the invoice (if it has one)
+//        wrongtype the result's fields have the wrong JSON types
 
 if (!globalThis.WebSocket) {
   // Node < 22 has no global WebSocket; nostr-tools (bundled inside @getalby/sdk)
@@ -108,6 +114,9 @@ if (!NETWORKS[hrpNet]) { console.error("bad NWC_NETWORK", hrpNet); process.exit(
 const invoices = new Map(); // payment_hash -> tx
 let failNext = null;
 let muted = false;
+let unauthorized = false;
+let garbleNext = null;    // "notjson" | "missing" | "wrongtype"
+let garbleContent = false; // set by "notjson": the next response's encrypted content
 const now = () => Math.floor(Date.now() / 1000);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const err = (code, message) => ({ result: undefined, error: { code, message } });
@@ -188,9 +197,23 @@ function wrap(name, fn) {
   return async (req) => {
     log("request", name, JSON.stringify(req ?? {}));
     if (muted) return new Promise(() => {}); // never answers
+    if (unauthorized) return err("UNAUTHORIZED", "no wallet connection for this key");
     if (failNext) { const c = failNext; failNext = null; return err(c, `forced ${c} via control API`); }
-    try { return await fn(req || {}); }
+    let response;
+    try { response = await fn(req || {}); }
     catch (e) { return err("INTERNAL", String(e && e.message || e)); }
+    const mode = garbleNext;
+    garbleNext = null;
+    if (mode === "notjson") garbleContent = true;
+    if (mode === "missing") { // every field gone but the invoice, if there is one
+      const invoice = response.result?.invoice;
+      return ok(invoice ? { invoice } : {});
+    }
+    if (mode === "wrongtype") {
+      return ok({ ...response.result, invoice: 42, payment_hash: 7, amount: "lots", state: 5,
+                  created_at: "yesterday", balance: "plenty", pubkey: 9 });
+    }
+    return response;
   };
 }
 
@@ -249,6 +272,16 @@ const handler = {
 };
 
 service = new NWCWalletService({ relayUrls: [relayUrl] });
+// "notjson": the service JSON-encodes every answer; replace the next answer's plaintext just
+// before it is encrypted (notifications are left alone).
+const encryptAnswer = service.encrypt.bind(service);
+service.encrypt = (kp, content, enc) => {
+  if (garbleContent && content.startsWith('{"result_type"')) {
+    garbleContent = false;
+    content = "<html>502 Bad Gateway</html>";
+  }
+  return encryptAnswer(kp, content, enc);
+};
 // Readiness for tests: `service.connected` is also true when only a publish has reconnected
 // the relay while the request subscription still waits out its reconnect backoff (1 s, 2 s,
 // 4 s, ...). The pool calls onconnect right before it sends the subscription's REQ, so track
@@ -291,6 +324,10 @@ if (controlPort > 0) {
       }
       if (parts[0] === "fail-next" && parts[1]) { failNext = parts[1]; return send(200, { fail_next: failNext }); }
       if (parts[0] === "mute" && parts[1]) { muted = parts[1] === "1"; return send(200, { muted }); }
+      if (parts[0] === "unauthorized" && parts[1]) { unauthorized = parts[1] === "1"; return send(200, { unauthorized }); }
+      if (parts[0] === "garble-next" && ["notjson", "missing", "wrongtype"].includes(parts[1])) {
+        garbleNext = parts[1]; return send(200, { garble_next: garbleNext });
+      }
       return send(404, { error: "unknown endpoint" });
     } catch (e) { return send(500, { error: String(e) }); }
   });

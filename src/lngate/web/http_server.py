@@ -1,0 +1,255 @@
+"""The HTTP server of ``lngate serve``: uvicorn with httptools, guarded against abusive clients.
+
+uvicorn bounds none of these itself: httptools gathers a header of any size in memory (four
+requests with a 100 MB header cost 494 MB), no timer runs while a request is being read (a
+client sending one header byte now and then keeps its connection forever), and connections are
+accepted until the process runs out of file descriptors (then every request fails).
+:class:`GuardedHttpToolsProtocol` adds, per process:
+
+- ``max_header_bytes``: the request line and headers together; more gets ``431`` and the
+  connection is closed, after reading at most that many bytes of them;
+- ``max_headers``: header lines per request; more gets ``431``;
+- ``read_timeout``: a request (headers and body) must arrive within this time from its first
+  byte, or from the connection's opening for the first one; otherwise ``408`` and close;
+- ``max_connections``: open connections, kept below the file-descriptor limit. At the cap, the
+  connection idle for longest (no request in progress: not yet sent, or keep-alive) is closed
+  to make room; when none is idle the new connection gets ``503`` and is closed.
+
+h11 (``h11_max_incomplete_event_size``) would bound the header size alone, at a throughput cost
+measured in docs/configuration.md; the read timeout and the connection cap are needed either way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import resource
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import httptools
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+LIMITS_ATTRIBUTE = "lngate_http_limits"
+"""The attribute of uvicorn's ``Config`` carrying :class:`HttpLimits` to every worker."""
+_GUARD_ATTRIBUTE = "lngate_connection_guard"
+_WARNING_INTERVAL = 10.0
+
+
+def default_max_connections() -> int:
+    """The soft file-descriptor limit less a reserve for the database, sessions and files.
+
+    The reserve is a quarter of the limit, at most 512: 1024 descriptors give 768 connections.
+    """
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        soft = 65536
+    return max(16, soft - min(512, soft // 4))
+
+
+@dataclass(frozen=True, slots=True)
+class HttpLimits:
+    """What one client may cost the server (see the module docstring)."""
+
+    max_header_bytes: int = 16 * 1024
+    max_headers: int = 100
+    read_timeout: float = 10.0
+    max_connections: int = 0
+    """0: :func:`default_max_connections`, computed in the serving process."""
+
+    def connection_cap(self) -> int:
+        """``max_connections``, or the default from the file-descriptor limit."""
+        return self.max_connections or default_max_connections()
+
+
+class _ConnectionGuard:
+    """Per-server state shared by the connections: who is idle, and when we last warned."""
+
+    def __init__(self, limits: HttpLimits) -> None:
+        self.cap = limits.connection_cap()
+        self.idle: OrderedDict[GuardedHttpToolsProtocol, None] = OrderedDict()
+        self._warned: dict[str, float] = {}
+
+    def warn(self, protocol: HttpToolsProtocol, kind: str, message: str) -> None:
+        """Log ``message`` at most once per interval per kind (an attack repeats them)."""
+        now = time.monotonic()
+        if now - self._warned.get(kind, -_WARNING_INTERVAL) >= _WARNING_INTERVAL:
+            self._warned[kind] = now
+            protocol.logger.warning(message)
+
+
+class _Rejected(Exception):
+    """Stops httptools' parsing once the request has been answered and the connection closed."""
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with header, read-time and connection limits."""
+
+    def __init__(self, config: uvicorn.Config, server_state: Any, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.limits: HttpLimits = getattr(config, LIMITS_ATTRIBUTE, None) or HttpLimits()
+        guard = getattr(server_state, _GUARD_ATTRIBUTE, None)
+        if guard is None:
+            guard = _ConnectionGuard(self.limits)
+            setattr(server_state, _GUARD_ATTRIBUTE, guard)
+        self.guard: _ConnectionGuard = guard
+        self._refused = False
+        self._rejected = False
+        self._reading_headers = True
+        self._header_bytes = 0
+        self._read_timer: asyncio.TimerHandle | None = None
+
+    # --- connection life -------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= self.guard.cap and not self._make_room():
+            self._refused = True
+            self.transport = transport
+            self.guard.warn(self, "connections", f"connection limit reached ({self.guard.cap} "
+                            "open, none idle): new connections get 503")
+            transport.write(_plain_response(503, "Too many connections."))
+            transport.close()
+            return
+        super().connection_made(transport)
+        self.guard.idle[self] = None
+        self._arm_read_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_read_timer()
+        self.guard.idle.pop(self, None)
+        if self._refused:
+            return
+        super().connection_lost(exc)
+
+    def _make_room(self) -> bool:
+        """Close the connection idle for longest; ``False`` when every connection is busy."""
+        while self.guard.idle:
+            oldest, _ = self.guard.idle.popitem(last=False)
+            if not oldest.transport.is_closing():
+                self.guard.warn(self, "evict", f"connection limit reached ({self.guard.cap}): "
+                                "closing the connections idle for longest")
+                oldest.transport.close()
+                return True
+        return False
+
+    # --- reading ---------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self._rejected:
+            return
+        self._unset_keepalive_if_required()
+        if self._reading_headers:
+            room = self.limits.max_header_bytes - self._header_bytes
+            if len(data) > room:
+                self._feed(data[:max(room, 0)])
+                if self._rejected or self.transport.is_closing():
+                    return
+                if self._reading_headers:
+                    self._reject(431, "Request header fields too large.")
+                    return
+                data = data[max(room, 0):]
+            else:
+                self._header_bytes += len(data)
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+        except httptools.HttpParserError:
+            if self._rejected:
+                return
+            self.logger.warning("Invalid HTTP request received.")
+            self.send_400_response("Invalid HTTP request received.")
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        if self._read_timer is None:
+            self._arm_read_timer()
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(self.headers) >= self.limits.max_headers:
+            self._reject(431, "Too many request header fields.")
+            raise _Rejected
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._reading_headers = False
+        self.guard.idle.pop(self, None)
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        self._cancel_read_timer()
+        self._reading_headers = True
+        self._header_bytes = 0
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        next_request_waiting = bool(self.pipeline)  # super() starts it: still busy
+        super().on_response_complete()
+        if not next_request_waiting and not self.transport.is_closing():
+            self.guard.idle[self] = None
+
+    # --- limits ----------------------------------------------------------------------------
+    def _arm_read_timer(self) -> None:
+        self._read_timer = self.loop.call_later(self.limits.read_timeout, self._read_timed_out)
+
+    def _cancel_read_timer(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def _read_timed_out(self) -> None:
+        self._read_timer = None
+        if self.transport.is_closing():
+            return
+        self.guard.warn(self, "timeout", f"closing connections that did not send a request "
+                        f"within {self.limits.read_timeout:g} s")
+        if self._reading_headers and self._header_bytes == 0:
+            self.transport.close()  # nothing was asked: nothing to answer
+        elif self._reading_headers:
+            self._reject(408, "Request timeout.")
+        else:  # the body is late: the app is told the client went away
+            self.transport.close()
+
+    def _reject(self, status: int, message: str) -> None:
+        self._rejected = True
+        self._cancel_read_timer()
+        if status == 431:
+            self.guard.warn(self, "431", f"refused a request: {message.lower().rstrip('.')} "
+                            f"(limits {self.limits.max_header_bytes} bytes, "
+                            f"{self.limits.max_headers} fields)")
+        self.transport.write(_plain_response(status, message))
+        self.transport.close()
+
+
+def _plain_response(status: int, message: str) -> bytes:
+    body = message.encode()
+    return b"".join([STATUS_LINE[status], b"content-type: text/plain; charset=utf-8\r\n",
+                     b"content-length: ", str(len(body)).encode(), b"\r\n",
+                     b"connection: close\r\n\r\n", body])
+
+
+def run_server(app: str, *, host: str, port: int, workers: int, limits: HttpLimits,
+               keepalive_timeout: int) -> None:
+    """Serve the ASGI factory ``app`` (an import string) until interrupted, with ``limits``."""
+    config = uvicorn.Config(
+        app, factory=True, host=host, port=port, workers=workers, loop="uvloop",
+        http=GuardedHttpToolsProtocol, ws="none", log_level="warning", access_log=False,
+        proxy_headers=False, timeout_keep_alive=keepalive_timeout,
+    )
+    setattr(config, LIMITS_ATTRIBUTE, limits)  # pickled with the config into each worker
+    if workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return
+    server = uvicorn.Server(config)
+    server.run()
+    if not server.started:
+        raise SystemExit(3)  # as uvicorn.run: the application failed to start
