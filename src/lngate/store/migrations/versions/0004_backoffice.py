@@ -1,8 +1,8 @@
 """back office: audit_log, admin_sessions; orders.cancelled_at/attention; shipment tracking
 
 Revision ID: 0004_backoffice
-Revises: 0003
-Depends on: 0002 (it changes the payment tables)
+Revises: 0002, 0003 (it changes the payment tables of 0002; it also joins the two branches, so
+a migrated database stores exactly the scripts' heads)
 Create Date: 2026-11-28 09:00:00.000000
 """
 
@@ -12,9 +12,9 @@ from alembic import op
 import lngate.store.types
 
 revision = "0004_backoffice"
-down_revision = "0003"
+down_revision = ("0002", "0003")
 branch_labels = None
-depends_on = "0002"
+depends_on = None
 
 
 def _utc() -> lngate.store.types.UTCDateTime:
