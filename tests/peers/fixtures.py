@@ -10,10 +10,11 @@ one line naming it (``tests/peers/services.py``).
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
+from tests.peers.browser import BrowserPeer
 from tests.peers.lnbits_peer import LNbitsPeer
 from tests.peers.nwc_peer import NWCPeer
 from tests.peers.services import redis_test_url, require_node, require_redis
@@ -62,6 +63,13 @@ def lnbits_peer(request: pytest.FixtureRequest) -> Iterator[LNbitsPeer]:
         yield peer
     finally:
         peer.close()
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[BrowserPeer]:
+    """The system Chromium under Playwright, for tests marked ``browser`` (tests/peers/browser.py)."""
+    async with BrowserPeer.launch() as peer:
+        yield peer
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,8 @@
 """The gateway served by a real uvicorn on a loopback port, in the tests' event loop, so real
-peers (LNbits calling our webhook) can reach it."""
+peers (LNbits calling our webhook, a browser loading pages) can reach it.
+
+``serve_gateway(tmp_path, **overrides)`` is the short form: demo-mode test settings (as
+``tests/web/conftest.py`` makes them), a free port, and ``PUBLIC_URL`` pointing at the server."""
 
 from __future__ import annotations
 
@@ -17,6 +20,8 @@ from fastapi import FastAPI
 from lngate.bootstrap import Gateway
 from lngate.settings import Settings
 from lngate.web.app import create_app
+from tests.peers.lnbits_peer import free_port
+from tests.web.conftest import make_settings
 
 
 class _Server(uvicorn.Server):
@@ -60,6 +65,15 @@ async def live_gateway(settings: Settings, port: int) -> AsyncIterator[LiveGatew
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 15)
+
+
+@asynccontextmanager
+async def serve_gateway(tmp_path: Any, **overrides: Any) -> AsyncIterator[LiveGateway]:
+    """A live gateway with test settings (``overrides`` win) and ``PUBLIC_URL`` set to itself."""
+    port = free_port()
+    settings = make_settings(tmp_path, **{"public_url": f"http://127.0.0.1:{port}", **overrides})
+    async with live_gateway(settings, port) as live:
+        yield live
 
 
 async def wait_until(predicate: Any, *, timeout: float = 15.0, interval: float = 0.05) -> Any:

@@ -144,7 +144,7 @@ async def test_hostile_bodies_get_clear_errors(
         (b"[" * 50_000 + b"]" * 50_000, {"content-type": "application/json"}, 413,
          "payload_too_large"),
         (b"[" * 20_000 + b"]" * 20_000, {"content-type": "application/json"}, 400,
-         "invalid_json"),
+         "json_too_deep"),
     ],
 )
 async def test_malformed_requests_are_4xx_never_500(

@@ -89,7 +89,10 @@ _log = structlog.get_logger(__name__)
 
 
 def make_session(
-    timeout: float = 5.0, *, limit: int = 100, ssl_context: ssl.SSLContext | None = None
+    timeout: float = 5.0,
+    *,
+    limit: int = 100,
+    ssl_context: ssl.SSLContext | aiohttp.Fingerprint | None = None,
 ) -> aiohttp.ClientSession:
     """A pooled HTTP session for one provider; call it inside the running event loop.
 
@@ -97,7 +100,8 @@ def make_session(
     are kept 4 s, under the 5 s keep-alive of common Python servers (uvicorn: LNbits), so we do
     not send a request on a connection the server is closing at that moment. No cookies, no
     proxy from the environment. ``ssl_context`` replaces the system's trust (see
-    :func:`tls_context`) for a node with its own certificate.
+    :func:`tls_context`) for a node with its own certificate; an ``aiohttp.Fingerprint``
+    accepts only the certificate with that SHA-256 (a pinned certificate).
     """
     connector = aiohttp.TCPConnector(
         limit=limit,

@@ -79,6 +79,23 @@ async def get_order_by_payment_hash(
     return None if row is None else _record(row)
 
 
+async def replace_order_invoice(
+    conn: AsyncConnection, order_id: str, *, old_payment_hash: str, new_payment_hash: str
+) -> bool:
+    """Give an expired order a new invoice: it is pending again, paid by ``new_payment_hash``.
+
+    Conditional, like every state change: ``False`` (nothing changed) when the order is no longer
+    expired or no longer paid by ``old_payment_hash`` (a concurrent renewal won).
+    """
+    result = await conn.execute(
+        update(orders)
+        .where(orders.c.id == order_id, orders.c.status == OrderStatus.EXPIRED.value,
+               orders.c.payment_hash == old_payment_hash)
+        .values(payment_hash=new_payment_hash, status=OrderStatus.PENDING.value)
+    )
+    return result.rowcount == 1
+
+
 async def order_transition(
     conn: AsyncConnection,
     order_id: str,

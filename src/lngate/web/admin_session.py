@@ -38,8 +38,20 @@ from lngate.services.admin_sessions import (
 )
 from lngate.services.clock import utcnow
 from lngate.settings import Settings
+from lngate.web.backoffice_schemas import LoginRequest, SessionInfo, SignedIn, SignedOut, body
 from lngate.web.body import read_json
 from lngate.web.errors import ApiError
+from lngate.web.openapi import (
+    ADMIN_DISABLED,
+    ADMIN_SCHEME,
+    BAD_JSON,
+    NOT_JSON,
+    PAYLOAD_TOO_LARGE,
+    RATE_LIMITED,
+    errors,
+    operation,
+    security,
+)
 from lngate.web.responses import JsonResponse
 from lngate.web.routes_admin import require_admin
 from lngate.web.state import enforce_rate_limit, gateway_of, web_of
@@ -196,7 +208,18 @@ def safe_next(value: str | None) -> str:
     return value if rest == "" or rest[0] in "/?#" else HOME
 
 
-@router.post(LOGIN_PAGE)
+_SEE_OTHER = {"description": "A form: signed in (or out); ``Location`` is where to go, the "
+                            "cookie is set (or cleared)."}
+_FORM_ERRORS = {400: f"{BAD_JSON}; ``invalid_form``: a field given twice, not UTF-8",
+                413: f"{PAYLOAD_TOO_LARGE} (a form: 8 KB)",
+                415: f"{NOT_JSON} nor ``application/x-www-form-urlencoded``"}
+
+
+@router.post(LOGIN_PAGE, response_model=SignedIn,
+             responses={303: _SEE_OTHER, **errors({
+                 **_FORM_ERRORS, 401: "``invalid_token``: not the admin token",
+                 429: RATE_LIMITED, 503: ADMIN_DISABLED})},
+             openapi_extra=body(LoginRequest, csrf=False))
 async def login(request: Request) -> Response:
     """Sign in with the admin token: a session cookie, then a 303 (form) or the CSRF token
     (JSON)."""
@@ -234,7 +257,11 @@ async def login(request: Request) -> Response:
     return response
 
 
-@router.post("/admin/logout")
+@router.post("/admin/logout", response_model=SignedOut,
+             responses={303: _SEE_OTHER, **errors({
+                 **_FORM_ERRORS, 401: "``unauthorized``: no live session",
+                 403: "``csrf_failed``: the session's CSRF token is missing or wrong",
+                 503: ADMIN_DISABLED})})
 async def logout(request: Request) -> Response:
     """Revoke the session (its CSRF token required) and clear the cookie."""
     session = await current_session(request)
@@ -256,7 +283,10 @@ def _session_body(session: AdminSession) -> dict[str, Any]:
     return {"actor": session.actor, "csrfToken": session.csrf_token, "expiresAt": expires}
 
 
-@router.get("/api/admin/session")
+@router.get("/api/admin/session", response_model=SessionInfo,
+            responses=errors({401: "``unauthorized``: neither the bearer token nor a live "
+                                   "session", 503: ADMIN_DISABLED}),
+            openapi_extra=operation(security(ADMIN_SCHEME)))
 async def session_info(admin: AdminRequired) -> JsonResponse:
     """Who is calling: ``{"actor", "via": "session", "csrfToken", "expiresAt"}`` for a
     session, ``{"actor": "admin-token", "via": "token"}`` for the bearer token."""

@@ -17,8 +17,10 @@ from lngate.tasks import Supervisor
 from lngate.tasks.monitoring import start_monitoring_tasks
 from lngate.tasks.payments import start_payment_tasks
 from lngate.web import (
+    pages,
     routes_admin,
     routes_backoffice,
+    routes_checkout,
     routes_demo,
     routes_events,
     routes_invoices,
@@ -30,6 +32,7 @@ from lngate.web.client_ip import ClientIP
 from lngate.web.cors import PublicCORS
 from lngate.web.errors import ApiError
 from lngate.web.http_metrics import HttpMetricsMiddleware
+from lngate.web.openapi import install_openapi
 from lngate.web.ratelimit import RateLimiter
 from lngate.web.responses import JsonResponse
 from lngate.web.state import WebState
@@ -85,8 +88,11 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(routes_admin.router)
     app.include_router(routes_backoffice.router)
     app.include_router(routes_ops.router)
+    app.include_router(routes_checkout.router)
+    app.include_router(pages.static_router)
     if settings.demo_mode:  # never mounted when a real provider is configured
         app.include_router(routes_demo.router)
+    install_openapi(app)
     app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(PublicCORS, origins=settings.cors_allow_origins)
 

@@ -19,7 +19,21 @@ from lngate.services import admin
 from lngate.services.monitoring import Monitoring
 from lngate.web.body import read_json
 from lngate.web.errors import ApiError
+from lngate.web.openapi import (
+    ADMIN_DISABLED,
+    ADMIN_SCHEME,
+    ADMIN_UNAUTHORIZED,
+    BAD_JSON,
+    NOT_JSON,
+    PAYLOAD_TOO_LARGE,
+    errors,
+    json_body,
+    operation,
+    query,
+    security,
+)
 from lngate.web.responses import JsonResponse
+from lngate.web.schemas import MonitorActionAnswer, MonitorActionRequest, MonitorAnswer
 from lngate.web.state import gateway_of
 
 router = APIRouter()
@@ -81,7 +95,26 @@ def _invalid_action(available: tuple[str, ...]) -> ApiError:
     return ApiError(400, "Invalid action", "unknown_action", availableActions=list(available))
 
 
-@router.get(PATH)
+@router.get(
+    PATH, tags=["admin"], summary="Admin monitor: status, health, metrics, stats",
+    response_model=MonitorAnswer,
+    openapi_extra=operation(
+        security(ADMIN_SCHEME),
+        query("action", {"type": "string", "enum": list(GET_ACTIONS), "default": DEFAULT_ACTION},
+              "What to answer (any other value: 400 ``unknown_action``)."),
+        query("provider", {"type": "string"}, "A provider's name (empty: none)."),
+        query("hours", {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_WINDOW_HOURS},
+              "The metrics window, in hours (default ``METRICS_WINDOW_HOURS``)."),
+    ),
+    responses=errors({
+        400: "``unknown_action`` (with ``availableActions``), ``provider_required`` (metrics "
+             "without ``provider``), ``invalid_window`` (``hours`` not in range)",
+        401: ADMIN_UNAUTHORIZED,
+        404: "``unknown_provider`` (with ``availableProviders``), ``no_metrics``: no invoice "
+             "through the provider in the window",
+        503: ADMIN_DISABLED,
+    }),
+)
 async def monitor_get(request: Request) -> JsonResponse:
     """``?action=status|health|metrics|stats[&provider=][&hours=]`` (``action`` defaults to
     ``status``)."""
@@ -118,7 +151,21 @@ async def _metrics(monitoring: Monitoring, provider: str | None,
     return {"provider": provider, "metrics": found}
 
 
-@router.post(PATH)
+@router.post(
+    PATH, tags=["admin"], summary="Admin monitor: simulate a payment, probe, reset metrics",
+    response_model=MonitorActionAnswer,
+    openapi_extra=operation(security(ADMIN_SCHEME), json_body(MonitorActionRequest)),
+    responses=errors({
+        400: "``unknown_action`` (with ``availableActions``), ``provider_required``, "
+             "``invalid_provider``, ``provider_and_amount_required``, ``simulation_provider`` "
+             "(not the test provider), ``invalid_amount``; " + BAD_JSON,
+        401: ADMIN_UNAUTHORIZED,
+        404: "``unknown_provider`` (with ``availableProviders``)",
+        413: PAYLOAD_TOO_LARGE,
+        415: NOT_JSON,
+        503: ADMIN_DISABLED + "; the test provider could not issue the simulated invoice",
+    }),
+)
 async def monitor_post(request: Request) -> JsonResponse:
     """``{"action": "simulate_payment"|"force_health_check"|"reset_metrics", "provider",
     "data": {"amount"}}``."""

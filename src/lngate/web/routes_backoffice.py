@@ -58,8 +58,30 @@ from lngate.web.backoffice_json import (
     order_summary,
     subscription_body,
 )
+from lngate.web.backoffice_schemas import (
+    AuditPage,
+    CancelRequest,
+    OrderActionDone,
+    OrderDetail,
+    OrderPage,
+    ShipRequest,
+    StatsAnswer,
+    SubscriptionPage,
+    body,
+)
 from lngate.web.body import read_json
 from lngate.web.errors import ApiError
+from lngate.web.openapi import (
+    ADMIN_DISABLED,
+    ADMIN_SCHEME,
+    BAD_JSON,
+    NOT_JSON,
+    PAYLOAD_TOO_LARGE,
+    errors,
+    operation,
+    query,
+    security,
+)
 from lngate.web.responses import JsonResponse
 from lngate.web.state import gateway_of
 
@@ -68,6 +90,34 @@ router.include_router(admin_session.router)
 
 ORDER_FILTERS = ("q", "status", "product", "from", "to", "attention")
 DEFAULT_STATS_HOURS = 24
+UNAUTHORIZED = ("``unauthorized``: neither ``Authorization: Bearer <ADMIN_TOKEN>`` nor a live "
+                "operator session (cookie)")
+CSRF = "``csrf_failed``: a session's request without its CSRF token (``X-CSRF-Token`` header)"
+BAD_PARAMETER = ("``unknown_parameter``, ``repeated_parameter``, or the parameter's own code "
+                 "(``invalid_date``, ``invalid_limit``, ``invalid_cursor``, ``invalid_status``...)")
+NO_ORDER = "``order_not_found``: no order has this id"
+DATE = {"type": "string", "examples": ["2026-01-31", "2026-01-31T12:00:00Z"]}
+LIMIT = query("limit", {"type": "integer", "minimum": 1, "maximum": 200, "default": 50},
+              "Orders per page.")
+CURSOR = query("cursor", {"type": "string"}, "``nextCursor`` of the previous page, as given.")
+FILTERS = operation(
+    query("q", {"type": "string", "maxLength": 200}, "An order id or payment hash (exactly), or "
+          "a part of the customer's email or name or of a tracking number."),
+    query("status", {"type": "string", "enum": ["pending", "paid", "expired", "cancelled"]},
+          "The order's status."),
+    query("product", {"type": "string", "enum": ["dazbox", "daznode", "dazpay"]},
+          "The product."),
+    query("from", DATE, "Created at or after (UTC when no offset is given)."),
+    query("to", DATE, "Created before (a date alone: the end of that day)."),
+    query("attention", {"type": "string", "enum": ["true", "false"]},
+          "``true``: only orders that need the shop's attention (``refund_due``)."),
+)
+READ_ERRORS = errors({400: BAD_PARAMETER, 401: UNAUTHORIZED, 503: ADMIN_DISABLED})
+ACTION_ERRORS = {400: f"{BAD_JSON}; the field's own code (``missing_tracking``, "
+                      "``invalid_tracking``, ``invalid_carrier``, ``invalid_reason``, "
+                      "``unknown_field``, ``invalid_form``)",
+                 401: UNAUTHORIZED, 403: CSRF, 404: NO_ORDER, 413: PAYLOAD_TOO_LARGE,
+                 415: f"{NOT_JSON} (nor a URL-encoded form)", 503: ADMIN_DISABLED}
 
 
 def _order_query(params: dict[str, str]) -> OrderQuery:
@@ -85,7 +135,8 @@ def _order_query(params: dict[str, str]) -> OrderQuery:
     )
 
 
-@router.get("/api/admin/orders")
+@router.get("/api/admin/orders", response_model=OrderPage, responses=READ_ERRORS,
+            openapi_extra=operation(security(ADMIN_SCHEME), FILTERS, LIMIT, CURSOR))
 async def list_orders(request: Request, admin: AdminRequired) -> JsonResponse:
     """Orders matching the filters, newest first: ``{"orders": [...], "nextCursor"}``."""
     params = query_params(request, (*ORDER_FILTERS, "limit", "cursor"))
@@ -101,7 +152,12 @@ async def list_orders(request: Request, admin: AdminRequired) -> JsonResponse:
     })
 
 
-@router.get("/api/admin/orders.csv")
+@router.get("/api/admin/orders.csv", response_class=StreamingResponse,
+            responses={200: {"description": "Every matching order, newest first (UTF-8 with a "
+                             "byte-order mark; cells starting with = + - @ get a leading ')",
+                             "content": {"text/csv": {"schema": {"type": "string"}}}},
+                       **READ_ERRORS},
+            openapi_extra=operation(security(ADMIN_SCHEME), FILTERS))
 async def export_orders_csv(request: Request, admin: AdminRequired) -> StreamingResponse:
     """Every order matching the filters, as CSV (formula cells defused)."""
     query = _order_query(query_params(request, ORDER_FILTERS))
@@ -116,7 +172,10 @@ async def export_orders_csv(request: Request, admin: AdminRequired) -> Streaming
                                       "Cache-Control": "no-store"})
 
 
-@router.get("/api/admin/orders/{order_id}")
+@router.get("/api/admin/orders/{order_id}", response_model=OrderDetail,
+            responses=errors({400: BAD_PARAMETER, 401: UNAUTHORIZED, 404: NO_ORDER,
+                              503: ADMIN_DISABLED}),
+            openapi_extra=operation(security(ADMIN_SCHEME)))
 async def get_order(order_id: str, request: Request, admin: AdminRequired) -> JsonResponse:
     """An order in full: invoice, payment, fulfilment, emails and audit trail."""
     query_params(request, ())
@@ -156,7 +215,10 @@ def _refusal(result: ActionResult) -> ApiError:
     return ApiError(status, message, code, **({"order": order} if order else {}))
 
 
-@router.post("/api/admin/orders/{order_id}/ship")
+@router.post("/api/admin/orders/{order_id}/ship", response_model=OrderActionDone,
+             responses=errors({**ACTION_ERRORS, 409: "``not_shippable`` (not a DazBox), "
+                               "``order_not_paid``, ``already_shipped`` (with ``order``)"}),
+             openapi_extra=operation(security(ADMIN_SCHEME), body(ShipRequest)))
 async def ship(order_id: str, request: Request, admin: AdminRequired) -> JsonResponse:
     """Mark a paid DazBox shipped; the customer's "shipped" email is queued once."""
     query_params(request, ())
@@ -174,7 +236,11 @@ async def ship(order_id: str, request: Request, admin: AdminRequired) -> JsonRes
                          "email": {"kind": DAZBOX_SHIPPED, "queued": True}})
 
 
-@router.post("/api/admin/orders/{order_id}/cancel")
+@router.post("/api/admin/orders/{order_id}/cancel", response_model=OrderActionDone,
+             responses=errors({**ACTION_ERRORS, 409: "``order_paid``: a paid order is never "
+                               "cancelled; ``already_cancelled`` (with ``order``)"}),
+             openapi_extra=operation(security(ADMIN_SCHEME),
+                                     body(CancelRequest, required=False)))
 async def cancel(order_id: str, request: Request, admin: AdminRequired) -> JsonResponse:
     """Cancel an unpaid order (pending or expired); a paid one is refused (409)."""
     query_params(request, ())
@@ -191,7 +257,14 @@ async def cancel(order_id: str, request: Request, admin: AdminRequired) -> JsonR
     return JsonResponse({"order": order_summary(result.order)})
 
 
-@router.get("/api/admin/subscriptions")
+@router.get("/api/admin/subscriptions", response_model=SubscriptionPage, responses=READ_ERRORS,
+            openapi_extra=operation(
+                security(ADMIN_SCHEME),
+                query("status", {"type": "string", "enum": ["active", "expired"]},
+                      "Only running (or ended) subscriptions."),
+                query("q", {"type": "string", "maxLength": 200},
+                      "A part of the email or node key."),
+                LIMIT, CURSOR))
 async def list_subscriptions(request: Request, admin: AdminRequired) -> JsonResponse:
     """DazNode subscriptions with their end dates, latest end first."""
     params = query_params(request, ("status", "q", "limit", "cursor"))
@@ -212,7 +285,14 @@ async def list_subscriptions(request: Request, admin: AdminRequired) -> JsonResp
     })
 
 
-@router.get("/api/admin/audit")
+@router.get("/api/admin/audit", response_model=AuditPage, responses=READ_ERRORS,
+            openapi_extra=operation(
+                security(ADMIN_SCHEME),
+                query("target", {"type": "string", "maxLength": 64}, "An order id."),
+                query("action", {"type": "string", "maxLength": 48},
+                      "``order.ship``, ``order.cancel``, ``order.paid_after_cancel``, "
+                      "``orders.export``, ``session.login``, ``session.logout``."),
+                LIMIT, CURSOR))
 async def list_audit(request: Request, admin: AdminRequired) -> JsonResponse:
     """The audit log, newest first, optionally of one target or action."""
     params = query_params(request, ("target", "action", "limit", "cursor"))
@@ -227,7 +307,19 @@ async def list_audit(request: Request, admin: AdminRequired) -> JsonResponse:
     })
 
 
-@router.get("/api/admin/stats")
+@router.get("/api/admin/stats", response_model=StatsAnswer, responses=READ_ERRORS,
+            openapi_extra=operation(
+                security(ADMIN_SCHEME),
+                query("from", DATE, "Start (default: ``to`` minus 24 hours)."),
+                query("to", DATE, "End (default: now)."),
+                query("group", {"type": "string", "enum": ["hour", "day"]},
+                      "Hours (at most 7 days) or days (at most 92); default hours up to 48 "
+                      "hours."),
+                query("by", {"type": "string", "enum": ["provider", "product"]},
+                      "What invoice figures are split by (default ``provider``)."),
+                query("includeTest", {"type": "string", "enum": ["true", "false"]},
+                      "Count test-provider invoices (default: only in demo mode)."),
+            ))
 async def stats(request: Request, admin: AdminRequired) -> JsonResponse:
     """Invoices, conversion, revenue, time to pay and provider figures per hour or day."""
     params = query_params(request, ("from", "to", "group", "by", "includeTest"))

@@ -10,13 +10,19 @@ from fastapi import APIRouter, Request
 
 from lngate.domain import is_payment_hash
 from lngate.web.errors import ApiError
+from lngate.web.openapi import errors
 from lngate.web.responses import JsonResponse
+from lngate.web.schemas import DemoPayment
 from lngate.web.state import gateway_of
 
 router = APIRouter()
 
 
-@router.post("/api/demo/pay/{payment_hash}")
+@router.post(
+    "/api/demo/pay/{payment_hash}", tags=["demo"], summary="Pay a test invoice (demo mode)",
+    response_model=DemoPayment,
+    responses=errors({404: "``not_found``: the test provider issued no invoice with this hash"}),
+)
 async def demo_pay(payment_hash: str, request: Request) -> JsonResponse:
     """Pay a test-provider invoice, as a customer's wallet would (demo mode only).
 

@@ -21,6 +21,8 @@ from starlette.responses import StreamingResponse
 from lngate.domain import InvoiceState, is_payment_hash
 from lngate.services.invoices import find_invoice
 from lngate.web.errors import ApiError
+from lngate.web.openapi import RATE_LIMITED, errors, event_stream
+from lngate.web.schemas import InvoiceEvent
 from lngate.web.state import enforce_rate_limit, gateway_of
 
 router = APIRouter()
@@ -32,7 +34,17 @@ def _event(name: str, data: dict[str, object]) -> bytes:
     return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-@router.get("/api/invoices/{payment_hash}/events")
+@router.get(
+    "/api/invoices/{payment_hash}/events", tags=["invoices"],
+    summary="Follow an invoice's status (Server-Sent Events)",
+    response_class=StreamingResponse,
+    responses={
+        200: event_stream(InvoiceEvent, ["status", "timeout"],
+                          "``event: status`` now and on every change; ``event: timeout`` when "
+                          "the stream's lifetime ends; ``: keep-alive`` comments in between."),
+        **errors({404: "``not_found``: no invoice has this payment hash", 429: RATE_LIMITED}),
+    },
+)
 async def invoice_events(payment_hash: str, request: Request) -> StreamingResponse:
     """Stream the invoice's status until it is settled or expired (or the lifetime ends)."""
     gateway = gateway_of(request)

@@ -23,6 +23,7 @@ from lngate import __version__
 from lngate.metrics import CONTENT_TYPE
 from lngate.store.database import DatabaseUnusable
 from lngate.web.responses import JsonResponse
+from lngate.web.schemas import LightningHealth
 from lngate.web.state import gateway_of
 
 router = APIRouter()
@@ -87,7 +88,10 @@ async def readyz(request: Request) -> JsonResponse:
                         status_code=200 if ready else 503)
 
 
-@router.get("/api/lightning/health")
+@router.get("/api/lightning/health", tags=["operations"], summary="Health (the original's answer)",
+            response_model=LightningHealth,
+            responses={503: {"model": LightningHealth, "description": "not ready: the database "
+                             "is not usable or no provider is healthy (``status: down``)"}})
 async def lightning_health(request: Request) -> JsonResponse:
     """The original's health answer: ``{"status": "healthy", "timestamp", "service": {...}}``."""
     ready, detail = await _readiness(request)

@@ -22,7 +22,17 @@ from lngate.services.webhooks import (
     handle_webhook,
     parse_lnbits_body,
 )
+from lngate.web.openapi import (
+    RATE_LIMITED,
+    WEBHOOK_SCHEME,
+    errors,
+    json_body,
+    operation,
+    query,
+    security,
+)
 from lngate.web.responses import JsonResponse
+from lngate.web.schemas import LnbitsPayment, WebhookAnswer
 from lngate.web.state import enforce_rate_limit, gateway_of
 
 router = APIRouter()
@@ -41,7 +51,29 @@ def _timing(started: float, **parts: float) -> dict[str, str]:
     return {"Server-Timing": ", ".join([*entries, f"total;dur={total:.2f}"])}
 
 
-@router.post("/api/webhook/lnbits-payment")
+@router.post(
+    "/api/webhook/lnbits-payment", tags=["webhook"], summary="LNbits payment notification",
+    response_model=WebhookAnswer,
+    openapi_extra=operation(
+        json_body(LnbitsPayment, "LNbits' payment JSON (any ``Content-Type``; a JSON string "
+                                 "holding the object is accepted too)."),
+        query("nonce", {"type": "string", "maxLength": 64},
+              "The invoice's webhook nonce, from the URL lngate gave LNbits."),
+        query("token", {"type": "string"}, "``HMAC(nonce)``, from the same URL."),
+        # either the URL's nonce and token, or the X-Api-Key header
+        security(WEBHOOK_SCHEME), {"security": [{}]},
+    ),
+    responses=errors({
+        400: "``invalid_payload``: not LNbits' JSON with a valid ``payment_hash``, or over "
+             "64 KB",
+        401: "``unauthorized``: no valid ``nonce`` and ``token`` nor ``X-Api-Key``, or a nonce "
+             "issued for another invoice",
+        409: "``not_paid`` / ``mismatch``: LNbits does not confirm the payment, or it does not "
+             "match the invoice",
+        429: RATE_LIMITED,
+        503: "``provider_unavailable``: LNbits cannot be asked now (the reconciler will)",
+    }),
+)
 async def lnbits_webhook(request: Request) -> JsonResponse:
     """Authenticate, read, store and settle one LNbits payment notification."""
     started = time.perf_counter()

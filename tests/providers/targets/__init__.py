@@ -6,7 +6,9 @@ provider), and add it to :data:`TARGETS` below. Every behaviour of the suite the
 """
 
 from tests.providers.targets.base import ContractTarget
+from tests.providers.targets.cln import CLNTarget
 from tests.providers.targets.lnbits import LNbitsTarget
+from tests.providers.targets.lnd import LNDTarget
 from tests.providers.targets.nwc import NWCTarget
 from tests.providers.targets.testprovider import TestProviderTarget
 
@@ -14,6 +16,6 @@ TARGETS: list[type[ContractTarget]] = [
     TestProviderTarget,
     LNbitsTarget,
     NWCTarget,
-    # CLNTarget,  (tests/providers/targets/cln.py)
-    # LNDTarget,  (tests/providers/targets/lnd.py)
+    CLNTarget,
+    LNDTarget,
 ]
