@@ -30,7 +30,7 @@ def test_latency_window_keeps_the_last_n_per_provider():
     window.add("nwc", 7.0)
     assert window.count("lnbits") == 3
     assert window.p95("lnbits") == 3.0
-    assert window.p50("nwc") == 7.0
+    assert window.percentile("nwc", 50) == 7.0
     assert window.p95("test") is None
 
 

@@ -9,13 +9,13 @@ import pytest
 
 from lngate.domain import InvoiceState
 from lngate.store import Database
+from lngate.store.settlement import mark_paid
 from lngate.store.invoices import (
     DuplicateInvoice,
     InvoiceRecord,
     get_by_idempotency_key,
     get_invoice,
     insert_invoice,
-    transition,
 )
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
@@ -55,15 +55,14 @@ async def test_payment_hash_and_idempotency_key_are_unique(db: Database) -> None
             await insert_invoice(conn, record("cd" * 32, idempotency_key="k"))
 
 
-async def test_transition_happens_once_under_concurrency(db: Database) -> None:
+async def test_mark_paid_happens_once_under_concurrency(db: Database) -> None:
     """Of 20 concurrent pending-to-paid updates exactly one changes the row."""
     async with db.transaction() as conn:
         await insert_invoice(conn, record())
 
     async def settle_once() -> bool:
         async with db.transaction() as conn:
-            return await transition(conn, "ab" * 32, from_state=InvoiceState.PENDING,
-                                    to_state=InvoiceState.PAID, paid_at=NOW)
+            return await mark_paid(conn, "ab" * 32, paid_at=NOW, late=False)
 
     results = await asyncio.gather(*(settle_once() for _ in range(20)))
     assert results.count(True) == 1

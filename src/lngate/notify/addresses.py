@@ -103,11 +103,3 @@ def _check_header_round_trip(mailbox: Mailbox) -> None:
     if header.addr_spec != mailbox.address:
         raise InvalidAddress("the email address does not read back as itself in a header")
 
-
-def is_email_address(value: object, *, local: bool = False) -> bool:
-    """Whether ``value`` is one plain address (no display name) :func:`parse_mailbox` accepts."""
-    try:
-        parse_mailbox(value, local=local)
-    except InvalidAddress:
-        return False
-    return True

@@ -53,10 +53,6 @@ class LatencyWindow:
         samples = self._samples.get(provider)
         return percentile(samples, q) if samples else None
 
-    def p50(self, provider: str) -> float | None:
-        """Median latency of ``provider``, or ``None``."""
-        return self.percentile(provider, 50)
-
     def p95(self, provider: str) -> float | None:
         """95th-percentile latency of ``provider``, or ``None``."""
         return self.percentile(provider, 95)

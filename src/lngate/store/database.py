@@ -201,11 +201,6 @@ class Database:
             except _CONNECTION_ERRORS:  # the connection is gone already; nothing to return
                 pass
 
-    async def ping(self) -> None:
-        """Raise if the database cannot answer ``SELECT 1``."""
-        async with self.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-
     async def aclose(self) -> None:
         """Close every pooled connection."""
         await self.engine.dispose()

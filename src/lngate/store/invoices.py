@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, select, update
+from sqlalchemy import Row, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -116,26 +116,3 @@ async def get_by_idempotency_key(conn: AsyncConnection, key: str) -> InvoiceReco
     row = result.first()
     return None if row is None else _record(row)
 
-
-async def transition(
-    conn: AsyncConnection,
-    payment_hash: str,
-    *,
-    from_state: InvoiceState,
-    to_state: InvoiceState,
-    paid_at: datetime | None = None,
-) -> bool:
-    """Conditionally move an invoice between states; ``False`` when it was not in ``from_state``.
-
-    This single conditional ``UPDATE`` is what makes settlement happen exactly once, even
-    across processes.
-    """
-    values: dict[str, Any] = {"state": to_state.value}
-    if paid_at is not None:
-        values["paid_at"] = paid_at
-    result = await conn.execute(
-        update(invoices)
-        .where(invoices.c.payment_hash == payment_hash, invoices.c.state == from_state.value)
-        .values(**values)
-    )
-    return result.rowcount == 1

@@ -10,9 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lngate.store.tables import webhook_events
@@ -57,10 +56,3 @@ async def set_outcome(conn: AsyncConnection, event_id: int, outcome: str) -> Non
     await conn.execute(update(webhook_events).where(webhook_events.c.id == event_id)
                        .values(outcome=outcome))
 
-
-async def events_for(conn: AsyncConnection, payment_hash: str) -> list[dict[str, Any]]:
-    """The stored events about one payment hash, oldest first."""
-    result = await conn.execute(select(webhook_events)
-                                .where(webhook_events.c.payment_hash == payment_hash)
-                                .order_by(webhook_events.c.id))
-    return [dict(row._mapping) for row in result]
