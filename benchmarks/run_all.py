@@ -43,6 +43,7 @@ BENCHMARKS = (
     Benchmark("bolt11", "nothing", ("--iterations", "200", "--rounds", "1")),
     Benchmark("hotspots", "nothing", ("--n", "100", "--repeat", "1")),
     Benchmark("monitoring", "PostgreSQL", ("--rows", "20000")),
+    Benchmark("admin_stats", "PostgreSQL", ("--rows", "20000", "--invoices", "2000")),
     Benchmark("webhook", "LNbits peer, SMTP sink",
               ("--payments", "5", "--pending", "20", "--concurrency", "1,4")),
     Benchmark("create_invoice", "LNbits peer; wrk if installed",

@@ -127,3 +127,19 @@ class OrderStatus(enum.StrEnum):
     PENDING = "pending"
     PAID = "paid"
     EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    """Cancelled by the shop while unpaid; a payment arriving later is flagged for a refund."""
+
+
+class ShipmentStatus(enum.StrEnum):
+    """Where a DazBox shipment is: waiting to be sent, or sent (with a tracking number)."""
+
+    TO_SHIP = "to_ship"
+    SHIPPED = "shipped"
+
+
+class OrderAttention(enum.StrEnum):
+    """Why an order needs the shop's attention (``orders.attention``)."""
+
+    REFUND_DUE = "refund_due"
+    """Its invoice was paid after the order was cancelled: the money must be returned."""

@@ -282,6 +282,19 @@ class Settings(BaseSettings):
     sse_max_seconds: float = Field(default=900.0, gt=0, le=86400,
                                    validation_alias="SSE_MAX_SECONDS")
 
+    # --- back office: operator sessions in the browser (web/admin_session.py) ---------------
+    admin_session_minutes: int = Field(default=480, ge=5, le=7 * 24 * 60,
+                                       validation_alias="ADMIN_SESSION_MINUTES")
+    rate_limit_admin_login: str = Field(default="5/minute",
+                                        validation_alias="RATE_LIMIT_ADMIN_LOGIN")
+
+    @field_validator("rate_limit_admin_login")
+    @classmethod
+    def _admin_login_rate_limit(cls, value: str) -> str:
+        if not _RATE_LIMIT.match(value):
+            raise ValueError(f"must look like '5/minute' or '10 per hour', got {value!r}")
+        return value.strip()
+
     @field_validator(
         "lnbits_endpoint", "lnbits_node_pubkey", "lnbits_invoice_key", "lnbits_admin_key",
         "lnbits_webhook_secret", "nwc_url", "admin_token", "redis_url", "resend_api_key",

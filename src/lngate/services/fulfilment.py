@@ -9,6 +9,10 @@ step runs once per paid order; the records it writes are unique per order as wel
 - DazNode: the subscription is activated, or extended from its current end while it runs
   (monthly: one calendar month, yearly: twelve), and a confirmation email.
 - DazPay: a receipt email.
+
+An order cancelled by the shop before its invoice was paid is not fulfilled when the payment
+arrives after all: it is flagged for a refund instead
+(:func:`lngate.services.order_actions.record_payment_on_cancelled_order`).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lngate.domain import OrderStatus, Plan, Product, msat_to_sat
+from lngate.services.order_actions import record_payment_on_cancelled_order
 from lngate.services.orders import MONTHS, PLAN_LABELS, PRODUCT_LABELS
 from lngate.store.orders import (
     OrderRecord,
@@ -79,6 +84,11 @@ async def fulfil_paid_order(
     moved the invoice to paid.
     """
     order = await get_order_by_payment_hash(conn, payment_hash)
+    if order is not None and order.status is OrderStatus.CANCELLED:
+        await record_payment_on_cancelled_order(
+            conn, order, payload=_base_payload(order, paid_at, late), paid_at=paid_at, late=late,
+            now=now)
+        return order
     if order is None or order.status not in _PAYABLE:
         return order
     payload = _base_payload(order, paid_at, late)

@@ -76,11 +76,15 @@ def floor_hour(moment: datetime) -> datetime:
 
 
 def _bucket_sql(dialect: str) -> ColumnElement[Any]:
+    return bucket_sql(dialect, provider_calls.c.duration_ms)
+
+
+def bucket_sql(dialect: str, value: ColumnElement[Any]) -> ColumnElement[Any]:
+    """:func:`latency_bucket` of ``value`` in SQL, for any quantity on the same scale."""
     log10 = func.log10 if dialect == "sqlite" else func.log  # PostgreSQL log() is base 10
-    duration = provider_calls.c.duration_ms
     return case(
-        (duration <= BUCKET_BASE_MS, literal(0)),
-        else_=cast(func.ceil(BUCKETS_PER_DECADE * log10(duration / BUCKET_BASE_MS)), SAInteger),
+        (value <= BUCKET_BASE_MS, literal(0)),
+        else_=cast(func.ceil(BUCKETS_PER_DECADE * log10(value / BUCKET_BASE_MS)), SAInteger),
     )
 
 

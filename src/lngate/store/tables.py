@@ -242,3 +242,53 @@ provider_call_failures_index = Index(
     sqlite_where=provider_calls.c.outcome.in_(["failure", "timeout"]),
     postgresql_where=provider_calls.c.outcome.in_(["failure", "timeout"]),
 )
+
+
+# --- back office (migration 0004_backoffice) --------------------------------------------------
+# Appended to the payment tables here rather than in their definitions above, so this block is
+# the whole of what the back office adds to the schema.
+
+orders.append_column(Column("cancelled_at", UTCDateTime, nullable=True))
+# Why the order needs the shop's attention (domain.OrderAttention), e.g. "refund_due": its
+# invoice was paid after the order was cancelled.
+orders.append_column(Column("attention", String(32), nullable=True))
+Index("ix_orders_created_at_id", orders.c.created_at, orders.c.id)
+
+shipments.append_column(Column("tracking_number", String(100), nullable=True))
+shipments.append_column(Column("carrier", String(64), nullable=True))
+Index("ix_shipments_tracking_number", shipments.c.tracking_number)
+
+# The statistics API counts invoices by creation and by payment time.
+Index("ix_invoices_created_at", invoices.c.created_at)
+Index("ix_invoices_paid_at", invoices.c.paid_at)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    # What an operator (or the system, for a payment on a cancelled order) did: who ("admin-token",
+    # "session:<id prefix>", "system:settlement"), when, what ("order.ship"...), to what
+    # (an order id...), and the details.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("action", String(48), nullable=False),
+    Column("target", String(64), nullable=True),
+    Column("details", JSON, nullable=True),
+    Index(None, "target", "id"),
+    Index(None, "created_at"),
+)
+
+admin_sessions = Table(
+    "admin_sessions",
+    metadata,
+    # Operator sessions of the browser back office. The cookie carries a random token; only its
+    # SHA-256 is stored, so reading this table does not give a usable session.
+    Column("token_hash", String(64), primary_key=True),
+    Column("admin_key", String(64), nullable=False),  # which ADMIN_TOKEN signed it in
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime, nullable=True),
+    Column("client_ip", String(64), nullable=True),
+    Column("user_agent", String(200), nullable=True),
+    Index(None, "expires_at"),
+)

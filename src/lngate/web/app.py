@@ -19,6 +19,7 @@ from lngate.tasks.payments import start_payment_tasks
 from lngate.web import (
     pages,
     routes_admin,
+    routes_backoffice,
     routes_checkout,
     routes_demo,
     routes_events,
@@ -53,7 +54,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
                 settings.rate_limit,
                 per_route={"check-invoice": settings.rate_limit_check,
                            "invoice-events": settings.rate_limit_check,
-                           "webhook": settings.rate_limit_webhook},
+                           "webhook": settings.rate_limit_webhook,
+                           "admin-login": settings.rate_limit_admin_login},
                 redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
             ),
             client_ip=ClientIP(settings.trusted_proxies),
@@ -84,6 +86,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(routes_webhook.router)
     app.include_router(routes_events.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_backoffice.router)
     app.include_router(routes_ops.router)
     app.include_router(routes_checkout.router)
     app.include_router(pages.static_router)

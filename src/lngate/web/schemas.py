@@ -217,7 +217,7 @@ class Order(_Answer):
     """An order (the customer's details are never echoed back)."""
 
     id: str
-    status: Literal["pending", "paid", "expired"]
+    status: Literal["pending", "paid", "expired", "cancelled"]
     product: Literal["dazbox", "daznode", "dazpay"]
     amount: int = Field(description="Sats, as priced by the catalog.")
     quantity: int
