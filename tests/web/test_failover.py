@@ -75,7 +75,7 @@ async def test_breaker_cycle_with_the_real_lnbits(
                 body, _ = await create(http)
                 if body["provider"] == "lnbits":
                     break
-                await asyncio.sleep(0.5)
+                await http.app.state.gateway.monitoring.health.run_once()  # a fresh probe
             assert body["provider"] == "lnbits"
             await proxy.set(failure)
             for _ in range(2):
