@@ -44,7 +44,10 @@ S = TypeVar("S", bound=ProviderSpec)
 ProviderEntry = ProviderSpec | ProviderShorthand
 """An entry of ``PROVIDERS`` as parsed: a spec, or a shorthand resolved from other variables."""
 ENTRY_SEPARATORS = re.compile(r"[|\r\n]")
-_WORD = re.compile(r"[a-z0-9_-]{1,32}")
+_NAME = re.compile(r"[a-z0-9_-]{1,32}")
+_SHOWABLE = re.compile(r"[a-z][a-z_-]{0,23}")
+"""A word a message may repeat: letters, ``_`` and ``-`` only, short. A key or type written
+wrong is shown so; text with digits or longer (a secret pasted without its key) is not."""
 
 
 def _memory_cursor_store(_name: str) -> CursorStore:
@@ -158,27 +161,26 @@ def parse_entry(raw: str, *, number: int = 1) -> ProviderEntry:
     if "=" not in raw and ";" not in raw:
         if raw in ("lnbits", "nwc"):
             return ProviderShorthand.model_validate({"name": raw})
-        shown = f" {raw!r}" if _WORD.fullmatch(raw) else ""
+        shown = f" {raw!r}" if _SHOWABLE.fullmatch(raw) else ""
         raise ProviderListError([
             f"entry {number}: a bare name must be lnbits or nwc, not{shown or ' this'} "
             "(a connection string is name=...;type=...;key=value...)"])
-    values, complaints = _key_values(raw)
-    where = _label(values, number)
-    problems = [f"{where}: {complaint}" for complaint in complaints]
+    values, positions, complaints = _key_values(raw)
     type_name = values.pop("type", None)
     row = REGISTRY.get(type_name) if type_name is not None else None
+    where = _label(values, number, type_name if row is not None else None)
+    problems = [f"{where}: {complaint}" for complaint in complaints]
     if type_name is None:
         problems.append(f"{where}: key type is missing (one of {', '.join(REGISTRY)})")
     elif row is None:
-        shown = repr(type_name) if _WORD.fullmatch(type_name) else "given"
+        shown = repr(type_name) if _SHOWABLE.fullmatch(type_name) else "given"
         problems.append(f"{where}: type {shown} is unknown (one of {', '.join(REGISTRY)})")
     if row is not None:
-        where = _label(values, number, type_name)
         allowed = [k for k in row.keys if k != "type"]
         for key in [k for k in values if k not in allowed]:
-            shown = repr(key) if _WORD.fullmatch(key) else "(unreadable)"
-            problems.append(f"{where}: key {shown} is not a key of type {type_name} (keys: "
-                            f"{', '.join(allowed)})")
+            problems.append(f"{where}: {_key_text(key, positions[key])} is not a key of type "
+                            f"{type_name} "
+                            f"(keys: {', '.join(allowed)})")
             del values[key]
         for key in row.required_keys:
             if key not in values and key != "type":
@@ -196,9 +198,11 @@ def parse_entry(raw: str, *, number: int = 1) -> ProviderEntry:
     return spec
 
 
-def _key_values(raw: str) -> tuple[dict[str, str], list[str]]:
-    """The entry's ``key=value`` pairs (keys lower-cased) and the problems found splitting it."""
+def _key_values(raw: str) -> tuple[dict[str, str], dict[str, int], list[str]]:
+    """The entry's ``key=value`` pairs (keys lower-cased), the part each key was in, and the
+    problems found splitting it."""
     values: dict[str, str] = {}
+    positions: dict[str, int] = {}
     problems: list[str] = []
     for position, segment in enumerate(raw.split(";"), 1):
         if not segment.strip():
@@ -208,22 +212,26 @@ def _key_values(raw: str) -> tuple[dict[str, str], list[str]]:
         if not equals or not key:
             problems.append(f"part {position} is not key=value")
         elif key in values:
-            shown = repr(key) if _WORD.fullmatch(key) else f"of part {position}"
-            problems.append(f"key {shown} is given twice")
+            problems.append(f"{_key_text(key, position)} is given twice")
         elif not value:
-            shown = key if _WORD.fullmatch(key) else f"of part {position}"
-            problems.append(f"key {shown} has an empty value")
+            problems.append(f"{_key_text(key, position)} has an empty value")
         else:
             values[key] = value
-    return values, problems
+            positions[key] = position
+    return values, positions, problems
 
 
 def _label(values: dict[str, str], number: int, type_name: str | None = None) -> str:
     """How a message names the entry: ``provider "main" (lnbits)``, else ``entry 2``."""
     name = values.get("name")
-    if name is None or not _WORD.fullmatch(name):
+    if name is None or not _NAME.fullmatch(name):
         return f"entry {number}" + (f" ({type_name})" if type_name else "")
     return f"provider {name!r}" + (f" ({type_name})" if type_name else "")
+
+
+def _key_text(key: str, position: int) -> str:
+    """``key 'rune'``, or, for a key that may be a pasted secret, ``the key of part 4``."""
+    return f"key {key!r}" if _SHOWABLE.fullmatch(key) else f"the key of part {position}"
 
 
 def _problem(error: Any) -> str:
