@@ -4,6 +4,9 @@ peer; the composition root builds the configured list, pins keys, and gives stre
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,6 +32,7 @@ from lngate.store.stream_cursors import StreamCursorStore
 from tests.doubles.cln_double import ClnDouble
 from tests.doubles.lnbits_double import FAKE_NODE_PUBKEY, LNbitsDouble
 from tests.doubles.lnd_double import LndDouble
+from tests.peers.lnbits_peer import LNbitsPeer
 from tests.peers.nwc_peer import NWCPeer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -229,3 +233,24 @@ async def test_a_certificate_gone_since_settings_loaded_is_a_config_error(tmp_pa
             "file or directory"]
         assert [p.name for p in built_before] == ["shop"]
         assert built_before[0]._session.closed  # type: ignore[attr-defined]
+
+
+def test_lngate_check_lists_each_provider_by_name_with_its_type(
+    lnbits_peer: LNbitsPeer, tmp_path: Path,
+) -> None:
+    """`lngate check` with two LNbits providers named differently checks both, each row giving
+    its name and its type; no key is printed."""
+    key = lnbits_peer.merchant_inkey
+    entries = [f"name=lnbits-main;type=lnbits;server={lnbits_peer.url};invoice_key={key}",
+               f"name=lnbits-spare;type=lnbits;server={lnbits_peer.url};invoice_key={key}"]
+    env = {**os.environ, "PROVIDERS": "|".join(entries), "LIGHTNING_TEST_MODE": "false",
+           "DATABASE_URL": f"sqlite:///{tmp_path / 'check.sqlite3'}", "LOG_FORMAT": "json"}
+    result = subprocess.run([sys.executable, "-m", "lngate", "check"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=90)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].split()[:3] == ["provider", "type", "result"]
+    assert [line.split()[:3] for line in lines[2:]] == [["lnbits-main", "lnbits", "OK"],
+                                                        ["lnbits-spare", "lnbits", "OK"]]
+    assert "checking lnbits-main (lnbits) ..." in result.stderr
+    assert key not in result.stdout + result.stderr

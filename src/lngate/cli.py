@@ -129,6 +129,7 @@ def check() -> None:
     from lngate.services.provider_check import check_provider
 
     settings = _settings()
+    _configure_logs(settings)  # logs (redacted) go to stderr; the table alone to stdout
     types = {spec.name: spec.type for spec in settings.provider_specs}
 
     async def run() -> list[Any]:
