@@ -156,6 +156,15 @@ async def test_lnbits_and_nwc_need_no_cursor_store(nwc_peer: NWCPeer) -> None:
     assert stores.stores == {}
 
 
+def test_a_spec_of_another_type_is_refused_by_the_registry() -> None:
+    """A spec whose ``type`` names another row is not handed to that row's factory."""
+    spec = LNbitsSpec(name="shop", type="clnrest", server="https://lnbits.example.com",
+                      invoice_key=SecretStr("k" * 32))
+    with pytest.raises(ValueError, match="type clnrest is built from a ClnRestSpec, not a "
+                                         "LNbitsSpec"):
+        build_provider(spec, BuildContext(timeout=1.0))
+
+
 def test_every_registry_type_is_documented() -> None:
     """Each provider type of the registry has its row, with its keys, in the configuration
     guide, and each of its keys is there."""

@@ -126,7 +126,11 @@ def build_provider(spec: ProviderSpec, context: BuildContext) -> Provider:
     Opens no connection (sessions connect on first use). Raises ``ValueError`` when the
     configuration cannot be built (a certificate file gone since settings were loaded).
     """
-    return REGISTRY[spec.type].build(spec, context)
+    row = REGISTRY[spec.type]
+    if not isinstance(spec, row.spec):  # a spec built by hand with another type's name
+        raise ValueError(f"type {spec.type} is built from a {row.spec.__name__}, not a "
+                         f"{type(spec).__name__}")
+    return row.build(spec, context)
 
 
 class ProviderListError(ValueError):
