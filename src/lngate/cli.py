@@ -129,13 +129,16 @@ def check() -> None:
     from lngate.services.provider_check import check_provider
 
     settings = _settings()
+    _configure_logs(settings)  # logs (redacted) go to stderr; the table alone to stdout
+    types = {spec.name: spec.type for spec in settings.provider_specs}
 
     async def run() -> list[Any]:
         gateway = await build_gateway(settings)
         try:
             results = []
             for provider in gateway.providers:
-                typer.echo(f"checking {provider.name} ...", err=True)
+                typer.echo(f"checking {provider.name} ({types.get(provider.name, 'test')}) ...",
+                           err=True)
                 results.append(await check_provider(
                     provider, network=settings.lightning_network,
                     payee_keys=gateway.payee_keys, clock=utcnow,
@@ -146,16 +149,18 @@ def check() -> None:
 
     results = _run(run())
     if not results:
-        typer.secho("no provider configured (set LNBITS_ENDPOINT/LNBITS_INVOICE_KEY or NWC_URL, "
-                    "or LIGHTNING_TEST_MODE=true)", fg=typer.colors.RED, err=True)
+        typer.secho("no provider configured (set PROVIDERS, or LNBITS_ENDPOINT/LNBITS_INVOICE_KEY "
+                    "or NWC_URL, or LIGHTNING_TEST_MODE=true)", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
-    header = f"{'provider':<10} {'result':<6} {'reachable':<9} {'ms':>8} {'balance sat':>12} " \
-             f"{'invoice':<8} {'lookup':<6} errors"
+    width = max(len("provider"), *(len(r.provider) for r in results))
+    header = f"{'provider':<{width}} {'type':<8} {'result':<6} {'reachable':<9} {'ms':>8} " \
+             f"{'balance sat':>12} {'invoice':<8} {'lookup':<6} errors"
     typer.echo(header)
     typer.echo("-" * len(header))
     for r in results:
         typer.echo(
-            f"{r.provider:<10} {'OK' if r.ok else 'FAIL':<6} {'yes' if r.reachable else 'no':<9} "
+            f"{r.provider:<{width}} {types.get(r.provider, 'test'):<8} "
+            f"{'OK' if r.ok else 'FAIL':<6} {'yes' if r.reachable else 'no':<9} "
             f"{(f'{r.response_ms:.1f}' if r.response_ms is not None else '-'):>8} "
             f"{(str(r.balance_sat) if r.balance_sat is not None else '-'):>12} "
             f"{'valid' if r.invoice_valid else 'invalid':<8} {'ok' if r.lookup_ok else 'fail':<6} "

@@ -234,6 +234,16 @@ alert_history = Table(
     Index(None, "provider", "created_at"),
 )
 
+# --- paid streams (migration 0004_stream_cursors) --------------------------------------------
+
+stream_cursors = Table(
+    "stream_cursors",
+    metadata,
+    Column("provider", String(32), primary_key=True),
+    Column("last_index", BigInteger, nullable=False),  # CLN pay_index, LND settle_index
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 # The latest failure of a provider ("lastError") without scanning its successful calls.
 provider_call_failures_index = Index(
     "ix_provider_calls_failures",
