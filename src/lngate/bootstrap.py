@@ -48,6 +48,7 @@ from lngate.services.alerts import AlertThresholds
 from lngate.services.call_recorder import CallRecorder
 from lngate.services.clock import utcnow
 from lngate.services.events import InvoiceEvents
+from lngate.services.health import ProbeResult
 from lngate.services.invoices import InvoiceContext
 from lngate.services.monitoring import Monitoring, MonitoringConfig
 from lngate.services.orders import Catalog, OrderContext
@@ -239,6 +240,12 @@ async def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:
         metrics=GatewayMetrics(),
     )
     attempt_hooks.hooks.append(monitoring.observe_attempt)
+
+    def take_reported_key(result: ProbeResult) -> None:
+        if result.node_pubkey:  # the payee check then works from the first invoice on
+            payee_keys.report(result.provider, result.node_pubkey)
+
+    monitoring.health.add_listener(take_reported_key)
     return Gateway(
         settings=settings, db=db, providers=providers, router=router, payee_keys=payee_keys,
         recorder=recorder, invoices=context, demo_mode=demo, test_provider=test_provider,

@@ -94,3 +94,16 @@ async def test_node_streams_settle_orders_and_resume_after_a_restart(gateway_fac
 
 async def _equals(value: Any, expected: object) -> bool:
     return bool(await value == expected)
+
+
+async def test_the_start_up_probe_gives_the_payee_key(gateway_factory) -> None:  # type: ignore[no-untyped-def]
+    """With no node_pubkey configured, the node key CLN reports in the start-up probe is the
+    expected payee before the first invoice, so even that one is checked."""
+    async with ClnDouble() as cln:
+        settings: dict[str, Any] = {
+            "lightning_test_mode": False,
+            "providers": [f"name=node;type=clnrest;server={cln.url};rune={cln.rune}"],
+        }
+        async with gateway_factory(**settings) as http:
+            gateway = http.app.state.gateway  # type: ignore[attr-defined]
+            assert gateway.payee_keys.expected("node") == cln.node_id
