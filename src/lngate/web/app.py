@@ -21,6 +21,7 @@ from lngate.web import (
     routes_demo,
     routes_events,
     routes_invoices,
+    routes_loadtests,
     routes_ops,
     routes_orders,
     routes_webhook,
@@ -81,6 +82,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(routes_webhook.router)
     app.include_router(routes_events.router)
     app.include_router(routes_admin.router)
+    app.include_router(routes_loadtests.router)
     app.include_router(routes_ops.router)
     if settings.demo_mode:  # never mounted when a real provider is configured
         app.include_router(routes_demo.router)
