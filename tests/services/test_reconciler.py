@@ -256,6 +256,28 @@ async def test_a_pass_ends_within_its_lease_and_the_rest_waits(counting_kit: Kit
     assert {o.invoice.payment_hash for o in created} == set(provider_of(kit).lookups)
 
 
+async def test_a_pass_left_behind_is_followed_by_the_next_at_once(counting_kit: Kit) -> None:
+    """When a pass ends with invoices still due, the loop starts the next pass without
+    waiting its interval (here an hour)."""
+    kit = counting_kit
+    provider_of(kit).delay = 0.1
+    for _ in range(30):
+        await kit.order(Product.DAZPAY)
+    kit.clock.advance(60)
+    config = ReconcilerConfig(interval=3600, concurrency=2, lease=timedelta(seconds=1.5),
+                              check_timeout=1.0, lookups_per_second=0)
+    task = asyncio.create_task(run_reconciler(db=kit.db, settle=kit.settler.settle,
+                                              clock=kit.clock, config=config))
+    try:
+        for _ in range(300):
+            if len(provider_of(kit).lookups) == 30:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+    assert Counter(provider_of(kit).lookups.values()) == {1: 30}
+
+
 async def test_lookups_are_capped_per_provider(counting_kit: Kit) -> None:
     """With a cap of 10 look-ups a second, 25 due invoices take at least 1.5 s (a burst of
     10, then 10 a second), never faster."""

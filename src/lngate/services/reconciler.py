@@ -30,8 +30,10 @@ next scheduled time, at least RECONCILE_LEASE_SECONDS ahead, so no reconciler, i
 or another (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), claims it again meanwhile. A pass ends
 within its lease: no check starts later than the lease minus the longest a check can take, a
 batch is sized to what the rest of the lease allows at the observed look-up rate, and whatever
-could not be started is handed back as due for the next pass. Look-ups are capped per provider
-(RECONCILE_LOOKUPS_PER_SECOND, a token bucket), so a backlog never hammers a provider.
+could not be started is handed back as due for the next pass, which then starts at once.
+Look-ups are capped per provider (RECONCILE_LOOKUPS_PER_SECOND, a token bucket), so a backlog
+never hammers a provider: behind schedule, checks come later (and, age-based, further apart),
+never faster.
 """
 
 from __future__ import annotations
@@ -320,11 +322,16 @@ def _log_pass(report: PassReport) -> None:
 async def run_reconciler(
     *, db: Database, settle: Settle, clock: WallClock, config: ReconcilerConfig
 ) -> None:
-    """Reconcile now, then every ``config.interval`` seconds, forever (a supervised task)."""
+    """Reconcile now, then every ``config.interval`` seconds, forever (a supervised task); a
+    pass that ended with invoices still due is followed by the next one at once."""
     state = ReconcilerState(config)
     while True:
+        behind = False
         try:
-            await reconcile_once(db=db, settle=settle, clock=clock, config=config, state=state)
+            report = await reconcile_once(db=db, settle=settle, clock=clock, config=config,
+                                          state=state)
+            behind = report.behind
         except Exception as exc:  # a database hiccup: try again next interval
             log.error("reconcile_pass_failed", error=type(exc).__name__, detail=str(exc)[:200])
-        await asyncio.sleep(config.interval)
+        if not behind:
+            await asyncio.sleep(config.interval)
