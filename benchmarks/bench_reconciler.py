@@ -132,13 +132,14 @@ async def child(args: argparse.Namespace) -> dict[str, object]:
             "lookups_per_min": in_window * 60 / wall,
             "cpu_ms_per_lookup": cpu * 1000 / in_window if in_window else None,
             "passes_finished": len(passes), "pass_unfinished_s": unfinished,
-            "longest_pass_s": max(passes + unfinished),
+            "longest_pass_s": max(passes + unfinished, default=0.0),
             "lease_s": lease_seconds,
             "passes_over_lease": sum(p > lease_seconds for p in passes + unfinished),
             "seed_s": seed_seconds,
         }
     finally:
         await gateway.aclose()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def seed(db, pending: int, reconciler, *, scheduled: bool) -> None:  # type: ignore[no-untyped-def]
@@ -316,6 +317,8 @@ def main() -> None:
         upstream.stop()
         cleanup_src()
         shutil.rmtree(old_src.parent, ignore_errors=True)
+        if upstream.log_path is not None:
+            shutil.rmtree(upstream.log_path.parent, ignore_errors=True)
     rows = []
     by_key = {(r["variant"], r["pending"]): r for r in results}
     for pending in args.sizes:
