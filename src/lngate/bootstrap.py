@@ -271,6 +271,11 @@ async def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:
             late_margin=timedelta(seconds=settings.reconcile_margin_seconds),
             batch_size=settings.reconcile_batch_size,
             concurrency=settings.reconcile_concurrency,
+            lease=timedelta(seconds=settings.reconcile_lease_seconds),
+            first_check=timedelta(seconds=settings.reconcile_first_check_seconds),
+            backoff=settings.reconcile_backoff_factor,
+            max_gap=timedelta(seconds=settings.reconcile_max_gap_seconds),
+            lookups_per_second=settings.reconcile_lookups_per_second,
         ),
         monitoring=monitoring,
         sessions=sessions,
@@ -296,7 +301,8 @@ def build_webhook_auth(settings: Settings, providers: list[Provider]) -> Webhook
         if any(p.capabilities.webhook for p in providers):
             log.warning("webhooks_disabled", message="LNBITS_WEBHOOK_SECRET is not set: no "
                         "webhook URL is given to LNbits; the reconciler settles payments instead "
-                        f"(every {settings.reconcile_interval_seconds:g} s)")
+                        f"(first check {settings.reconcile_first_check_seconds:g} s after "
+                        "creation)")
         return None
     return WebhookAuth(settings.lnbits_webhook_secret.get_secret_value(), settings.public_url)
 

@@ -263,6 +263,71 @@ def stats(
     typer.echo(_stats_table(body, hours))
 
 
+@app.command()
+def loadtest(
+    scenario: Annotated[str, typer.Argument(
+        help="health, create-invoice, order-and-pay (demo) or webhook (demo).")],
+    url: Annotated[str, typer.Option(help="The running gateway.")] = "http://127.0.0.1:8000",
+    rate: Annotated[float, typer.Option(min=0.1, max=10_000,
+                                        help="Requests started per second (open loop).")] = 5.0,
+    duration: Annotated[float, typer.Option(min=1, max=86_400, help="Seconds.")] = 30.0,
+    json_report: Annotated[str | None, typer.Option(help="Write the JSON report to this file.")]
+    = None,
+    admin_token: Annotated[str | None, typer.Option(
+        envvar="ADMIN_TOKEN", help="Records the run on the gateway (its ADMIN_TOKEN).")] = None,
+    webhook_secret: Annotated[str | None, typer.Option(
+        envvar="LNBITS_WEBHOOK_SECRET",
+        help="The gateway's LNBITS_WEBHOOK_SECRET (webhook scenario).")] = None,
+    slo_invoice_ms: Annotated[float, typer.Option(
+        min=0, help="p99 objective of create-invoice and order-and-pay.")] = 3000.0,
+    slo_webhook_ms: Annotated[float, typer.Option(min=0, help="p99 objective of webhook.")]
+    = 500.0,
+    slo_health_ms: Annotated[float, typer.Option(min=0, help="p99 objective of health.")]
+    = 1000.0,
+    max_error_rate: Annotated[float, typer.Option(min=0, max=1,
+                                                  help="Objective: errors / requests.")] = 0.01,
+    allow_remote: Annotated[bool, typer.Option(help="Allow a non-loopback target.")] = False,
+    yes: Annotated[bool, typer.Option(
+        "--yes", help="Do not ask before creating real invoices on a non-demo gateway.")]
+    = False,
+    timeout: Annotated[float, typer.Option(min=0.1, max=600, help="Per request, seconds.")]
+    = 10.0,
+    max_in_flight: Annotated[int, typer.Option(
+        min=1, max=100_000, help="Unanswered requests at most; more are counted as errors.")]
+    = 1000,
+    amount_sats: Annotated[int, typer.Option(min=1, help="Amount of each invoice or order.")]
+    = 100,
+) -> None:
+    """Drive a RUNNING gateway at a fixed rate and check its service-level objectives.
+
+    Exit status 0 when every objective is met, 1 when one is missed, 2 when the run was refused
+    (see docs/loadtest.md).
+    """
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from lngate.loadtest.runner import LoadTestOptions, run_loadtest
+    from lngate.loadtest.scenarios import SCENARIOS
+
+    if scenario not in SCENARIOS:
+        typer.secho(f"unknown scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    objective_ms = {"health": slo_health_ms, "webhook": slo_webhook_ms}.get(scenario,
+                                                                          slo_invoice_ms)
+    options = LoadTestOptions(
+        scenario=scenario, url=url, rate=rate, duration=duration, objective_ms=objective_ms,
+        max_error_rate=max_error_rate, json_report=Path(json_report) if json_report else None,
+        admin_token=admin_token,
+        webhook_secret=webhook_secret, allow_remote=allow_remote, assume_yes=yes,
+        timeout=timeout, max_in_flight=max_in_flight, amount_sats=amount_sats)
+    code = asyncio.run(run_loadtest(
+        options, confirm=lambda question: typer.confirm(question, default=False),
+        console=Console(), errors=Console(stderr=True)))
+    raise typer.Exit(code)
+
+
 def _stats_table(body: dict[str, Any], hours: float) -> str:
     def fmt(value: object, suffix: str = "") -> str:
         if value is None:

@@ -263,6 +263,29 @@ class Settings(BaseSettings):
                                       validation_alias="RECONCILE_BATCH_SIZE")
     reconcile_concurrency: int = Field(default=16, ge=1, le=256,
                                        validation_alias="RECONCILE_CONCURRENCY")
+    # The reconciler's schedule (services/reconciler.py): first check, then gaps growing with
+    # the invoice's age up to a maximum, one at expiry, the last at expiry + the margin.
+    reconcile_first_check_seconds: float = Field(
+        default=60.0, ge=0, le=86400, validation_alias="RECONCILE_FIRST_CHECK_SECONDS"
+    )
+    reconcile_backoff_factor: float = Field(default=2.0, ge=1, le=10,
+                                            validation_alias="RECONCILE_BACKOFF_FACTOR")
+    reconcile_max_gap_seconds: float = Field(
+        default=600.0, gt=0, le=86400, validation_alias="RECONCILE_MAX_GAP_SECONDS"
+    )
+    reconcile_lease_seconds: float = Field(default=60.0, ge=10, le=3600,
+                                           validation_alias="RECONCILE_LEASE_SECONDS")
+    reconcile_lookups_per_second: float = Field(
+        default=20.0, ge=0, le=10_000, validation_alias="RECONCILE_LOOKUPS_PER_SECOND"
+    )
+
+    @model_validator(mode="after")
+    def _reconcile_schedule_coherent(self) -> Settings:
+        if self.reconcile_max_gap_seconds < self.reconcile_first_check_seconds:
+            raise ValueError("RECONCILE_MAX_GAP_SECONDS must not be shorter than "
+                             "RECONCILE_FIRST_CHECK_SECONDS")
+        return self
+
     smtp_host: str | None = Field(default=None, validation_alias="SMTP_HOST")
     smtp_port: int | None = Field(default=None, ge=1, le=65535, validation_alias="SMTP_PORT")
     smtp_username: str | None = Field(default=None, validation_alias="SMTP_USERNAME")
