@@ -138,7 +138,8 @@ def unusable_database(case: str, tmp_path: Path) -> tuple[str, str]:
         return sqlite_url(path), "table 'webhook_events' is missing"
     if case == "newer_revision":
         path = migrated(tmp_path / "lngate.sqlite3",
-                        "UPDATE alembic_version SET version_num = '0099' WHERE version_num = '0003'")
+                        "UPDATE alembic_version SET version_num = '0099' WHERE version_num = "
+                        "(SELECT max(version_num) FROM alembic_version)")
         return sqlite_url(path), "0099"
     raise AssertionError(case)
 

@@ -11,7 +11,8 @@ import pytest
 
 from lngate.domain import InvoiceState, Network, OrderStatus, Product
 from lngate.providers.testprovider import TestProvider
-from lngate.services.reconciler import ReconcilerConfig, reconcile_once, run_reconciler
+from lngate.services.reconciler import ReconcilerConfig, reconcile_once
+from lngate.tasks.payments import run_reconciler
 from lngate.store import Database
 from tests.services.conftest import Kit, SettableClock, make_kit
 
@@ -35,9 +36,9 @@ class CountingProvider(TestProvider):
 
 
 @pytest.fixture
-def counting_kit(db: Database, clock: SettableClock) -> Kit:
+async def counting_kit(db: Database, clock: SettableClock) -> Kit:
     provider = CountingProvider(network=Network.BITCOIN, clock=clock)
-    return make_kit(db, provider, clock, pin=provider.node_pubkey)
+    return await make_kit(db, provider, clock, pin=provider.node_pubkey)
 
 
 def provider_of(kit: Kit) -> CountingProvider:
@@ -57,7 +58,7 @@ async def test_paid_settle_unpaid_wait_expired_expire(counting_kit: Kit) -> None
     waiting = await kit.order(Product.DAZPAY)
     kit.clock.advance(300)
     late = await kit.order(Product.DAZNODE)  # created later: still valid at the check
-    provider_of(kit).mark_paid(paid.invoice.payment_hash)
+    await provider_of(kit).mark_paid(paid.invoice.payment_hash)
     kit.clock.advance(301)  # the first two are now past their 600 s expiry
     report = await reconcile(kit)
     assert report.checked == 3
@@ -87,13 +88,13 @@ async def test_late_payment_is_caught_within_the_margin_only(counting_kit: Kit) 
     missed = await kit.order(Product.DAZPAY)
     kit.clock.advance(601)
     assert (await reconcile(kit)).outcomes == {"expired": 2}
-    provider_of(kit).mark_paid(caught.invoice.payment_hash)
+    await provider_of(kit).mark_paid(caught.invoice.payment_hash)
     kit.clock.advance(15)
     assert (await reconcile(kit)).outcomes == {"settled": 1, "not_paid": 1}
     snap = await kit.snapshot(caught.order.id)
     assert snap["order"].status is OrderStatus.PAID and snap["order"].paid_late
     kit.clock.advance(600)  # now past expiry + 10 min
-    provider_of(kit).mark_paid(missed.invoice.payment_hash)
+    await provider_of(kit).mark_paid(missed.invoice.payment_hash)
     assert (await reconcile(kit)).checked == 0
     assert (await kit.snapshot(missed.order.id))["invoice"].state is InvoiceState.EXPIRED
 
@@ -103,7 +104,7 @@ async def test_concurrent_reconcilers_check_each_invoice_once(counting_kit: Kit)
     kit = counting_kit
     created = [await kit.order(Product.DAZPAY) for _ in range(40)]
     for order in created[::2]:
-        provider_of(kit).mark_paid(order.invoice.payment_hash)
+        await provider_of(kit).mark_paid(order.invoice.payment_hash)
     reports = await asyncio.gather(*(reconcile(kit) for _ in range(3)))
     assert sum(r.checked for r in reports) == 40
     assert set(provider_of(kit).lookups.values()) == {1}
@@ -115,7 +116,7 @@ async def test_the_loop_reconciles_at_start(counting_kit: Kit) -> None:
     """Started, the loop checks pending invoices at once, without waiting an interval."""
     kit = counting_kit
     created = await kit.order(Product.DAZBOX)
-    provider_of(kit).mark_paid(created.invoice.payment_hash)
+    await provider_of(kit).mark_paid(created.invoice.payment_hash)
     task = asyncio.create_task(run_reconciler(db=kit.db, settle=kit.settler.settle,
                                               clock=kit.clock, config=CONFIG))
     try:

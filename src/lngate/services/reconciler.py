@@ -1,11 +1,12 @@
 """The reconciler: a lost doorbell costs latency, never a payment.
 
-At start-up and every interval, pending invoices (and those expired less than a margin ago,
-where a late payment can still surface) are claimed and checked at their issuing provider
-through :func:`~lngate.services.settlement.settle`: paid ones settle, unpaid ones past expiry
-are marked expired. Claims carry a lease (``claimed_until``), taken with
-``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so several gateway processes share the work without
-checking the same invoice twice in one interval.
+At start-up and every interval (the leader's ``reconciler`` loop, :mod:`lngate.tasks.payments`),
+pending invoices (and those expired less than a margin ago, where a late payment can still
+surface) are claimed and checked at their issuing provider through
+:func:`~lngate.services.settlement.settle`: paid ones settle, unpaid ones past expiry are marked
+expired. Claims carry a lease (``claimed_until``), taken with ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL, so even two passes at once (two leaders during a takeover, or ``reconcile_once``
+called by hand) never check the same invoice twice in one interval.
 """
 
 from __future__ import annotations
@@ -97,15 +98,3 @@ async def reconcile_once(
         emit("reconcile_pass", checked=report.checked, seconds=round(report.seconds, 3),
              per_second=round(report.per_second, 1), **dict(report.outcomes))
     return report
-
-
-async def run_reconciler(
-    *, db: Database, settle: Settle, clock: WallClock, config: ReconcilerConfig
-) -> None:
-    """Reconcile now, then every ``config.interval`` seconds, forever (a supervised task)."""
-    while True:
-        try:
-            await reconcile_once(db=db, settle=settle, clock=clock, config=config)
-        except Exception as exc:  # a database hiccup: try again next interval
-            log.error("reconcile_pass_failed", error=type(exc).__name__, detail=str(exc)[:200])
-        await asyncio.sleep(config.interval)
