@@ -220,7 +220,10 @@ class Monitoring:
 
     async def take_lead(self) -> None:
         """Start leading: take the alert rules up from what is stored, read new calls from now
-        on, and probe every provider once."""
+        on, and probe every provider once. Leading starts first: if the database cannot be
+        read now, the rules start afresh rather than not at all."""
+        self.leading = True
+        self.metrics.set_leader(True)
         self.dispatcher.clear()
         t = self.config.thresholds
         depth = max(t.failure_window, t.recovery_calls)
@@ -234,8 +237,6 @@ class Monitoring:
             [(c.provider, c.outcome == Outcome.SUCCESS.value, c.duration_ms / 1000, c.error_type)
              for c in recent], announced, fired)
         await self.calls.start()
-        self.leading = True
-        self.metrics.set_leader(True)
         log.info("monitoring_leading", open_incidents=len(announced))
         await self.health.run_once()
 

@@ -90,13 +90,11 @@ class Leadership:
     """Takes the lead when it can, and runs the leader's or the follower's loops accordingly."""
 
     def __init__(self, elector: Elector, *, leader: Role, follower: Role,
-                 retry_interval: float = RETRY_INTERVAL,
-                 on_change: Callable[[bool], object] | None = None) -> None:
+                 retry_interval: float = RETRY_INTERVAL) -> None:
         self.elector = elector
         self.leader = leader
         self.follower = follower
         self.retry_interval = retry_interval
-        self._on_change = on_change
         self._role: Role | None = None
         self._loops: Supervisor | None = None
         self._settled: asyncio.Event | None = None
@@ -159,8 +157,6 @@ class Leadership:
         await self._drop()
         self._role = role
         log.info("leadership_role", role=role.name)
-        if self._on_change is not None:
-            self._on_change(role is self.leader)
         if role.enter is not None:
             try:
                 await role.enter()
