@@ -85,18 +85,19 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64,
-                                         help="Worker processes (use PostgreSQL for more than 1).")] = 1,
+                                         help="Worker processes (more than 1 needs PostgreSQL).")] = 1,
 ) -> None:
     """Start the HTTP gateway (migrates the database first)."""
     from lngate.web.asgi import SKIP_MIGRATIONS_ENV
     from lngate.web.http_server import HttpLimits, run_server
 
     settings = _settings()
+    if workers > 1 and settings.database_url.get_secret_value().startswith("sqlite"):
+        typer.secho(f"--workers {workers} refused: DATABASE_URL is SQLite, which takes one "
+                    "writer process; use one worker, or PostgreSQL for several",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
     _configure_logs(settings)
-    if workers > 1 and settings.sqlite_path() is not None:
-        typer.secho("warning: several workers on SQLite serialise on its single writer; "
-                    "PostgreSQL is the choice for more than one worker", fg=typer.colors.YELLOW,
-                    err=True)
     _run(_migrated(settings))
     os.environ[SKIP_MIGRATIONS_ENV] = "1"  # workers inherit it: migrations ran once, here
     if settings.demo_mode:

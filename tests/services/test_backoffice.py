@@ -31,7 +31,7 @@ ACTOR = "admin-token"
 
 def pay(kit: Kit, payment_hash: str) -> None:
     assert isinstance(kit.provider, TestProvider)
-    assert kit.provider.mark_paid(payment_hash)
+    assert await kit.provider.mark_paid(payment_hash)
 
 
 async def paid(kit: Kit, product: Product = Product.DAZBOX, **overrides: object) -> CreatedOrder:
