@@ -71,11 +71,9 @@ def render_config(settings: Settings, *, include_secrets: bool) -> str:
         text = entry.value
         if text is None or entry.note:  # a secret, or a URL whose password was left out
             text = raw.get_secret_value() if isinstance(raw, SecretStr) else str(raw)
-        if "${" in text:  # single quotes: a .env reader does not expand ${...} in them
-            text = "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-        else:
-            text = dotenv_value(text)
-        lines.append(f"{entry.name}={text}")
+        if "${" in text:  # python-dotenv expands ${...} even in quotes: no escape exists
+            lines.append(f"# {entry.name} contains '${{': a .env reader expands it; check it")
+        lines.append(f"{entry.name}={dotenv_value(text)}")
     return "\n".join(lines) + "\n"
 
 
