@@ -11,7 +11,7 @@ instances are SIGKILLed and restarted and LNbits is restarted once. It prints pr
 stderr, then the table (payments, settled, emails, duplicates, lost, time to settle p50/p99,
 alerts, 5xx seen by clients) and the checks, and exits 1 if any check fails.
 
-Needs nginx (``apt-get install nginx-light``), PostgreSQL on 127.0.0.1:5432
+Needs nginx (``apt-get install nginx``), PostgreSQL on 127.0.0.1:5432
 (``LNGATE_TEST_POSTGRES_URL`` overrides) and Python 3.12 or older for LNbits.
 
     .venv/bin/python benchmarks/chaos.py                    # 1,000 payments, ~10 min here

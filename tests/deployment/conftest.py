@@ -22,7 +22,7 @@ from tests.peers.services import fail_missing
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "nginx: needs nginx (apt-get install nginx-light)")
+    config.addinivalue_line("markers", "nginx: needs nginx (apt-get install nginx)")
     config.addinivalue_line("markers", "chaos: the chaos run (several gateways, nginx, LNbits "
                                        "restarted; a few minutes)")
 
@@ -74,7 +74,7 @@ class Deployment:
         return httpx.AsyncClient(base_url=nginx.url, transport=transport, timeout=15, **kwargs)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def demo_deployment(nginx_available: str, tmp_path_factory: pytest.TempPathFactory,
                     ) -> Iterator[Deployment]:
     """Three demo-mode gateways (the test provider) on a fresh PostgreSQL database, behind
@@ -92,7 +92,7 @@ def demo_deployment(nginx_available: str, tmp_path_factory: pytest.TempPathFacto
             yield Deployment(cluster, nginx)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def single_instance_nginx(demo_deployment: Deployment,
                           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
     """A second nginx with the same configuration in front of the first instance alone (for

@@ -27,7 +27,7 @@ TEMPLATE = REPO / "deploy" / "nginx" / "lngate.conf"
 _MARK = re.compile(r"^(?P<indent>\s*)(?P<directive>.*?)\s*#\s*rendered:\s*(?P<what>[\w ]+?)\s*$")
 _ACCESS = re.compile(r'"(?P<method>\w+) (?P<uri>\S+)" (?P<status>\d+) .* upstream=(?P<up>.*?) '
                      r'status=')
-INSTALL_NGINX = ("install it with `apt-get install -y --no-install-recommends nginx-light` "
+INSTALL_NGINX = ("install it with `apt-get install -y --no-install-recommends nginx` "
                  "(as .ci/run does)")
 
 
