@@ -219,12 +219,11 @@ class ChaosReport:
                                     + ", ".join(f"{n} {why}" for why, n in
                                                 Counter(w for _, w in explained).items())
                                     + ")"),
-            ("chaos", f"{len(self.kills)} SIGKILLs at " + ", ".join(
-                time.strftime("%H:%M:%S", time.localtime(at)) for _, at in self.kills)
-                      + " (restart to ready: "
+            ("chaos", f"{len(self.kills)} SIGKILLs at "
+                      + ", ".join(_clock(at) for _, at in self.kills) + " (restart to ready: "
                       + ", ".join(f"{s:.1f}" for s in self.restart_seconds) + " s), LNbits "
-                      + (f"down at {time.strftime('%H:%M:%S', time.localtime(self.lnbits_outage[0]))}"
-                         f" for {self.lnbits_outage[1] - self.lnbits_outage[0]:.1f} s"
+                      + (f"down at {_clock(self.lnbits_outage[0])} for "
+                         f"{self.lnbits_outage[1] - self.lnbits_outage[0]:.1f} s"
                          if self.lnbits_outage else "not restarted")),
             ("webhooks", ", ".join(f"{k} {v}" for k, v in self.webhooks.items())),
             ("duration", f"{self.seconds:.0f} s"),
@@ -287,7 +286,7 @@ class ChaosReport:
             "no unexplained 5xx for clients", not unexplained_errors,
             f"{len(explained)} explained, {len(unexplained_errors)} unexplained: "
             + "; ".join(f"{x.method} {x.route} -> {x.status or x.error} {x.code or ''} at "
-                        f"{time.strftime('%H:%M:%S', time.localtime(x.started))}"
+                        f"{_clock(x.started)}"
                         for x in unexplained_errors[:5])))
 
         per_rule: dict[str, Counter[str]] = defaultdict(Counter)
@@ -313,6 +312,10 @@ class ChaosReport:
             and (self.lnbits_outage is not None) == self.plan.restart_lnbits,
             f"{len(self.kills)} kills, LNbits outage {self.lnbits_outage is not None}"))
         return out
+
+
+def _clock(moment: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(moment))
 
 
 def _one_month(period: tuple[Any, Any] | None) -> bool:
@@ -409,7 +412,8 @@ class Scenario:
 
     # ------------------------------------------------------------------ clients
 
-    async def request(self, method: str, route: str, path: str, **kwargs: Any) -> httpx.Response | None:
+    async def request(self, method: str, route: str, path: str,
+                      **kwargs: Any) -> httpx.Response | None:
         """One request through nginx, recorded; ``None`` on a transport error."""
         assert self.http is not None
         started = time.time()
