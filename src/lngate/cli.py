@@ -232,6 +232,72 @@ def config_show(
 
 
 @app.command()
+def backup(
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", help="The backup folder to create; it must not exist "
+        "(default: ./lngate-backup-<UTC time>).")] = None,
+    include_secrets: Annotated[bool, typer.Option(
+        "--include-secrets", help="Write the secrets and URL passwords into the configuration "
+        "file (then readable by its owner only).")] = False,
+) -> None:
+    """Back up the database and the configuration while the gateway runs.
+
+    SQLite: a consistent copy of the database (SQLite's online backup) and the configuration,
+    in a new folder. PostgreSQL: checks the connection, saves the configuration and prints the
+    pg_dump / pg_restore commands (without the password). Exits 1 when the database cannot be
+    read or the folder cannot be written.
+    """
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from lngate.backup import BackupError, make_backup, postgres_commands, render_config
+    from lngate.store.database import Database
+
+    settings = _settings()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    folder = Path(output) if output else Path(f"lngate-backup-{stamp}")
+    url = settings.database_url.get_secret_value()
+    sqlite = settings.sqlite_path()
+    if sqlite is None and url.startswith("sqlite"):
+        typer.secho("DATABASE_URL is an in-memory SQLite database: nothing to back up",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    if sqlite is None:
+        async def usable() -> None:  # the check every command makes: reachable, schema current
+            db = Database.from_url(url)
+            try:
+                await db.check()
+            finally:
+                await db.aclose()
+
+        typer.echo("checking the PostgreSQL database ...", err=True)
+        _run(usable())
+    try:
+        result = make_backup(folder, config_text=render_config(
+            settings, include_secrets=include_secrets), include_secrets=include_secrets,
+            sqlite_path=sqlite, progress=lambda line: typer.echo(line, err=True))
+    except BackupError as exc:
+        typer.secho(f"backup failed: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"backup written to {result.folder}/")
+    if result.database is not None:
+        typer.echo(f"  {result.database.name}  the database ({result.database_bytes:,} bytes)")
+    typer.echo(f"  {result.config.name}  the configuration"
+               + (" WITH secrets (mode 0600)" if include_secrets else ", secrets left out"))
+    if sqlite is not None:
+        typer.echo(f"restore: stop the gateway, copy {result.database} to {sqlite}, start it.")
+        return
+    dump = f"lngate-{stamp}.dump"
+    dump_cmd, restore_cmd = postgres_commands(url, dump)
+    typer.echo("PostgreSQL is backed up with its own tools, consistent while the gateway "
+               "runs:\n"
+               f"  {dump_cmd}\n"
+               "restore into an empty database (then `lngate migrate`):\n"
+               f"  {restore_cmd}\n"
+               "The password is not shown: give it through PGPASSWORD or ~/.pgpass.")
+
+
+@app.command()
 def stats(
     hours: Annotated[float, typer.Option(min=0.01, max=24 * 3650,
                                          help="Window: the last HOURS hours.")] = 24.0,
