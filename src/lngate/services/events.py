@@ -8,7 +8,7 @@ wake-up is harmless, and listeners also re-read on a timer to see other processe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
@@ -17,11 +17,19 @@ class InvoiceEvents:
 
     def __init__(self) -> None:
         self._listeners: dict[str, set[asyncio.Event]] = {}
+        self._observers: list[Callable[[str], object]] = []
 
     def publish(self, payment_hash: str) -> None:
-        """Wake every listener of ``payment_hash``."""
+        """Wake every listener of ``payment_hash``, and tell every observer."""
         for event in self._listeners.get(payment_hash, ()):
             event.set()
+        for observer in self._observers:
+            observer(payment_hash)
+
+    def observe(self, observer: Callable[[str], object]) -> None:
+        """Also call ``observer(payment_hash)`` on every change of any invoice (the operator
+        dashboard); it must neither block nor raise."""
+        self._observers.append(observer)
 
     @contextmanager
     def listen(self, payment_hash: str) -> Iterator[asyncio.Event]:
