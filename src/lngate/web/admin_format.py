@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from lngate.web.i18n import Translator
 
@@ -66,6 +66,13 @@ class AdminFormat:
             return NOTHING
         return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S" if seconds
                                                else "%Y-%m-%d %H:%M")
+
+    def recent(self, moment: datetime | None, today: date) -> str:
+        """``14:03:07`` for a moment of ``today`` (UTC), else ``2026-05-12 14:03``."""
+        if moment is None:
+            return NOTHING
+        utc = moment.astimezone(UTC)
+        return utc.strftime("%H:%M:%S") if utc.date() == today else self.when(utc)
 
     def day(self, moment: datetime | None) -> str:
         """``2026-05-12`` (UTC), or a dash."""

@@ -236,6 +236,7 @@ def section_context(data: DashboardData, fmt: AdminFormat,
     """What the section templates need (the page's and the stream's alike)."""
     cards = data.cards
     return {
+        "today": utcnow().date(),
         "cards": cards,
         "target": UPTIME_TARGET,
         "healthy": sum(1 for c in cards if c.health is Health.UP),
