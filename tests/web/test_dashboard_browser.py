@@ -20,7 +20,7 @@ from playwright.async_api import expect
 
 from lngate.web.dashboard_live import REFRESH_SECONDS
 from tests.doubles.tcp_proxy import Mode, TcpProxy
-from tests.peers.browser import DESKTOP, BrowserPeer, WatchedPage, save_screenshot
+from tests.peers.browser import DESKTOP, PHONE, BrowserPeer, WatchedPage, save_screenshot
 from tests.peers.lnbits_peer import LNbitsPeer, fake_wallet_payee_pubkey
 from tests.peers.smtp_peer import SMTPPeer
 from tests.web.backoffice import TOKEN, new_order
@@ -116,7 +116,7 @@ async def test_ship_a_dazbox_from_the_order_page_emails_the_customer_once(
 ) -> None:
     """From the orders list (filtered), open a paid DazBox, mark it shipped with a tracking
     number: the page says so, the customer receives the "shipped" email at the real SMTP
-    server exactly once, even when the stale form is sent again (refused)."""
+    server exactly once, even when the same form, open in another tab, is sent too (refused)."""
     settings = {"admin_token": TOKEN, "smtp_host": smtp.host, "smtp_port": smtp.port,
                 "smtp_tls": "none", "shop_email": "shop@example.com",
                 "outbox_poll_interval_seconds": 0.2}
@@ -143,6 +143,8 @@ async def test_ship_a_dazbox_from_the_order_page_emails_the_customer_once(
             await page.wait_for_url(f"{live.url}/admin/orders/{order_id}")
 
             await expect(page.locator("#shipment-status")).to_have_text("à expédier")
+            stale = await watched.context.new_page()  # the same order open in a second tab
+            await stale.goto(page.url)
             await page.fill("#tracking-input", "6A 1234 5678")
             await page.fill("#carrier-input", "Colissimo")
             await page.get_by_role("button", name="Marquer expédiée").click()
@@ -156,13 +158,10 @@ async def test_ship_a_dazbox_from_the_order_page_emails_the_customer_once(
             shipped = [m for m in mails if m.subject.startswith(SHIPPED_SUBJECT)]
             assert len(shipped) == 1 and "6A 1234 5678" in shipped[0].body()
 
-            await page.go_back()  # the form as it was, sent again
-            await page.wait_for_url(f"{live.url}/admin/orders/{order_id}")
-            if await page.locator("#ship-form").count():  # the browser kept the old page
-                await page.fill("#tracking-input", "6A 9999")
-                await page.get_by_role("button", name="Marquer expédiée").click()
-                await expect(page.locator("#problem")).to_have_text(
-                    "La commande est déjà expédiée.")
+            await stale.fill("#tracking-input", "6A 9999")  # the other tab's form, sent late
+            await stale.get_by_role("button", name="Marquer expédiée").click()
+            await expect(stale.locator("#problem")).to_have_text("La commande est déjà expédiée.")
+            await expect(stale.locator("#tracking")).to_have_text("6A 1234 5678")
             await page.reload()
             await expect(page.locator("#emails-table tr[data-kind=dazbox_shipped]")).to_contain_text(
                 "envoyé", timeout=10_000)
@@ -225,4 +224,20 @@ async def test_pages_in_english_without_console_errors(browser: BrowserPeer,
             await page.wait_for_url(f"{live.url}/admin/login")
             await page.goto(f"{live.url}/admin")
             assert page.url.startswith(f"{live.url}/admin/login")
+            assert watched.console_errors == []
+
+
+async def test_pages_fit_a_phone(browser: BrowserPeer, tmp_path: Path) -> None:
+    """On a 390x844 phone, the dashboard, the orders list and an order's page have no
+    horizontal scroll (wide tables scroll inside their own box)."""
+    async with serve_gateway(tmp_path, admin_token=TOKEN) as live:
+        created = await new_order(live.http, pay=True, email="a-rather-long-address@example.com")
+        async with browser.page(viewport=PHONE) as watched:
+            await sign_in_through_page(watched, live, "/admin")
+            await expect(watched.page.locator("#dashboard")).to_have_attribute(
+                "data-stream", "open")
+            assert await watched.horizontal_overflow() == 0
+            for path in ("/admin/orders", f"/admin/orders/{created['order']['id']}"):
+                await watched.page.goto(f"{live.url}{path}")
+                assert await watched.horizontal_overflow() == 0, path
             assert watched.console_errors == []
