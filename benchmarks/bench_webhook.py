@@ -205,9 +205,12 @@ async def part_reconciler(peer: LNbitsPeer, pending: int, concurrency: list[int]
             await asyncio.gather(*(one(i) for i in range(pending)))
             for level in concurrency:
                 async with gateway.db.transaction() as conn:  # every invoice due again
-                    await conn.execute(update(invoices).values(claimed_until=None))
+                    await conn.execute(update(invoices).values(next_check_at=None))
+                # one pass over all of them: no first-check delay, no cap, a lease long enough
                 config = ReconcilerConfig(interval=3600, batch_size=pending, concurrency=level,
-                                          late_margin=timedelta(hours=1))
+                                          late_margin=timedelta(hours=1),
+                                          first_check=timedelta(0), lookups_per_second=0,
+                                          lease=timedelta(hours=1))
                 report = await reconcile_once(db=gateway.db, settle=gateway.settler.settle,
                                               clock=utcnow, config=config)
                 results.append({"provider": provider, "concurrency": level,

@@ -44,6 +44,8 @@ BENCHMARKS = (
     Benchmark("hotspots", "nothing", ("--n", "100", "--repeat", "1")),
     Benchmark("monitoring", "PostgreSQL", ("--rows", "20000")),
     Benchmark("admin_stats", "PostgreSQL", ("--rows", "20000", "--invoices", "2000")),
+    Benchmark("reconciler", "nothing (git, for the previous schedule's source)",
+              ("--sizes", "10", "1000", "--window", "10", "--warmup", "2", "--no-chart")),
     Benchmark("webhook", "LNbits peer, SMTP sink",
               ("--payments", "5", "--pending", "20", "--concurrency", "1,4")),
     Benchmark("create_invoice", "LNbits peer; wrk if installed",

@@ -27,11 +27,13 @@ SECRETS = {  # supplied from the environment when the saved file is loaded again
     "RESEND_API_KEY": "re_secret_5",
     "SMTP_PASSWORD": "smtp-secret-6",
     "ALERT_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/secret7",
+    "PROVIDERS": "lnbits | name=node;type=clnrest;server=https://node.example.com:3010;"
+                 "rune=rune-secret-8== | nwc",
 }
-PASSWORDS = ["lnbits-pass-8", "db-pass-9", "query-pass-10", "redis-pass-11"]
+PASSWORDS = ["db-pass-9", "query-pass-10", "redis-pass-11"]
 CONFIGURATION = {
     **SECRETS,
-    "LNBITS_ENDPOINT": "https://gate:lnbits-pass-8@lnbits.example.com",
+    "LNBITS_ENDPOINT": "https://lnbits.example.com",
     "DATABASE_URL": "postgresql://gate:db-pass-9@db.example.com:5432/lngate"
                     "?sslmode=require&password=query-pass-10",
     "REDIS_URL": "redis://:redis-pass-11@127.0.0.1:6379/0",
@@ -110,7 +112,9 @@ def test_secrets_are_comments_and_passwords_are_announced(tmp_path: Path) -> Non
     assert not any(line.startswith(("ADMIN_TOKEN=", "NWC_URL=")) for line in lines)
     at = lines.index("DATABASE_URL=postgresql://gate@db.example.com:5432/lngate?sslmode=require")
     assert lines[at - 1] == "# DATABASE_URL: its password is not printed"
-    assert "LNBITS_ENDPOINT=https://gate@lnbits.example.com" in lines
+    assert "LNBITS_ENDPOINT=https://lnbits.example.com" in lines
+    assert ("# PROVIDERS is set: a secret, not printed (providers in order: lnbits, "
+            "node (clnrest), nwc)") in lines
     assert "REDIS_URL=redis://127.0.0.1:6379/0" in lines
     assert "LNBITS_NODE_PUBKEY=" in lines  # unset: blank
 

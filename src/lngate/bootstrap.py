@@ -22,11 +22,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import structlog
 
+from lngate.config_secrets import secrets_in
 from lngate.metrics import GatewayMetrics
 from lngate.notify.alerts import AlertChannel, DiscordWebhook, EmailAlerts, SlackWebhook
 from lngate.notify.email import (
@@ -37,8 +37,9 @@ from lngate.notify.email import (
     SmtpEmailSender,
 )
 from lngate.notify.templates import EmailTemplates
+from lngate.provider_registry import BuildContext, build_provider
 from lngate.providers.base import Provider
-from lngate.providers.lnbits import LNbitsConfig, LNbitsProvider, make_session
+from lngate.providers.cursors import CursorStore, MemoryCursorStore
 from lngate.providers.testprovider import TestProvider
 from lngate.resilience.breaker import BreakerState, CircuitBreaker
 from lngate.resilience.deadline import AttemptTimeoutPolicy
@@ -47,6 +48,7 @@ from lngate.services.alerts import AlertThresholds
 from lngate.services.call_recorder import CallRecorder
 from lngate.services.clock import utcnow
 from lngate.services.events import InvoiceEvents
+from lngate.services.health import ProbeResult
 from lngate.services.invoices import InvoiceContext
 from lngate.services.monitoring import Monitoring, MonitoringConfig
 from lngate.services.orders import Catalog, OrderContext
@@ -58,6 +60,7 @@ from lngate.services.webhooks import WebhookAuth
 from lngate.settings import ConfigError, Settings
 from lngate.store import Database
 from lngate.store.invoice_writer import InvoiceWriter
+from lngate.store.stream_cursors import StreamCursorStore
 
 log = structlog.get_logger("lngate.bootstrap")
 OUTBOX_WAKE_DELAY = 0.25
@@ -109,53 +112,38 @@ class Gateway:
 
 
 def secret_values(settings: Settings) -> list[str]:
-    """Every configured secret, for the log redaction guard."""
-    secrets = [settings.lnbits_invoice_key, settings.lnbits_admin_key, settings.lnbits_webhook_secret,
-               settings.nwc_url, settings.admin_token, settings.resend_api_key, settings.redis_url,
-               settings.smtp_password]
-    values = [s.get_secret_value() for s in secrets if s is not None]
-    values += [url.get_secret_value() for url in (settings.alert_slack_webhook_url,
-                                                  settings.alert_discord_webhook_url) if url]
-    if settings.nwc_url is not None:  # the URI's secret alone must not leak either
-        query = parse_qs(urlsplit(settings.nwc_url.get_secret_value()).query)
-        values.extend(query.get("secret", []))
-    return [v for v in values if v]
+    """Every configured secret, for the log redaction guard: each ``SecretStr`` the settings
+    hold, the parsed provider specs and the credentials inside secret URLs included
+    (:func:`~lngate.config_secrets.secrets_in` walks the model, so no list is kept here)."""
+    return list(dict.fromkeys(secrets_in(settings)))
 
 
-async def build_providers(settings: Settings, payee_keys: PayeeKeys) -> tuple[
-    list[Provider], list[aiohttp.ClientSession], TestProvider
-]:
-    """The providers customers' invoices come from, in priority order, the sessions they use,
-    and the test provider (public in demo mode only)."""
+async def build_providers(
+    settings: Settings, payee_keys: PayeeKeys, *, db: Database | None = None,
+) -> tuple[list[Provider], list[aiohttp.ClientSession], TestProvider]:
+    """The providers customers' invoices come from, in priority order (``PROVIDERS``, see
+    :mod:`lngate.provider_registry`), the sessions to close besides theirs (none: each provider
+    owns its session), and the test provider (public in demo mode only).
+
+    Each provider is built by its registry row; a paid stream keeps its cursor in ``db`` (in
+    memory without one). A ``node_pubkey`` in a spec is pinned.
+    """
+    def cursor_store(name: str) -> CursorStore:
+        if db is None:
+            return MemoryCursorStore()
+        return StreamCursorStore(db, name, clock=utcnow)
+
+    context = BuildContext(timeout=settings.provider_timeout_seconds, cursor_store=cursor_store)
     providers: list[Provider] = []
-    sessions: list[aiohttp.ClientSession] = []
-    timeout = settings.provider_timeout_seconds
-    if settings.lnbits_configured:
-        assert settings.lnbits_endpoint and settings.lnbits_invoice_key
-        session = make_session(timeout)
-        sessions.append(session)
-        providers.append(LNbitsProvider(
-            LNbitsConfig(
-                endpoint=settings.lnbits_endpoint,
-                invoice_key=settings.lnbits_invoice_key.get_secret_value(),
-                admin_key=(settings.lnbits_admin_key.get_secret_value()
-                           if settings.lnbits_admin_key else None),
-                timeout=timeout,
-            ),
-            session,
-        ))
-        if settings.lnbits_node_pubkey:
-            payee_keys.pin("lnbits", settings.lnbits_node_pubkey)
-    if settings.nwc_url is not None:
-        from lngate.providers.nwc import NWCConfig, NWCProvider
-
+    for spec in settings.provider_specs:
         try:
-            config = NWCConfig(uri=settings.nwc_url.get_secret_value(), timeout=timeout)
-        except ValueError as exc:
-            for session in sessions:
-                await session.close()
-            raise ConfigError(f"invalid configuration:\n  NWC_URL: {exc}") from None
-        providers.append(NWCProvider(config))
+            providers.append(build_provider(spec, context))
+        except ValueError as exc:  # e.g. a certificate file removed since settings were read
+            for provider in providers:
+                await provider.aclose()
+            raise ConfigError(f"PROVIDERS: provider {spec.name!r} ({spec.type}): {exc}") from None
+        if spec.node_pubkey:
+            payee_keys.pin(spec.name, spec.node_pubkey)
     test_provider = TestProvider(network=settings.lightning_network, clock=utcnow)
     payee_keys.pin(test_provider.name, test_provider.node_pubkey)
     if settings.demo_mode:
@@ -167,7 +155,7 @@ async def build_providers(settings: Settings, payee_keys: PayeeKeys) -> tuple[
         log.warning("test_provider_private", message="LIGHTNING_TEST_MODE is on, but a real "
                     "provider is configured: the test provider never serves customers; it "
                     "only backs the admin's simulate_payment")
-    return providers, sessions, test_provider
+    return providers, [], test_provider
 
 
 def build_router(
@@ -208,7 +196,7 @@ async def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:
         if migrate:
             await db.migrate()
         payee_keys = PayeeKeys()
-        providers, sessions, test_provider = await build_providers(settings, payee_keys)
+        providers, sessions, test_provider = await build_providers(settings, payee_keys, db=db)
     except BaseException:
         await db.aclose()
         raise
@@ -252,6 +240,12 @@ async def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:
         metrics=GatewayMetrics(),
     )
     attempt_hooks.hooks.append(monitoring.observe_attempt)
+
+    def take_reported_key(result: ProbeResult) -> None:
+        if result.node_pubkey:  # the payee check then works from the first invoice on
+            payee_keys.report(result.provider, result.node_pubkey)
+
+    monitoring.health.add_listener(take_reported_key)
     return Gateway(
         settings=settings, db=db, providers=providers, router=router, payee_keys=payee_keys,
         recorder=recorder, invoices=context, demo_mode=demo, test_provider=test_provider,
@@ -277,6 +271,11 @@ async def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:
             late_margin=timedelta(seconds=settings.reconcile_margin_seconds),
             batch_size=settings.reconcile_batch_size,
             concurrency=settings.reconcile_concurrency,
+            lease=timedelta(seconds=settings.reconcile_lease_seconds),
+            first_check=timedelta(seconds=settings.reconcile_first_check_seconds),
+            backoff=settings.reconcile_backoff_factor,
+            max_gap=timedelta(seconds=settings.reconcile_max_gap_seconds),
+            lookups_per_second=settings.reconcile_lookups_per_second,
         ),
         monitoring=monitoring,
         sessions=sessions,
@@ -302,7 +301,8 @@ def build_webhook_auth(settings: Settings, providers: list[Provider]) -> Webhook
         if any(p.capabilities.webhook for p in providers):
             log.warning("webhooks_disabled", message="LNBITS_WEBHOOK_SECRET is not set: no "
                         "webhook URL is given to LNbits; the reconciler settles payments instead "
-                        f"(every {settings.reconcile_interval_seconds:g} s)")
+                        f"(first check {settings.reconcile_first_check_seconds:g} s after "
+                        "creation)")
         return None
     return WebhookAuth(settings.lnbits_webhook_secret.get_secret_value(), settings.public_url)
 

@@ -129,13 +129,16 @@ def check() -> None:
     from lngate.services.provider_check import check_provider
 
     settings = _settings()
+    _configure_logs(settings)  # logs (redacted) go to stderr; the table alone to stdout
+    types = {spec.name: spec.type for spec in settings.provider_specs}
 
     async def run() -> list[Any]:
         gateway = await build_gateway(settings)
         try:
             results = []
             for provider in gateway.providers:
-                typer.echo(f"checking {provider.name} ...", err=True)
+                typer.echo(f"checking {provider.name} ({types.get(provider.name, 'test')}) ...",
+                           err=True)
                 results.append(await check_provider(
                     provider, network=settings.lightning_network,
                     payee_keys=gateway.payee_keys, clock=utcnow,
@@ -146,16 +149,18 @@ def check() -> None:
 
     results = _run(run())
     if not results:
-        typer.secho("no provider configured (set LNBITS_ENDPOINT/LNBITS_INVOICE_KEY or NWC_URL, "
-                    "or LIGHTNING_TEST_MODE=true)", fg=typer.colors.RED, err=True)
+        typer.secho("no provider configured (set PROVIDERS, or LNBITS_ENDPOINT/LNBITS_INVOICE_KEY "
+                    "or NWC_URL, or LIGHTNING_TEST_MODE=true)", fg=typer.colors.RED, err=True)
         raise typer.Exit(1)
-    header = f"{'provider':<10} {'result':<6} {'reachable':<9} {'ms':>8} {'balance sat':>12} " \
-             f"{'invoice':<8} {'lookup':<6} errors"
+    width = max(len("provider"), *(len(r.provider) for r in results))
+    header = f"{'provider':<{width}} {'type':<8} {'result':<6} {'reachable':<9} {'ms':>8} " \
+             f"{'balance sat':>12} {'invoice':<8} {'lookup':<6} errors"
     typer.echo(header)
     typer.echo("-" * len(header))
     for r in results:
         typer.echo(
-            f"{r.provider:<10} {'OK' if r.ok else 'FAIL':<6} {'yes' if r.reachable else 'no':<9} "
+            f"{r.provider:<{width}} {types.get(r.provider, 'test'):<8} "
+            f"{'OK' if r.ok else 'FAIL':<6} {'yes' if r.reachable else 'no':<9} "
             f"{(f'{r.response_ms:.1f}' if r.response_ms is not None else '-'):>8} "
             f"{(str(r.balance_sat) if r.balance_sat is not None else '-'):>12} "
             f"{'valid' if r.invoice_valid else 'invalid':<8} {'ok' if r.lookup_ok else 'fail':<6} "
@@ -256,6 +261,71 @@ def stats(
         typer.echo(json.dumps(body, indent=2))
         return
     typer.echo(_stats_table(body, hours))
+
+
+@app.command()
+def loadtest(
+    scenario: Annotated[str, typer.Argument(
+        help="health, create-invoice, order-and-pay (demo) or webhook (demo).")],
+    url: Annotated[str, typer.Option(help="The running gateway.")] = "http://127.0.0.1:8000",
+    rate: Annotated[float, typer.Option(min=0.1, max=10_000,
+                                        help="Requests started per second (open loop).")] = 5.0,
+    duration: Annotated[float, typer.Option(min=1, max=86_400, help="Seconds.")] = 30.0,
+    json_report: Annotated[str | None, typer.Option(help="Write the JSON report to this file.")]
+    = None,
+    admin_token: Annotated[str | None, typer.Option(
+        envvar="ADMIN_TOKEN", help="Records the run on the gateway (its ADMIN_TOKEN).")] = None,
+    webhook_secret: Annotated[str | None, typer.Option(
+        envvar="LNBITS_WEBHOOK_SECRET",
+        help="The gateway's LNBITS_WEBHOOK_SECRET (webhook scenario).")] = None,
+    slo_invoice_ms: Annotated[float, typer.Option(
+        min=0, help="p99 objective of create-invoice and order-and-pay.")] = 3000.0,
+    slo_webhook_ms: Annotated[float, typer.Option(min=0, help="p99 objective of webhook.")]
+    = 500.0,
+    slo_health_ms: Annotated[float, typer.Option(min=0, help="p99 objective of health.")]
+    = 1000.0,
+    max_error_rate: Annotated[float, typer.Option(min=0, max=1,
+                                                  help="Objective: errors / requests.")] = 0.01,
+    allow_remote: Annotated[bool, typer.Option(help="Allow a non-loopback target.")] = False,
+    yes: Annotated[bool, typer.Option(
+        "--yes", help="Do not ask before creating real invoices on a non-demo gateway.")]
+    = False,
+    timeout: Annotated[float, typer.Option(min=0.1, max=600, help="Per request, seconds.")]
+    = 10.0,
+    max_in_flight: Annotated[int, typer.Option(
+        min=1, max=100_000, help="Unanswered requests at most; more are counted as errors.")]
+    = 1000,
+    amount_sats: Annotated[int, typer.Option(min=1, help="Amount of each invoice or order.")]
+    = 100,
+) -> None:
+    """Drive a RUNNING gateway at a fixed rate and check its service-level objectives.
+
+    Exit status 0 when every objective is met, 1 when one is missed, 2 when the run was refused
+    (see docs/loadtest.md).
+    """
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from lngate.loadtest.runner import LoadTestOptions, run_loadtest
+    from lngate.loadtest.scenarios import SCENARIOS
+
+    if scenario not in SCENARIOS:
+        typer.secho(f"unknown scenario {scenario!r}: choose one of {', '.join(SCENARIOS)}",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
+    objective_ms = {"health": slo_health_ms, "webhook": slo_webhook_ms}.get(scenario,
+                                                                          slo_invoice_ms)
+    options = LoadTestOptions(
+        scenario=scenario, url=url, rate=rate, duration=duration, objective_ms=objective_ms,
+        max_error_rate=max_error_rate, json_report=Path(json_report) if json_report else None,
+        admin_token=admin_token,
+        webhook_secret=webhook_secret, allow_remote=allow_remote, assume_yes=yes,
+        timeout=timeout, max_in_flight=max_in_flight, amount_sats=amount_sats)
+    code = asyncio.run(run_loadtest(
+        options, confirm=lambda question: typer.confirm(question, default=False),
+        console=Console(), errors=Console(stderr=True)))
+    raise typer.Exit(code)
 
 
 def _stats_table(body: dict[str, Any], hours: float) -> str:

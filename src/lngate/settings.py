@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import (
     AliasChoices,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -25,8 +26,19 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from lngate.config_secrets import SecretUrl
 from lngate.domain import Network
 from lngate.notify.addresses import InvalidAddress, parse_mailbox
+from lngate.provider_registry import ProviderEntry, parse_providers
+from lngate.provider_specs import (
+    LNbitsSpec,
+    NWCSpec,
+    ProviderShorthand,
+    ProviderSpec,
+    check_node_pubkey,
+    check_server_url,
+    is_loopback,
+)
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/lngate.sqlite3"
 _RATE_LIMIT = re.compile(r"^\s*\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?\s*$", re.I)
@@ -40,15 +52,6 @@ class ConfigError(Exception):
         super().__init__("\n".join(f"invalid configuration: {p}" for p in self.problems))
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _check_http_url(value: str) -> str:
     """Refuse a malformed URL, and ``http://`` to anything but loopback."""
     value = value.strip().rstrip("/")
@@ -59,7 +62,7 @@ def _check_http_url(value: str) -> str:
         parts.port  # noqa: B018 - raises on a bad port
     except ValueError:
         raise ValueError(f"invalid port in {value!r}") from None
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ValueError(
             f"plain http:// to a non-loopback host ({parts.hostname}); "
             "use https:// so keys are not sent in clear"
@@ -87,6 +90,12 @@ class Settings(BaseSettings):
                 if not (isinstance(value, str) and not value.strip())}
 
     # --- providers ----------------------------------------------------------------------
+    providers: Annotated[list[ProviderSpec | ProviderShorthand], NoDecode] = Field(
+        default_factory=list, validation_alias="PROVIDERS"
+    )
+    """The providers in priority order, as written (see :mod:`lngate.provider_registry`);
+    :attr:`provider_specs` is the resolved list."""
+    _provider_specs: list[ProviderSpec] = PrivateAttr(default_factory=list)
     lnbits_endpoint: str | None = Field(default=None, validation_alias="LNBITS_ENDPOINT")
     lnbits_invoice_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("LNBITS_INVOICE_KEY", "LNBITS_API_KEY")
@@ -96,7 +105,7 @@ class Settings(BaseSettings):
         default=None, validation_alias="LNBITS_WEBHOOK_SECRET"
     )
     lnbits_node_pubkey: str | None = Field(default=None, validation_alias="LNBITS_NODE_PUBKEY")
-    nwc_url: SecretStr | None = Field(default=None, validation_alias="NWC_URL")
+    nwc_url: SecretUrl | None = Field(default=None, validation_alias="NWC_URL")
     lightning_test_mode: bool | None = Field(default=None, validation_alias="LIGHTNING_TEST_MODE")
     lightning_network: Network = Field(default=Network.BITCOIN, validation_alias="LIGHTNING_NETWORK")
     provider_timeout_seconds: float = Field(
@@ -138,7 +147,7 @@ class Settings(BaseSettings):
     )
     admin_token: SecretStr | None = Field(default=None, validation_alias="ADMIN_TOKEN")
     rate_limit: str = Field(default="60/minute", validation_alias="RATE_LIMIT")
-    redis_url: SecretStr | None = Field(default=None, validation_alias="REDIS_URL")
+    redis_url: SecretUrl | None = Field(default=None, validation_alias="REDIS_URL")
     trusted_proxies: Annotated[list[str], NoDecode] = Field(
         default_factory=list, validation_alias="TRUSTED_PROXIES"
     )
@@ -162,8 +171,8 @@ class Settings(BaseSettings):
                                              validation_alias="HTTP_MAX_CONNECTIONS")
 
     # --- storage, email, logs -----------------------------------------------------------
-    database_url: SecretStr = Field(
-        default=SecretStr(DEFAULT_DATABASE_URL), validation_alias="DATABASE_URL"
+    database_url: SecretUrl = Field(
+        default=SecretUrl(DEFAULT_DATABASE_URL), validation_alias="DATABASE_URL"
     )
     resend_api_key: SecretStr | None = Field(default=None, validation_alias="RESEND_API_KEY")
     debug: str = Field(default="", validation_alias="DEBUG")
@@ -254,6 +263,29 @@ class Settings(BaseSettings):
                                       validation_alias="RECONCILE_BATCH_SIZE")
     reconcile_concurrency: int = Field(default=16, ge=1, le=256,
                                        validation_alias="RECONCILE_CONCURRENCY")
+    # The reconciler's schedule (services/reconciler.py): first check, then gaps growing with
+    # the invoice's age up to a maximum, one at expiry, the last at expiry + the margin.
+    reconcile_first_check_seconds: float = Field(
+        default=60.0, ge=0, le=86400, validation_alias="RECONCILE_FIRST_CHECK_SECONDS"
+    )
+    reconcile_backoff_factor: float = Field(default=2.0, ge=1, le=10,
+                                            validation_alias="RECONCILE_BACKOFF_FACTOR")
+    reconcile_max_gap_seconds: float = Field(
+        default=600.0, gt=0, le=86400, validation_alias="RECONCILE_MAX_GAP_SECONDS"
+    )
+    reconcile_lease_seconds: float = Field(default=60.0, ge=10, le=3600,
+                                           validation_alias="RECONCILE_LEASE_SECONDS")
+    reconcile_lookups_per_second: float = Field(
+        default=20.0, ge=0, le=10_000, validation_alias="RECONCILE_LOOKUPS_PER_SECOND"
+    )
+
+    @model_validator(mode="after")
+    def _reconcile_schedule_coherent(self) -> Settings:
+        if self.reconcile_max_gap_seconds < self.reconcile_first_check_seconds:
+            raise ValueError("RECONCILE_MAX_GAP_SECONDS must not be shorter than "
+                             "RECONCILE_FIRST_CHECK_SECONDS")
+        return self
+
     smtp_host: str | None = Field(default=None, validation_alias="SMTP_HOST")
     smtp_port: int | None = Field(default=None, ge=1, le=65535, validation_alias="SMTP_PORT")
     smtp_username: str | None = Field(default=None, validation_alias="SMTP_USERNAME")
@@ -318,11 +350,21 @@ class Settings(BaseSettings):
     @field_validator("lnbits_endpoint")
     @classmethod
     def _endpoint_url(cls, value: str | None) -> str | None:
-        return None if value is None else _check_http_url(value)
+        return None if value is None else check_server_url(value)
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _parse_providers(cls, value: object) -> object:
+        """Entries as text (a list of texts: one entry each) become specs and shorthands."""
+        if isinstance(value, str):
+            return parse_providers(value)
+        if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+            return parse_providers("\n".join(value))
+        return value
 
     @field_validator("nwc_url")
     @classmethod
-    def _nwc_url(cls, value: SecretStr | None) -> SecretStr | None:
+    def _nwc_url(cls, value: SecretUrl | None) -> SecretUrl | None:
         """Parsed here, with the provider's own parser, so a bad URI stops start-up at once."""
         if value is None:
             return None
@@ -333,7 +375,7 @@ class Settings(BaseSettings):
 
     @field_validator("database_url")
     @classmethod
-    def _database_url(cls, value: SecretStr) -> SecretStr:
+    def _database_url(cls, value: SecretUrl) -> SecretUrl:
         check_database_url(value.get_secret_value())
         return value
 
@@ -349,9 +391,7 @@ class Settings(BaseSettings):
     @field_validator("lnbits_node_pubkey")
     @classmethod
     def _pubkey(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"0[23][0-9a-fA-F]{64}", value.strip()):
-            raise ValueError("must be a 33-byte compressed public key in hex (66 characters)")
-        return value.strip().lower() if value else value
+        return check_node_pubkey(value)
 
     @field_validator("rate_limit", "rate_limit_check", "rate_limit_webhook")
     @classmethod
@@ -443,6 +483,61 @@ class Settings(BaseSettings):
                              "ATTEMPT_TIMEOUT_CEILING must hold")
         return self
 
+    @model_validator(mode="after")
+    def _resolve_providers(self) -> Settings:
+        """Resolve shorthands into specs, in priority order, and check the names are unique
+        and that no provider variable is set for nothing. Without ``PROVIDERS``: LNbits (when
+        ``LNBITS_ENDPOINT`` is set), then NWC (when ``NWC_URL`` is)."""
+        entries: list[ProviderEntry] = list(self.providers)
+        if not entries:
+            entries += [ProviderShorthand(name="lnbits")] if self.lnbits_configured else []
+            entries += [ProviderShorthand(name="nwc")] if self.nwc_url is not None else []
+        problems: list[str] = []
+        specs: list[ProviderSpec] = []
+        for entry in entries:
+            try:
+                spec = (self._shorthand_spec(entry) if isinstance(entry, ProviderShorthand)
+                        else entry)
+            except ValidationError as exc:  # its variables passed their own checks: unlikely
+                problems += [f"PROVIDERS: {entry.name}: {e['msg'].removeprefix('Value error, ')}"
+                             for e in exc.errors(include_input=False, include_url=False)]
+                continue
+            if spec is None:
+                needs = ("LNBITS_ENDPOINT and LNBITS_INVOICE_KEY" if entry.name == "lnbits"
+                         else "NWC_URL")
+                problems.append(f"PROVIDERS: {entry.name} is listed but {needs} is not set")
+            elif any(s.name == spec.name for s in specs):
+                problems.append(f"PROVIDERS: the name {spec.name!r} is given to more than one "
+                                "provider")
+            else:
+                specs.append(spec)
+        listed = {e.name for e in self.providers if isinstance(e, ProviderShorthand)}
+        if self.providers:
+            for shorthand, variable, value in (("lnbits", "LNBITS_ENDPOINT", self.lnbits_endpoint),
+                                               ("nwc", "NWC_URL", self.nwc_url)):
+                if value is not None and shorthand not in listed:
+                    problems.append(f"{variable}: is set, but PROVIDERS does not list "
+                                    f"{shorthand}: add {shorthand} to PROVIDERS where it "
+                                    f"belongs in the order, or unset {variable}")
+        if problems:
+            raise ValueError("\n".join(problems))
+        self._provider_specs = specs
+        return self
+
+    def _shorthand_spec(self, entry: ProviderShorthand) -> ProviderSpec | None:
+        """The spec a bare ``lnbits`` or ``nwc`` stands for; ``None`` when its variables are
+        not set."""
+        if entry.name == "lnbits":
+            if not (self.lnbits_endpoint and self.lnbits_invoice_key):
+                return None
+            return LNbitsSpec(name="lnbits", type="lnbits", server=self.lnbits_endpoint,
+                              invoice_key=self.lnbits_invoice_key,
+                              admin_key=self.lnbits_admin_key,
+                              node_pubkey=self.lnbits_node_pubkey)
+        if self.nwc_url is None:
+            return None
+        return NWCSpec(name="nwc", type="nwc", uri=self.nwc_url)
+
     # --- derived ------------------------------------------------------------------------
     @property
     def lnbits_configured(self) -> bool:
@@ -450,9 +545,15 @@ class Settings(BaseSettings):
         return bool(self.lnbits_endpoint and self.lnbits_invoice_key)
 
     @property
+    def provider_specs(self) -> list[ProviderSpec]:
+        """The configured providers in priority order: ``PROVIDERS`` with its shorthands
+        resolved, or (without it) LNbits then NWC from their own variables."""
+        return list(self._provider_specs)
+
+    @property
     def real_provider_configured(self) -> bool:
         """True when at least one real (non-test) provider is configured."""
-        return self.lnbits_configured or self.nwc_url is not None
+        return bool(self._provider_specs)
 
     @property
     def test_mode(self) -> bool:
@@ -517,7 +618,9 @@ def load_settings(**overrides: Any) -> Settings:
         for error in exc.errors(include_input=False, include_url=False):
             variable = _variable_name(str(error["loc"][0])) if error["loc"] else ""
             message = error["msg"].removeprefix("Value error, ")
-            problems.append(f"{variable}: {message}" if variable else message)
+            # a check may report several problems, one per line (PROVIDERS does)
+            problems += [f"{variable}: {line}" if variable else line
+                         for line in message.splitlines()]
         raise ConfigError(problems) from None
     except SettingsError as exc:  # e.g. a .env file that cannot be parsed
         raise ConfigError([str(exc).splitlines()[0]]) from None

@@ -6,7 +6,9 @@ secrets aside:
 - a secret that is set (a ``SecretStr``: keys, tokens, the NWC and webhook URLs) is not written
   as an assignment but as a comment, ``# ADMIN_TOKEN is set: a secret, not printed``, so the file
   still loads and nothing in it can be mistaken for the real value; supply those from the
-  environment (which wins over ``.env``) or write them back in;
+  environment (which wins over ``.env``) or write them back in. A setting that holds a secret
+  inside (``PROVIDERS`` with a connection string: its rune, macaroon or key) is a secret too,
+  its comment naming the providers it lists;
 - a URL with a password in it (``DATABASE_URL``, ``REDIS_URL``, ``LNBITS_ENDPOINT``...) is
   written without the password (user info and ``password=``/``sslpassword=`` query parameters),
   with a comment saying so: PostgreSQL can then take it from ``PGPASSWORD`` or ``~/.pgpass``;
@@ -23,8 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
 
-from pydantic import AliasChoices, SecretStr
+from pydantic import AliasChoices, BaseModel, SecretStr
 
+from lngate.config_secrets import secrets_in
 from lngate.settings import Settings
 
 CREDENTIAL_QUERY_KEYS = frozenset({"password", "sslpassword"})
@@ -81,6 +84,8 @@ def _text(value: object) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, list) and all(isinstance(item, BaseModel) for item in value):
+        return "|".join(str(item) for item in value)  # PROVIDERS' shorthands
     if isinstance(value, list):
         return ",".join(str(item) for item in value)
     if isinstance(value, enum.Enum):
@@ -100,6 +105,9 @@ def effective_entries(settings: Settings) -> list[Entry]:
                                                                     field):
             entries.append(Entry(name, None, "a secret, not printed"))
             continue
+        if not isinstance(value, SecretStr) and secrets_in(value):
+            entries.append(Entry(name, None, _holds_secrets(value)))
+            continue
         text = value.get_secret_value() if isinstance(value, SecretStr) else _text(value)
         if "://" in text:
             text, removed = strip_credentials(text)
@@ -108,6 +116,15 @@ def effective_entries(settings: Settings) -> list[Entry]:
                 continue
         entries.append(Entry(name, text))
     return entries
+
+
+def _holds_secrets(value: object) -> str:
+    """The note of a setting holding secrets inside; for ``PROVIDERS``, the providers' order."""
+    if not isinstance(value, list):
+        return "a secret, not printed"
+    listed = [f"{item.name} ({item.type})" if hasattr(item, "type") else str(item)
+              for item in value]
+    return f"a secret, not printed (providers in order: {', '.join(listed)})"
 
 
 # URLs whose only secret is an embedded password; the NWC and alert webhook URLs are secrets

@@ -1,36 +1,56 @@
-"""The reconciler: pending invoices are checked through settle, expired ones marked expired,
-late payments caught within the margin, and work claimed once across concurrent reconcilers."""
+"""The reconciler: each invoice is checked on its age-based schedule through settle (paid ones
+settle, overdue ones expire, late payments are caught within the margin), a pass stays within
+its lease and the per-provider look-up cap, and concurrent reconcilers claim work once."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
 from lngate.domain import InvoiceState, Network, OrderStatus, Product
+from lngate.errors import ProviderUnavailable
 from lngate.providers.testprovider import TestProvider
-from lngate.services.reconciler import ReconcilerConfig, reconcile_once, run_reconciler
+from lngate.services.orders import CreatedOrder
+from lngate.services.reconciler import (
+    ReconcilerConfig,
+    ReconcilerState,
+    TokenBucket,
+    reconcile_once,
+    run_reconciler,
+)
 from lngate.store import Database
+from lngate.store.tables import invoices
 from tests.services.conftest import Kit, SettableClock, make_kit
 
-CONFIG = ReconcilerConfig(interval=15, late_margin=timedelta(minutes=10), batch_size=7,
-                          concurrency=4)
+# The defaults, without the look-up cap (it runs in real time; its own test sets it).
+CONFIG = ReconcilerConfig(batch_size=7, concurrency=4, lookups_per_second=0)
+STEP = 15  # seconds between passes, as RECONCILE_INTERVAL_SECONDS
 
 
 class CountingProvider(TestProvider):
-    """The test provider, counting status lookups per payment hash."""
+    """The test provider, counting (and timing) status lookups per payment hash."""
 
     __test__ = False
 
     def __init__(self, **kwargs) -> None:  # type: ignore[no-untyped-def]
         super().__init__(**kwargs)
         self.lookups: Counter[str] = Counter()
+        self.lookup_times: list[float] = []
+        self.delay = 0.002  # a little latency, so concurrent passes overlap
+        self.down = False
 
     async def invoice_status(self, payment_hash: str):  # type: ignore[no-untyped-def]
         self.lookups[payment_hash] += 1
-        await asyncio.sleep(0.002)  # a little latency, so concurrent passes overlap
+        self.lookup_times.append(time.monotonic())
+        await asyncio.sleep(self.delay)
+        if self.down:
+            raise ProviderUnavailable("down for the test", provider=self.name)
         return await super().invoice_status(payment_hash)
 
 
@@ -45,12 +65,75 @@ def provider_of(kit: Kit) -> CountingProvider:
     return kit.provider
 
 
-async def reconcile(kit: Kit, config: ReconcilerConfig = CONFIG):  # type: ignore[no-untyped-def]
+async def reconcile(kit: Kit, config: ReconcilerConfig = CONFIG,  # type: ignore[no-untyped-def]
+                    state: ReconcilerState | None = None):
     return await reconcile_once(db=kit.db, settle=kit.settler.settle, clock=kit.clock,
-                                config=config)
+                                config=config, state=state)
 
 
-async def test_paid_settle_unpaid_wait_expired_expire(counting_kit: Kit) -> None:
+async def run_passes(kit: Kit, seconds: float, config: ReconcilerConfig = CONFIG) -> None:
+    """A pass every STEP seconds of the kit's clock, for ``seconds``."""
+    for _ in range(int(seconds // STEP)):
+        kit.clock.advance(STEP)
+        await reconcile(kit, config)
+
+
+async def state_of(kit: Kit, created: CreatedOrder) -> InvoiceState:
+    snapshot = await kit.snapshot(created.order.id)
+    return snapshot["invoice"].state
+
+
+def test_the_schedule_backs_off_with_age_and_ends_after_the_margin() -> None:
+    """A one-hour invoice is due at 1, 2, 4, 8, 16, 26, 36, 46, 56, 60 and 70 minutes."""
+    created = datetime(2026, 1, 1, tzinfo=UTC)
+    expires = created + timedelta(hours=1)
+    now, ages = created + timedelta(minutes=1), []
+    while True:
+        ages.append(int((now - created).total_seconds() // 60))
+        following = ReconcilerConfig().next_check(created_at=created, expires_at=expires, now=now)
+        if following is None:
+            break
+        now = following
+    assert ages == [1, 2, 4, 8, 16, 26, 36, 46, 56, 60, 70]
+
+
+async def test_an_unpaid_invoice_gets_eleven_lookups_in_its_life(counting_kit: Kit) -> None:
+    """Over its hour and the margin, an unpaid invoice is looked up 11 times, not ~280."""
+    kit = counting_kit
+    kit.orders = dataclasses.replace(kit.orders, expiry=3600)
+    created = await kit.order(Product.DAZPAY)
+    await run_passes(kit, 2 * 3600)
+    assert provider_of(kit).lookups[created.invoice.payment_hash] == 11
+    assert await state_of(kit, created) is InvoiceState.EXPIRED
+
+    # what the previous reconciler did: every pending invoice at every interval
+    every_interval = ReconcilerConfig(first_check=timedelta(seconds=STEP), backoff=1,
+                                      max_gap=timedelta(seconds=STEP),
+                                      lease=timedelta(seconds=STEP), lookups_per_second=0)
+    before = await kit.order(Product.DAZPAY)
+    await run_passes(kit, 2 * 3600, every_interval)
+    assert provider_of(kit).lookups[before.invoice.payment_hash] == 280
+
+
+async def test_a_payment_whose_webhook_was_lost_is_found_at_the_first_check(
+    counting_kit: Kit,
+) -> None:
+    """Paid right after creation with no doorbell, the order settles at the first check (60 s)."""
+    kit = counting_kit
+    created = await kit.order(Product.DAZBOX)
+    provider_of(kit).mark_paid(created.invoice.payment_hash)
+    kit.clock.advance(59)
+    assert (await reconcile(kit)).checked == 0
+    kit.clock.advance(1)
+    report = await reconcile(kit)
+    assert report.outcomes == {"settled": 1}
+    assert (await kit.snapshot(created.order.id))["order"].status is OrderStatus.PAID
+    assert kit.settled_hashes == [created.invoice.payment_hash]
+
+
+async def test_one_pass_settles_the_paid_expires_the_overdue_and_leaves_the_rest(
+    counting_kit: Kit,
+) -> None:
     """One pass settles the paid, leaves the unpaid pending, and expires the overdue."""
     kit = counting_kit
     paid = await kit.order(Product.DAZBOX)
@@ -68,12 +151,13 @@ async def test_paid_settle_unpaid_wait_expired_expire(counting_kit: Kit) -> None
     assert report.per_second > 0
 
 
-async def test_a_checked_invoice_waits_for_the_next_interval(counting_kit: Kit) -> None:
-    """An invoice is not checked again before its lease (the interval) is over."""
+async def test_a_checked_invoice_waits_for_its_next_scheduled_check(counting_kit: Kit) -> None:
+    """After its first check at 60 s, an invoice is not checked again before 120 s."""
     kit = counting_kit
     created = await kit.order(Product.DAZPAY)
+    kit.clock.advance(60)
     assert (await reconcile(kit)).checked == 1
-    kit.clock.advance(14)
+    kit.clock.advance(59)
     assert (await reconcile(kit)).checked == 0
     kit.clock.advance(1)
     assert (await reconcile(kit)).checked == 1
@@ -81,21 +165,146 @@ async def test_a_checked_invoice_waits_for_the_next_interval(counting_kit: Kit) 
 
 
 async def test_late_payment_is_caught_within_the_margin_only(counting_kit: Kit) -> None:
-    """An expired invoice is re-checked for a late payment until expiry plus the margin."""
+    """An invoice paid after expiry is settled (late) by the check at expiry plus the margin;
+    one paid after that last check is never looked at again."""
     kit = counting_kit
     caught = await kit.order(Product.DAZPAY)
     missed = await kit.order(Product.DAZPAY)
-    kit.clock.advance(601)
-    assert (await reconcile(kit)).outcomes == {"expired": 2}
+    await run_passes(kit, 600)  # to the expiry: both checked and marked expired
+    assert await state_of(kit, caught) is InvoiceState.EXPIRED
+    assert await state_of(kit, missed) is InvoiceState.EXPIRED
+    kit.clock.advance(30)
     provider_of(kit).mark_paid(caught.invoice.payment_hash)
-    kit.clock.advance(15)
-    assert (await reconcile(kit)).outcomes == {"settled": 1, "not_paid": 1}
+    await run_passes(kit, 600)
     snap = await kit.snapshot(caught.order.id)
     assert snap["order"].status is OrderStatus.PAID and snap["order"].paid_late
-    kit.clock.advance(600)  # now past expiry + 10 min
+    lookups = provider_of(kit).lookups[missed.invoice.payment_hash]
     provider_of(kit).mark_paid(missed.invoice.payment_hash)
-    assert (await reconcile(kit)).checked == 0
-    assert (await kit.snapshot(missed.order.id))["invoice"].state is InvoiceState.EXPIRED
+    await run_passes(kit, 3600)
+    assert provider_of(kit).lookups[missed.invoice.payment_hash] == lookups
+    assert await state_of(kit, missed) is InvoiceState.EXPIRED
+
+
+async def test_an_invoice_expired_by_a_poll_still_gets_its_late_payment_check(
+    counting_kit: Kit,
+) -> None:
+    """Expired by a customer's poll before any reconciler check, an invoice is still checked
+    for a late payment."""
+    kit = counting_kit
+    created = await kit.order(Product.DAZPAY)
+    kit.clock.advance(600)
+    assert await kit.settler.check(created.invoice.payment_hash) is InvoiceState.EXPIRED
+    kit.clock.advance(60)
+    provider_of(kit).mark_paid(created.invoice.payment_hash)
+    await run_passes(kit, 600)
+    snap = await kit.snapshot(created.order.id)
+    assert snap["order"].status is OrderStatus.PAID and snap["order"].paid_late
+
+
+async def test_a_last_check_the_provider_could_not_answer_is_retried(counting_kit: Kit) -> None:
+    """When the provider is down at an invoice's last check, the check is retried after the
+    longest gap instead of being dropped, and a payment is still found."""
+    kit = counting_kit
+    created = await kit.order(Product.DAZPAY)
+    await run_passes(kit, 600 + 600 - STEP)  # up to just before the last check
+    provider_of(kit).down = True
+    provider_of(kit).mark_paid(created.invoice.payment_hash)
+    await run_passes(kit, STEP)
+    assert await state_of(kit, created) is InvoiceState.EXPIRED
+    provider_of(kit).down = False
+    await run_passes(kit, 600)
+    snap = await kit.snapshot(created.order.id)
+    assert snap["order"].status is OrderStatus.PAID and snap["order"].paid_late
+
+
+async def test_a_paid_invoice_leaves_the_schedule(counting_kit: Kit) -> None:
+    """Once settled (here by a doorbell), an invoice is never looked up by the reconciler."""
+    kit = counting_kit
+    created = await kit.order(Product.DAZPAY)
+    kit.clock.advance(60)
+    await reconcile(kit)
+    provider_of(kit).mark_paid(created.invoice.payment_hash)
+    await kit.settler.settle(created.invoice.payment_hash, source="webhook")
+    lookups = provider_of(kit).lookups[created.invoice.payment_hash]
+    await run_passes(kit, 3600)
+    assert provider_of(kit).lookups[created.invoice.payment_hash] == lookups
+    async with kit.db.connect() as conn:
+        row = (await conn.execute(select(invoices.c.next_check_at).where(
+            invoices.c.payment_hash == created.invoice.payment_hash))).one()
+    assert row.next_check_at is None
+
+
+async def test_a_pass_ends_within_its_lease_and_the_rest_waits(counting_kit: Kit) -> None:
+    """With slow look-ups, a pass starts no check it cannot finish within its lease; what it
+    could not start is left due, and later passes check each invoice exactly once."""
+    kit = counting_kit
+    provider_of(kit).delay = 0.1
+    created = [await kit.order(Product.DAZPAY) for _ in range(30)]
+    kit.clock.advance(60)
+    config = ReconcilerConfig(concurrency=2, lease=timedelta(seconds=1.5), check_timeout=1.0,
+                              lookups_per_second=0)
+    state = ReconcilerState(config)
+    first = await reconcile(kit, config, state)
+    assert first.behind and 0 < first.checked < 30
+    assert first.seconds < 1.5
+    passes = [first]
+    while sum(p.checked for p in passes) < 30 and len(passes) < 30:
+        passes.append(await reconcile(kit, config, state))
+        assert passes[-1].seconds < 1.5
+    assert sum(p.checked for p in passes) == 30
+    assert Counter(provider_of(kit).lookups.values()) == {1: 30}
+    assert {o.invoice.payment_hash for o in created} == set(provider_of(kit).lookups)
+
+
+async def test_a_pass_left_behind_is_followed_by_the_next_at_once(counting_kit: Kit) -> None:
+    """When a pass ends with invoices still due, the loop starts the next pass without
+    waiting its interval (here an hour)."""
+    kit = counting_kit
+    provider_of(kit).delay = 0.1
+    for _ in range(30):
+        await kit.order(Product.DAZPAY)
+    kit.clock.advance(60)
+    config = ReconcilerConfig(interval=3600, concurrency=2, lease=timedelta(seconds=1.5),
+                              check_timeout=1.0, lookups_per_second=0)
+    task = asyncio.create_task(run_reconciler(db=kit.db, settle=kit.settler.settle,
+                                              clock=kit.clock, config=config))
+    try:
+        for _ in range(300):
+            if len(provider_of(kit).lookups) == 30:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+    assert Counter(provider_of(kit).lookups.values()) == {1: 30}
+
+
+async def test_lookups_are_capped_per_provider(counting_kit: Kit) -> None:
+    """With a cap of 10 look-ups a second, 25 due invoices take at least 1.5 s (a burst of
+    10, then 10 a second), never faster."""
+    kit = counting_kit
+    for _ in range(25):
+        await kit.order(Product.DAZPAY)
+    kit.clock.advance(60)
+    config = ReconcilerConfig(concurrency=16, lookups_per_second=10)
+    report = await reconcile(kit, config)
+    assert report.checked == 25
+    times = provider_of(kit).lookup_times
+    assert times[-1] - times[0] >= 1.4
+    # any window holds at most the burst and 10 a second (one more for the jitter between a
+    # token's grant and the look-up, which comes after settle's read of the invoice)
+    for j, start in enumerate(times):
+        for i in range(j, len(times)):
+            assert i - j + 1 <= 10 + 10 * (times[i] - start) + 1
+
+
+def test_the_token_bucket_refuses_what_it_could_only_give_too_late() -> None:
+    """A token available only after the deadline is not taken."""
+    now = [0.0]
+    bucket = TokenBucket(2.0, monotonic=lambda: now[0])
+    assert bucket.reserve(not_after=10) == 0 and bucket.reserve(not_after=10) == 0
+    assert bucket.reserve(not_after=10) == pytest.approx(0.5)
+    assert bucket.reserve(not_after=0.9) is None  # would be 1.0 s away
+    assert bucket.reserve(not_after=10) == pytest.approx(1.0)
 
 
 async def test_concurrent_reconcilers_check_each_invoice_once(counting_kit: Kit) -> None:
@@ -104,6 +313,7 @@ async def test_concurrent_reconcilers_check_each_invoice_once(counting_kit: Kit)
     created = [await kit.order(Product.DAZPAY) for _ in range(40)]
     for order in created[::2]:
         provider_of(kit).mark_paid(order.invoice.payment_hash)
+    kit.clock.advance(60)
     reports = await asyncio.gather(*(reconcile(kit) for _ in range(3)))
     assert sum(r.checked for r in reports) == 40
     assert set(provider_of(kit).lookups.values()) == {1}
@@ -112,10 +322,11 @@ async def test_concurrent_reconcilers_check_each_invoice_once(counting_kit: Kit)
 
 
 async def test_the_loop_reconciles_at_start(counting_kit: Kit) -> None:
-    """Started, the loop checks pending invoices at once, without waiting an interval."""
+    """Started, the loop checks the due invoices at once, without waiting an interval."""
     kit = counting_kit
     created = await kit.order(Product.DAZBOX)
     provider_of(kit).mark_paid(created.invoice.payment_hash)
+    kit.clock.advance(60)
     task = asyncio.create_task(run_reconciler(db=kit.db, settle=kit.settler.settle,
                                               clock=kit.clock, config=CONFIG))
     try:

@@ -62,6 +62,7 @@ async def dump(db: Database) -> dict[str, list[dict[str, Any]]]:
             result[name] = [dict(r._mapping) for r in rows]
     for row in result["invoices"]:
         row.pop("claimed_until")  # the reconciler's lease, not payment state
+        row.pop("next_check_at")  # the reconciler's schedule, likewise
     # what was queued, not how its delivery (by the outbox worker, concurrently) is going
     result["outbox"] = [{k: row[k] for k in ("id", "order_id", "kind", "recipient", "payload")}
                         for row in result["outbox"]]

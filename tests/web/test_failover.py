@@ -1,4 +1,5 @@
-"""Failover between the real LNbits peer (primary) and the real NWC peer (fallback)."""
+"""Failover between the real LNbits peer (primary) and the real NWC peer (fallback), and along
+longer provider lists (PROVIDERS): two LNbits wallets, and LNbits, CLN, LND and NWC."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import bolt11 as reference_bolt11
 import pytest
 
 from lngate.resilience.breaker import BreakerState
+from tests.doubles.cln_double import ClnDouble
 from tests.doubles.lnbits_double import FAKE_NODE_PUBKEY, LNbitsDouble, Reply
+from tests.doubles.lnd_double import LndDouble
+from tests.doubles.scripting import Reply as NodeReply
 from tests.doubles.tcp_proxy import Mode, TcpProxy
 from tests.peers.lnbits_peer import LNbitsPeer
 from tests.peers.nwc_peer import NWCPeer
@@ -126,3 +130,72 @@ async def test_every_provider_down_gives_503_with_each_reason(
         reasons = response.json()["providers"]
         assert set(reasons) == {"lnbits", "nwc"}
         assert all(reason.startswith("provider_unavailable") for reason in reasons.values())
+
+
+# --- providers configured as a list (PROVIDERS) -------------------------------------------------
+
+ADMIN_TOKEN = "admin-token-for-failover-tests-0123"
+CLN_DOWN = NodeReply(500, json={"code": -1, "message": "lightningd is restarting", "data": None})
+LND_DOWN = NodeReply(500, json={"code": 2, "message": "server is still in the process of starting",
+                            "details": []})
+
+
+def lnbits_entry(name: str, double: LNbitsDouble) -> str:
+    return (f"name={name};type=lnbits;server={double.url};invoice_key={double.invoice_key};"
+            f"node_pubkey={FAKE_NODE_PUBKEY}")
+
+
+async def test_two_lnbits_wallets_fail_over_by_name_through_the_app(gateway_factory) -> None:  # type: ignore[no-untyped-def]
+    """Two LNbits providers named differently: the second serves when the first fails, its
+    invoice is checked and settled at the second, and the admin API lists both by name."""
+    async with LNbitsDouble() as primary, LNbitsDouble() as backup:
+        primary.always("create", Reply(500, json={"detail": "Unexpected error"}))
+        async with gateway_factory(
+            providers=[lnbits_entry("primary", primary), lnbits_entry("backup", backup)],
+            lightning_test_mode=False, admin_token=ADMIN_TOKEN,
+        ) as http:
+            body, _ = await create(http)
+            assert body["provider"] == "backup"
+            payment_hash = body["invoice"]["id"]
+            assert payment_hash in backup.invoices and not primary.invoices
+            backup.mark_paid(payment_hash)
+            assert await poll_status(http, payment_hash) == "settled"
+            status = await http.get("/api/admin/lightning-monitor", params={"action": "status"},
+                                    headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+            assert status.status_code == 200, status.text
+            assert set(status.json()["providers"]) == {"primary", "backup"}
+            assert [p.name for p in http.app.state.gateway.providers] == ["primary", "backup"]
+
+
+@pytest.mark.parametrize(("failing", "serving"), [(0, "shop"), (1, "node"), (2, "lnd"),
+                                                  (3, "alby")])
+async def test_four_providers_fail_over_along_the_list(
+    gateway_factory, nwc_peer: NWCPeer, failing: int, serving: str  # type: ignore[no-untyped-def]
+) -> None:
+    """LNbits, Core Lightning, LND and NWC in that order: with the first ``failing`` of them
+    down, the next one issues the invoice, signed by its own node, and it is looked up there."""
+    async with LNbitsDouble() as lnbits, ClnDouble(network="bitcoin") as cln, \
+            LndDouble(network="bitcoin") as lnd:
+        assert lnd.cert is not None
+        providers = [
+            lnbits_entry("shop", lnbits),
+            f"name=node;type=clnrest;server={cln.url};rune={cln.rune};node_pubkey={cln.node_id}",
+            f"name=lnd;type=lndrest;server={lnd.url};macaroon={lnd.admin_macaroon};"
+            f"tls_cert={lnd.cert.cert_path};node_pubkey={lnd.identity_pubkey}",
+            f"name=alby;type=nwc;uri={nwc_peer.uri};node_pubkey={nwc_peer.node_pubkey}",
+        ]
+        outages = [lambda: lnbits.always("create", Reply(500, json={"detail": "boom"})),
+                   lambda: cln.script.always("invoice", CLN_DOWN),
+                   lambda: lnd.script.always("addinvoice", LND_DOWN)]
+        for outage in outages[:failing]:
+            outage()
+        payees = {"shop": FAKE_NODE_PUBKEY, "node": cln.node_id, "lnd": lnd.identity_pubkey,
+                  "alby": nwc_peer.node_pubkey}
+        async with gateway_factory(providers=providers, lightning_test_mode=False) as http:
+            body, elapsed = await create(http)
+            assert body["provider"] == serving
+            assert elapsed < 3.0
+            decoded = reference_bolt11.decode(body["invoice"]["payment_request"])
+            assert decoded.payee == payees[serving] and decoded.amount_msat == 50_000
+            check = await http.get("/api/check-invoice", params={"id": body["invoice"]["id"]})
+            assert check.json() == {"status": "pending"}

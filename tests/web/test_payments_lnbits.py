@@ -101,7 +101,7 @@ async def test_lost_webhook_is_caught_by_the_reconciler(
     """With the webhook URL pointing at a dead port, the reconciler settles the order."""
     dead_port, port = free_port(), free_port()
     settings = settings_for(tmp_path, lnbits_peer, smtp, public_port=dead_port,
-                            reconcile_interval_seconds=1)
+                            reconcile_interval_seconds=1, reconcile_first_check_seconds=1)
     async with live_gateway(settings, port) as live:
         created = await live.http.post("/api/orders", json=order_body("daznode", plan="yearly"))
         assert created.status_code == 201, created.text

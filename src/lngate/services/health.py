@@ -44,6 +44,8 @@ class ProbeResult:
     healthy: bool
     response_ms: float
     error: str | None = None
+    node_pubkey: str | None = None
+    """The node key the provider reported (NWC ``get_info``, CLN/LND ``getinfo``), if any."""
 
 
 ProbeListener = Callable[[ProbeResult], object]
@@ -62,7 +64,8 @@ async def probe(provider: Provider, *, timeout: float, clock: WallClock) -> Prob
         return ProbeResult(provider.name, checked_at, False, (time.perf_counter() - started) * 1000,
                            f"{type(exc).__name__}: {exc}")
     return ProbeResult(provider.name, checked_at, report.healthy,
-                       round((time.perf_counter() - started) * 1000, 3), report.error)
+                       round((time.perf_counter() - started) * 1000, 3), report.error,
+                       report.node_pubkey)
 
 
 async def probe_all(

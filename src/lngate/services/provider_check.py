@@ -47,7 +47,7 @@ async def check_provider(
     if report.balance_msat is not None:
         result.balance_sat = report.balance_msat // 1000
     if report.node_pubkey:
-        payee_keys.pin(provider.name, report.node_pubkey)
+        payee_keys.report(provider.name, report.node_pubkey)
     try:
         started = time.monotonic()
         issued = await provider.create_invoice(

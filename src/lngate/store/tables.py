@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
 )
 
 from lngate.store.types import UTCDateTime
@@ -52,7 +53,28 @@ invoices = Table(
     Column("paid_late", Boolean, nullable=False, default=False, server_default=false()),
     Column("webhook_nonce", String(64), nullable=True),
     Column("claimed_until", UTCDateTime, nullable=True),
+    # Added by migration 0006: when the reconciler checks this invoice next (NULL: not checked
+    # yet, or checked for the last time). It replaces claimed_until, which stays for processes
+    # of the previous version during a rolling upgrade.
+    Column("next_check_at", UTCDateTime, nullable=True),
     Index(None, "state", "expires_at"),
+)
+
+# The reconciler's two queues (store/settlement.py): invoices whose next check is scheduled, in
+# due order (paid ones leave it: settling clears next_check_at), and pending invoices never
+# checked yet, in creation order. Both partial, so paid and finished invoices cost nothing.
+invoices_due_index = Index(
+    "ix_invoices_next_check_at",
+    invoices.c.next_check_at,
+    sqlite_where=invoices.c.next_check_at.is_not(None),
+    postgresql_where=invoices.c.next_check_at.is_not(None),
+)
+invoices_unchecked_index = Index(
+    "ix_invoices_unchecked",
+    invoices.c.state,
+    invoices.c.created_at,
+    sqlite_where=and_(invoices.c.next_check_at.is_(None), invoices.c.state == "pending"),
+    postgresql_where=and_(invoices.c.next_check_at.is_(None), invoices.c.state == "pending"),
 )
 
 provider_calls = Table(
@@ -234,6 +256,16 @@ alert_history = Table(
     Index(None, "provider", "created_at"),
 )
 
+# --- paid streams (migration 0004_stream_cursors) --------------------------------------------
+
+stream_cursors = Table(
+    "stream_cursors",
+    metadata,
+    Column("provider", String(32), primary_key=True),
+    Column("last_index", BigInteger, nullable=False),  # CLN pay_index, LND settle_index
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
 # The latest failure of a provider ("lastError") without scanning its successful calls.
 provider_call_failures_index = Index(
     "ix_provider_calls_failures",
@@ -291,4 +323,26 @@ admin_sessions = Table(
     Column("client_ip", String(64), nullable=True),
     Column("user_agent", String(200), nullable=True),
     Index(None, "expires_at"),
+)
+
+# --- operations (migration 0006) -------------------------------------------------------------
+
+loadtest_runs = Table(
+    "loadtest_runs",
+    metadata,
+    # One row per `lngate loadtest` run that was recorded (POST /api/admin/loadtests): the
+    # headline figures as columns, the whole summary (per-step latencies, SLO verdicts) as JSON.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("scenario", String(32), nullable=False),
+    Column("rate", Float, nullable=False),
+    Column("duration_s", Float, nullable=False),
+    Column("requests", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),
+    Column("p50_ms", Float, nullable=True),
+    Column("p99_ms", Float, nullable=True),
+    Column("passed", Boolean, nullable=False),
+    Column("summary", JSON, nullable=False),
+    Index(None, "started_at"),
 )

@@ -26,6 +26,7 @@ from lngate.web import (
     routes_demo,
     routes_events,
     routes_invoices,
+    routes_loadtests,
     routes_ops,
     routes_orders,
     routes_webhook,
@@ -91,6 +92,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(routes_backoffice.router)
     app.include_router(routes_dashboard.router)
     app.include_router(routes_backoffice_pages.router)
+    app.include_router(routes_loadtests.router)
     app.include_router(routes_ops.router)
     app.include_router(routes_checkout.router)
     app.include_router(pages.static_router)
