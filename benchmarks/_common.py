@@ -23,6 +23,8 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from lngate.percentiles import percentile as nearest_rank_percentile
+
 REPO = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO / "benchmarks"
 _SRC = {"path": REPO / "src", "label": "working tree"}
@@ -60,13 +62,11 @@ def free_port() -> int:
 
 
 def percentile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolated percentile (numpy's default), ``q`` in 0..100."""
+    """The gateway's own nearest-rank percentile (lngate.percentiles), ``q`` in (0, 100];
+    ``nan`` for no values."""
     if not values:
         return math.nan
-    ordered = sorted(values)
-    pos = (len(ordered) - 1) * q / 100
-    low, high = math.floor(pos), math.ceil(pos)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+    return nearest_rank_percentile(values, q)
 
 
 def loadavg() -> str:

@@ -51,6 +51,17 @@ def postgres_url() -> Iterator[str]:
     _admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+async def _emptied(url: str) -> str:
+    """``url``'s database, migrated, with every table emptied."""
+    db = Database.from_url(url)
+    await db.migrate()
+    async with db.transaction() as conn:
+        for table in reversed(metadata.sorted_tables):
+            await conn.execute(text(f"DELETE FROM {table.name}"))
+    await db.aclose()
+    return url
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 async def database_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
     """A migrated, empty database: each test runs once on SQLite and once on PostgreSQL."""
@@ -58,13 +69,14 @@ async def database_url(request: pytest.FixtureRequest, tmp_path) -> AsyncIterato
         url = f"sqlite:///{tmp_path / 'lngate.sqlite3'}"
     else:
         url = request.getfixturevalue("postgres_url")
-    db = Database.from_url(url)
-    await db.migrate()
-    async with db.transaction() as conn:
-        for table in reversed(metadata.sorted_tables):
-            await conn.execute(text(f"DELETE FROM {table.name}"))
-    await db.aclose()
-    yield url
+    yield await _emptied(url)
+
+
+@pytest.fixture
+async def shared_postgres_url(postgres_url: str) -> str:
+    """A migrated, empty PostgreSQL database for several gateways at once (the tests that use
+    it carry the ``postgres`` marker themselves)."""
+    return await _emptied(postgres_url)
 
 
 @pytest.fixture

@@ -204,8 +204,8 @@ async def test_build_providers_follows_the_list_and_pins_configured_keys(
             assert [type(p) for p in providers] == [LNbitsProvider, LNbitsProvider,
                                                    ClnRestProvider, NWCProvider]
             assert sessions == [] and test_provider not in providers
-            assert keys.expected("primary") == FAKE_NODE_PUBKEY
-            assert keys.expected("backup") is None and keys.expected("node") is None
+            assert keys.pinned("primary") == FAKE_NODE_PUBKEY
+            assert keys.pinned("backup") is None and keys.pinned("node") is None
             store = providers[2]._cursor_store  # type: ignore[attr-defined]
             assert isinstance(store, StreamCursorStore) and store.provider == "node"
         finally:

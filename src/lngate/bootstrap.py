@@ -2,8 +2,10 @@
 
 ``build_gateway`` opens the database (and migrates it), creates one pooled HTTP session per
 HTTP provider, the providers in priority order, and every service, and returns the
-:class:`Gateway` whole. Nothing here starts a task; the web lifespan or the CLI decides what
-runs.
+:class:`Gateway` whole, including the plan of its background loops (those of every instance,
+and the leader's and followers' under :class:`~lngate.tasks.leadership.Leadership`). Nothing
+here starts a task or opens a connection beyond the database's pool; the web lifespan or the
+CLI decides what runs. Tests replace collaborators through :class:`Overrides`.
 
 Demo mode and the test provider
     The test provider signs real but unpayable invoices. It serves customers only in *pure
@@ -22,6 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 
 import aiohttp
 import structlog
@@ -41,13 +44,13 @@ from lngate.provider_registry import BuildContext, build_provider
 from lngate.providers.base import Provider
 from lngate.providers.cursors import CursorStore, MemoryCursorStore
 from lngate.providers.testprovider import TestProvider
-from lngate.resilience.breaker import BreakerState, CircuitBreaker
+from lngate.resilience.breaker import CircuitBreaker
 from lngate.resilience.deadline import AttemptTimeoutPolicy
 from lngate.resilience.router import AttemptRecord, Router
 from lngate.services.alerts import AlertThresholds
 from lngate.services.call_recorder import CallRecorder
-from lngate.services.clock import utcnow
-from lngate.services.events import InvoiceEvents
+from lngate.services.clock import WallClock, utcnow
+from lngate.services.events import EventTransport, InvoiceEvents, PostgresTransport, RedisTransport
 from lngate.services.health import ProbeResult
 from lngate.services.invoices import InvoiceContext
 from lngate.services.monitoring import Monitoring, MonitoringConfig
@@ -59,12 +62,41 @@ from lngate.services.settlement import Settler
 from lngate.services.webhooks import WebhookAuth
 from lngate.settings import ConfigError, Settings
 from lngate.store import Database
+from lngate.store.coordination import AdvisoryLock
 from lngate.store.invoice_writer import InvoiceWriter
 from lngate.store.stream_cursors import StreamCursorStore
+from lngate.store.test_invoices import DatabaseInvoiceStore
+from lngate.tasks.leadership import RETRY_INTERVAL, Elector, Leadership, Loop, Role, SoleElector
+from lngate.tasks.loops import every
+from lngate.tasks.monitoring import follower_loops, leader_loops
+from lngate.tasks.payments import instance_payment_loops, reconciler_loop
 
 log = structlog.get_logger("lngate.bootstrap")
 OUTBOX_WAKE_DELAY = 0.25
 """Seconds between a settlement and waking the outbox worker."""
+CALL_FLUSH_INTERVAL = 0.5
+"""Seconds between two writes of the recorded provider calls."""
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Collaborators a test puts in place of the ones the settings describe (``None``: keep)."""
+
+    db: Database | None = None
+    """An open database (already migrated if ``migrate=False``); closed by ``Gateway.aclose``."""
+    providers: Sequence[Provider] | None = None
+    """The providers customers' invoices come from, in priority order (no session is made for
+    them; their node keys are not pinned). Pure demo mode when the test provider is among them."""
+    test_provider: TestProvider | None = None
+    """The test provider, used as it is (default: one of ``providers`` that is a
+    ``TestProvider``, else one keeping its invoices in the database)."""
+    clock: WallClock | None = None
+    email_sender: EmailSender | None = None
+    alert_channels: Sequence[AlertChannel] | None = None
+    after_settle: Callable[[str], None] | None = None
+    """Called with each settled payment hash (besides waking the outbox)."""
+    elector: Elector | None = None
+    leadership_retry_interval: float | None = None
 
 
 @dataclass
@@ -94,6 +126,11 @@ class Gateway:
     outbox_wake: asyncio.Event
     reconciler_config: ReconcilerConfig
     monitoring: Monitoring
+    events: InvoiceEvents
+    instance_loops: dict[str, Loop]
+    """The loops every instance runs (the web lifespan starts them)."""
+    leadership: Leadership
+    """Runs the leader's loops while this instance leads, the followers' otherwise."""
     sessions: list[aiohttp.ClientSession] = field(default_factory=list)
 
     async def aclose(self) -> None:
@@ -108,6 +145,8 @@ class Gateway:
             await self.test_provider.aclose()
         for session in self.sessions:
             await session.close()
+        if isinstance(self.events.transport, RedisTransport):
+            await self.events.transport.aclose()
         await self.db.aclose()
 
 
@@ -166,13 +205,10 @@ def build_router(
 ) -> Router:
     """A router with one circuit breaker per provider, all on the monotonic clock."""
 
-    def breaker(name: str) -> CircuitBreaker:
-        def changed(old: BreakerState, new: BreakerState) -> None:
-            log.warning("breaker_state_changed", provider=name, old=old.value, new=new.value)
-
+    def breaker(name: str) -> CircuitBreaker:  # the breaker logs its own state changes
         return CircuitBreaker(name, clock=time.monotonic,
                               failure_threshold=settings.breaker_failure_threshold,
-                              cooldown=settings.breaker_cooldown_seconds, on_change=changed)
+                              cooldown=settings.breaker_cooldown_seconds)
 
     return Router(
         providers,
@@ -189,18 +225,35 @@ def build_router(
     )
 
 
-async def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:
-    """Open the database (migrating it unless told not to) and build the whole gateway."""
-    db = Database.from_url(settings.database_url.get_secret_value())
+async def build_gateway(settings: Settings, *, migrate: bool = True,
+                        overrides: Overrides | None = None) -> Gateway:
+    """Open the database (migrating it unless told not to) and build the whole gateway, with
+    ``overrides`` in place of the collaborators they name."""
+    o = overrides or Overrides()
+    clock = o.clock or utcnow
+    db = o.db or Database.from_url(settings.database_url.get_secret_value())
+    sessions: list[aiohttp.ClientSession] = []
     try:
         if migrate:
             await db.migrate()
-        payee_keys = PayeeKeys()
-        providers, sessions, test_provider = await build_providers(settings, payee_keys, db=db)
+        payee_keys = PayeeKeys(db=db, clock=clock)
+        if o.providers is None:
+            providers, sessions, configured = await build_providers(settings, payee_keys, db=db)
+            # Its invoices in the database: any instance answers for, and "pays", what
+            # another issued, and they outlive a restart.
+            test_provider = configured.with_store(DatabaseInvoiceStore(db), clock=clock)
+            providers = [test_provider if p is configured else p for p in providers]
+        else:
+            providers = list(o.providers)
+            test_provider = o.test_provider or next(
+                (p for p in providers if isinstance(p, TestProvider)), None) or TestProvider(
+                network=settings.lightning_network, clock=clock,
+                invoices=DatabaseInvoiceStore(db))
     except BaseException:
         await db.aclose()
         raise
-    demo = settings.demo_mode
+    payee_keys.pin(test_provider.name, test_provider.node_pubkey)
+    demo = test_provider in providers
     if not providers:
         log.error("no_provider", message="no provider configured and LIGHTNING_TEST_MODE is off: "
                   "every create-invoice will answer 503")
@@ -217,7 +270,7 @@ async def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:
         network=settings.lightning_network,
         payee_keys=payee_keys,
         test_providers=test_names,
-        wall_clock=utcnow,
+        wall_clock=clock,
         webhook_url=webhook_auth.url if webhook_auth else None,
         writer=InvoiceWriter(db),
     )
@@ -225,21 +278,64 @@ async def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:
                                      last_resort=test_names)
     outbox_wake = asyncio.Event()
 
-    def wake_outbox(_payment_hash: str) -> None:
+    def after_settle(payment_hash: str) -> None:
         # A moment later, not at once: the doorbell's request (e.g. LNbits' webhook) finishes
         # first instead of sharing the event loop with template rendering and SMTP.
         asyncio.get_running_loop().call_later(OUTBOX_WAKE_DELAY, outbox_wake.set)
+        if o.after_settle is not None:
+            o.after_settle(payment_hash)
 
-    settler = Settler(db=db, router=router, clock=utcnow, events=InvoiceEvents(),
-                      after_settle=wake_outbox, test_orders_allowed=demo,
+    events = InvoiceEvents(event_transport(settings, db))
+    settler = Settler(db=db, router=router, clock=clock, events=events,
+                      after_settle=after_settle, test_orders_allowed=demo,
                       check_reuse_seconds=settings.check_reuse_seconds)
-    email_sender = build_email_sender(settings, sessions)
+    email_sender = o.email_sender or build_email_sender(settings, sessions)
+    channels = (list(o.alert_channels) if o.alert_channels is not None
+                else alert_channels(settings, email_sender, sessions))
     monitoring = Monitoring(
         config=monitoring_config(settings), db=db, router=router, providers=providers,
-        clock=utcnow, channels=alert_channels(settings, email_sender, sessions),
-        metrics=GatewayMetrics(),
+        clock=clock, channels=channels, metrics=GatewayMetrics(),
     )
     attempt_hooks.hooks.append(monitoring.observe_attempt)
+    outbox_config = OutboxConfig(
+        poll_interval=settings.outbox_poll_interval_seconds,
+        max_attempts=settings.outbox_max_attempts,
+        backoff=settings.outbox_backoff_seconds,
+        lease=settings.outbox_lease_seconds,
+        shop_email=settings.shop_email,
+        message_id_domain=_message_id_domain(settings),
+    )
+    reconciler_config = ReconcilerConfig(
+        interval=settings.reconcile_interval_seconds,
+        late_margin=timedelta(seconds=settings.reconcile_margin_seconds),
+        batch_size=settings.reconcile_batch_size,
+        concurrency=settings.reconcile_concurrency,
+        lease=timedelta(seconds=settings.reconcile_lease_seconds),
+        first_check=timedelta(seconds=settings.reconcile_first_check_seconds),
+        backoff=settings.reconcile_backoff_factor,
+        max_gap=timedelta(seconds=settings.reconcile_max_gap_seconds),
+        lookups_per_second=settings.reconcile_lookups_per_second,
+    )
+    email_templates = EmailTemplates()
+    instance_loops: dict[str, Loop] = {
+        "provider-call-recorder": partial(every, CALL_FLUSH_INTERVAL, recorder.flush,
+                                          name="provider-call-recorder",
+                                          wake=recorder.batch_full),
+        **instance_payment_loops(settler=settler, clock=clock, providers=providers,
+                                 email_sender=email_sender, email_templates=email_templates,
+                                 outbox_config=outbox_config, outbox_wake=outbox_wake),
+    }
+    if events.transport is not None:
+        instance_loops["invoice-events"] = events.receive
+    leadership = Leadership(
+        o.elector or (AdvisoryLock(db) if db.dialect == "postgresql" else SoleElector()),
+        leader=Role("leader", {
+            **leader_loops(monitoring),
+            "reconciler": reconciler_loop(settler, clock=clock, config=reconciler_config),
+        }, enter=monitoring.take_lead, leave=monitoring.step_down),
+        follower=Role("follower", follower_loops(monitoring), enter=monitoring.health.follow_once),
+        retry_interval=o.leadership_retry_interval or RETRY_INTERVAL,
+    )
 
     def take_reported_key(result: ProbeResult) -> None:
         if result.node_pubkey:  # the payee check then works from the first invoice on
@@ -256,30 +352,26 @@ async def build_gateway(settings: Settings, *, migrate: bool = True) -> Gateway:
                             expiry=settings.invoice_expiry_seconds),
         webhook_auth=webhook_auth,
         email_sender=email_sender,
-        email_templates=EmailTemplates(),
-        outbox_config=OutboxConfig(
-            poll_interval=settings.outbox_poll_interval_seconds,
-            max_attempts=settings.outbox_max_attempts,
-            backoff=settings.outbox_backoff_seconds,
-            lease=settings.outbox_lease_seconds,
-            shop_email=settings.shop_email,
-            message_id_domain=_message_id_domain(settings),
-        ),
+        email_templates=email_templates,
+        outbox_config=outbox_config,
         outbox_wake=outbox_wake,
-        reconciler_config=ReconcilerConfig(
-            interval=settings.reconcile_interval_seconds,
-            late_margin=timedelta(seconds=settings.reconcile_margin_seconds),
-            batch_size=settings.reconcile_batch_size,
-            concurrency=settings.reconcile_concurrency,
-            lease=timedelta(seconds=settings.reconcile_lease_seconds),
-            first_check=timedelta(seconds=settings.reconcile_first_check_seconds),
-            backoff=settings.reconcile_backoff_factor,
-            max_gap=timedelta(seconds=settings.reconcile_max_gap_seconds),
-            lookups_per_second=settings.reconcile_lookups_per_second,
-        ),
+        reconciler_config=reconciler_config,
         monitoring=monitoring,
+        events=events,
+        instance_loops=instance_loops,
+        leadership=leadership,
         sessions=sessions,
     )
+
+
+def event_transport(settings: Settings, db: Database) -> EventTransport | None:
+    """How invoice changes reach the other instances: Redis pub/sub when ``REDIS_URL`` is set,
+    else PostgreSQL ``LISTEN``/``NOTIFY``; none on SQLite (one process)."""
+    if settings.redis_url is not None:
+        return RedisTransport(settings.redis_url.get_secret_value())
+    if db.dialect == "postgresql":
+        return PostgresTransport(db)
+    return None
 
 
 def build_catalog(settings: Settings) -> Catalog:

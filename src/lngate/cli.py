@@ -85,18 +85,19 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64,
-                                         help="Worker processes (use PostgreSQL for more than 1).")] = 1,
+                                         help="Worker processes (more than 1 needs PostgreSQL).")] = 1,
 ) -> None:
     """Start the HTTP gateway (migrates the database first)."""
     from lngate.web.asgi import SKIP_MIGRATIONS_ENV
     from lngate.web.http_server import HttpLimits, run_server
 
     settings = _settings()
+    if workers > 1 and settings.database_url.get_secret_value().startswith("sqlite"):
+        typer.secho(f"--workers {workers} refused: DATABASE_URL is SQLite, which takes one "
+                    "writer process; use one worker, or PostgreSQL for several",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(2)
     _configure_logs(settings)
-    if workers > 1 and settings.sqlite_path() is not None:
-        typer.secho("warning: several workers on SQLite serialise on its single writer; "
-                    "PostgreSQL is the choice for more than one worker", fg=typer.colors.YELLOW,
-                    err=True)
     _run(_migrated(settings))
     os.environ[SKIP_MIGRATIONS_ENV] = "1"  # workers inherit it: migrations ran once, here
     if settings.demo_mode:
@@ -228,6 +229,72 @@ def config_show(
         typer.echo(json.dumps(render_json(settings), indent=2))
     else:
         typer.echo(render_dotenv(settings), nl=False)
+
+
+@app.command()
+def backup(
+    output: Annotated[str | None, typer.Option(
+        "--output", "-o", help="The backup folder to create; it must not exist "
+        "(default: ./lngate-backup-<UTC time>).")] = None,
+    include_secrets: Annotated[bool, typer.Option(
+        "--include-secrets", help="Write the secrets and URL passwords into the configuration "
+        "file (then readable by its owner only).")] = False,
+) -> None:
+    """Back up the database and the configuration while the gateway runs.
+
+    SQLite: a consistent copy of the database (SQLite's online backup) and the configuration,
+    in a new folder. PostgreSQL: checks the connection, saves the configuration and prints the
+    pg_dump / pg_restore commands (without the password). Exits 1 when the database cannot be
+    read or the folder cannot be written.
+    """
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from lngate.backup import BackupError, make_backup, postgres_commands, render_config
+    from lngate.store.database import Database
+
+    settings = _settings()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    folder = Path(output) if output else Path(f"lngate-backup-{stamp}")
+    url = settings.database_url.get_secret_value()
+    sqlite = settings.sqlite_path()
+    if sqlite is None and url.startswith("sqlite"):
+        typer.secho("DATABASE_URL is an in-memory SQLite database: nothing to back up",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(1)
+    if sqlite is None:
+        async def usable() -> None:  # the check every command makes: reachable, schema current
+            db = Database.from_url(url)
+            try:
+                await db.check()
+            finally:
+                await db.aclose()
+
+        typer.echo("checking the PostgreSQL database ...", err=True)
+        _run(usable())
+    try:
+        result = make_backup(folder, config_text=render_config(
+            settings, include_secrets=include_secrets), include_secrets=include_secrets,
+            sqlite_path=sqlite, progress=lambda line: typer.echo(line, err=True))
+    except BackupError as exc:
+        typer.secho(f"backup failed: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"backup written to {result.folder}/")
+    if result.database is not None:
+        typer.echo(f"  {result.database.name}  the database ({result.database_bytes:,} bytes)")
+    typer.echo(f"  {result.config.name}  the configuration"
+               + (" WITH secrets (mode 0600)" if include_secrets else ", secrets left out"))
+    if sqlite is not None:
+        typer.echo(f"restore: stop the gateway, copy {result.database} to {sqlite}, start it.")
+        return
+    dump = f"lngate-{stamp}.dump"
+    dump_cmd, restore_cmd = postgres_commands(url, dump)
+    typer.echo("PostgreSQL is backed up with its own tools, consistent while the gateway "
+               "runs:\n"
+               f"  {dump_cmd}\n"
+               "restore into an empty database (then `lngate migrate`):\n"
+               f"  {restore_cmd}\n"
+               "The password is not shown: give it through PGPASSWORD or ~/.pgpass.")
 
 
 @app.command()

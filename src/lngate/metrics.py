@@ -12,7 +12,9 @@ Families (all prefixed ``lngate_``):
 - ``invoices_created_total{provider}``: invoices issued and validated by this process;
 - ``invoices_settled{provider}``: invoices paid, counted in the database (the same value on
   every instance: aggregate with ``max``, not ``sum``);
-- ``outbox_backlog``: outbox messages waiting to be sent (database, when the outbox exists).
+- ``outbox_backlog``: outbox messages waiting to be sent (database, when the outbox exists);
+- ``leader``: 1 on the instance that runs the work done once (probes, alerts, roll-ups,
+  retention, reconciler), 0 on the others (``sum`` over instances is 1).
 """
 
 from __future__ import annotations
@@ -57,6 +59,9 @@ class GatewayMetrics:
                                       "Paid invoices in the database.", ["provider"], registry=r)
         self.outbox_backlog = Gauge("lngate_outbox_backlog",
                                     "Outbox messages waiting to be sent.", registry=r)
+        self.leader = Gauge("lngate_leader",
+                            "1 when this instance leads (runs the work done once), else 0.",
+                            registry=r)
 
     def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request."""
@@ -81,6 +86,10 @@ class GatewayMetrics:
         """Record the breaker state of ``provider``."""
         for candidate in BREAKER_STATES:
             self.breaker_state.labels(provider, candidate).set(1 if candidate == state else 0)
+
+    def set_leader(self, leading: bool) -> None:
+        """Record whether this instance leads."""
+        self.leader.set(1 if leading else 0)
 
     def render(self) -> bytes:
         """The registry in the Prometheus text format."""

@@ -171,3 +171,22 @@ def test_snapshot_reports_state_for_monitoring():
     assert snap["consecutive_failures"] == 3
     assert snap["retry_in_s"] == 12.0
     assert snap["opened_at"] == clock.now - 18
+
+
+def test_state_changes_are_structured_log_events():
+    """Each change of state is one structlog event naming the provider, the old and new
+    states: WARNING when it opens, INFO when it recovers."""
+    from structlog.testing import capture_logs
+
+    clock = FakeClock()
+    breaker = make(clock)
+    with capture_logs() as logs:
+        trip(breaker)
+        clock.advance(31)
+        assert breaker.allow()
+        breaker.record_success()
+    assert [(e["log_level"], e["event"], e["provider"], e["old"], e["new"]) for e in logs] == [
+        ("warning", "breaker_state_changed", "lnbits", "closed", "open"),
+        ("info", "breaker_state_changed", "lnbits", "open", "half_open"),
+        ("info", "breaker_state_changed", "lnbits", "half_open", "closed"),
+    ]

@@ -138,6 +138,25 @@ async def test_transient_failure_retries_once_then_fails_over():
     assert result.attempts[0].error_type == "provider_unavailable"
 
 
+async def test_the_retry_and_the_panic_trial_are_structured_warnings():
+    """A retried create and a panic trial are each one structlog WARNING naming the provider."""
+    from structlog.testing import capture_logs
+
+    clock = FakeClock()
+    retried = make_router(FakeProvider("lnbits", ProviderUnavailable("reset"), OK), clock=clock)
+    panicking = make_router(FakeProvider("lnbits"), clock=clock, threshold=1)
+    trip(panicking, "lnbits")
+    clock.advance(12)
+    with capture_logs() as logs:
+        await retried.run_create(Attempt())
+        await panicking.run_create(Attempt())
+    warnings = [(e["event"], e["provider"]) for e in logs
+                if e["log_level"] == "warning" and e["event"] != "breaker_state_changed"]
+    assert warnings == [("create_retried", "lnbits"), ("panic_trial", "lnbits")]
+    panic = next(e for e in logs if e["event"] == "panic_trial")
+    assert panic["cooldown_left_s"] == 18.0
+
+
 async def test_retry_on_same_provider_can_succeed():
     """When the single retry succeeds, the same provider serves and the retry is flagged."""
     clock = FakeClock()

@@ -1,36 +1,36 @@
 """A payments kit for service-level tests: real database (SQLite and PostgreSQL), real providers
-(the test provider, or LNbits through the double), the real router and settler, a settable clock."""
+(the test provider, or LNbits through the double), and the gateway bootstrap builds around
+them (router, settler, orders), with a settable clock."""
 
 from __future__ import annotations
 
-import time
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from lngate.bootstrap import Gateway, Overrides, build_gateway
 from lngate.domain import Network, Product
+from lngate.notify.email import FolderEmailSender
 from lngate.providers.base import Provider
 from lngate.providers.lnbits import LNbitsConfig, LNbitsProvider, make_session
 from lngate.providers.testprovider import TestProvider
-from lngate.resilience.deadline import AttemptTimeoutPolicy
 from lngate.resilience.router import Router
-from lngate.services.events import InvoiceEvents
-from lngate.services.invoices import InvoiceContext
 from lngate.services.orders import (
     Address,
-    Catalog,
     CreatedOrder,
     Customer,
     OrderContext,
     OrderRequest,
     create_order,
 )
-from lngate.services.payee_keys import PayeeKeys
 from lngate.services.settlement import Settler
+from lngate.settings import Settings
 from lngate.store import Database
 from lngate.store.invoices import get_invoice
 from lngate.store.orders import get_order
@@ -68,15 +68,28 @@ def request_for(product: Product, **overrides: Any) -> OrderRequest:
 
 @dataclass
 class Kit:
-    """Everything settlement needs, wired like bootstrap does."""
+    """Everything settlement needs, as bootstrap builds it around one provider."""
 
-    db: Database
+    gateway: Gateway
     provider: Provider
-    router: Router
     clock: SettableClock
-    settler: Settler
-    orders: OrderContext
     settled_hashes: list[str] = field(default_factory=list)
+
+    @property
+    def db(self) -> Database:
+        return self.gateway.db
+
+    @property
+    def router(self) -> Router:
+        return self.gateway.router
+
+    @property
+    def settler(self) -> Settler:
+        return self.gateway.settler
+
+    @property
+    def orders(self) -> OrderContext:
+        return self.gateway.orders
 
     async def order(self, product: Product = Product.DAZBOX, **overrides: Any) -> CreatedOrder:
         return await create_order(request_for(product, **overrides), self.orders)
@@ -95,21 +108,26 @@ class Kit:
                 "subscriptions": subs, "outbox": outbox}
 
 
-def make_kit(db: Database, provider: Provider, clock: SettableClock,
-             *, catalog: Catalog | None = None, pin: str | None = None) -> Kit:
-    payee_keys = PayeeKeys()
-    if pin:
-        payee_keys.pin(provider.name, pin)
-    router = Router([provider], breakers={}, timeouts=AttemptTimeoutPolicy(),
-                    clock=time.monotonic, lookup_timeout=2.0)
-    invoices = InvoiceContext(db=db, router=router, network=Network.BITCOIN,
-                              payee_keys=payee_keys, wall_clock=clock)
+def kit_settings(db: Database, **overrides: Any) -> Settings:
+    """Settings of a kit: ``db``'s URL (the database itself is handed over as it is)."""
+    url = db.engine.url.render_as_string(hide_password=False)
+    return Settings(_env_file=None, database_url=url, **overrides)  # type: ignore[call-arg]
+
+
+async def make_kit(db: Database, provider: Provider, clock: SettableClock,
+                   *, pin: str | None = None, expiry: int = 600) -> Kit:
+    """The gateway bootstrap builds with ``provider`` alone, on ``db``, telling ``clock``'s
+    time; ``pin`` is the provider's node key; orders' invoices expire after ``expiry`` s."""
     settled: list[str] = []
-    return Kit(db=db, provider=provider, router=router, clock=clock,
-               settler=Settler(db=db, router=router, clock=clock, events=InvoiceEvents(),
-                               after_settle=settled.append),
-               orders=OrderContext(invoices=invoices, catalog=catalog or Catalog(), expiry=600),
-               settled_hashes=settled)
+    gateway = await build_gateway(kit_settings(db, invoice_expiry_seconds=600), migrate=False,
+                                  overrides=Overrides(
+        db=db, providers=[provider], clock=clock, after_settle=settled.append,
+        email_sender=FolderEmailSender(Path("/nonexistent-kit-mail"), sender="kit@localhost")))
+    if pin:
+        gateway.payee_keys.pin(provider.name, pin)
+    if expiry != 600:  # below the settings' minimum of 60 s: set on the built context
+        gateway.orders = dataclasses.replace(gateway.orders, expiry=expiry)
+    return Kit(gateway=gateway, provider=provider, clock=clock, settled_hashes=settled)
 
 
 @pytest.fixture
@@ -121,7 +139,7 @@ def clock() -> SettableClock:
 async def kit(db: Database, clock: SettableClock) -> Kit:
     """A kit on the test provider, on SQLite and on PostgreSQL."""
     provider = TestProvider(network=Network.BITCOIN, clock=clock)
-    return make_kit(db, provider, clock, pin=provider.node_pubkey)
+    return await make_kit(db, provider, clock, pin=provider.node_pubkey)
 
 
 @pytest.fixture
@@ -137,7 +155,7 @@ async def lnbits_kit(db: Database, clock: SettableClock,
     provider = LNbitsProvider(LNbitsConfig(lnbits_double.url, lnbits_double.invoice_key,
                                            timeout=2.0), make_session(2.0))
     try:
-        yield make_kit(db, provider, clock, pin=FAKE_NODE_PUBKEY)
+        yield await make_kit(db, provider, clock, pin=FAKE_NODE_PUBKEY)
     finally:
         await provider.aclose()
 

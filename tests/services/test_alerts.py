@@ -209,3 +209,46 @@ def test_incoherent_thresholds_are_refused() -> None:
     """More failures than the window can hold is a configuration error."""
     with pytest.raises(ValueError):
         AlertThresholds(failure_count=6, failure_window=5)
+
+
+FAILED = ("lnbits", False, 0.1, "provider_unavailable")
+OK_CALL = ("lnbits", True, 0.1, None)
+
+
+def test_a_new_leader_takes_up_an_announced_incident_and_announces_only_its_end(
+    clock: FakeClock,
+) -> None:
+    """Resumed with the last calls (failing) and the incident announced by the previous
+    leader, the engine announces nothing more while it lasts, and its end once."""
+    alerts, events = engine(clock)
+    alerts.resume([FAILED] * 5, {("failures", "lnbits"): clock.now}, {})
+    assert events == []
+    alerts.observe_call("lnbits", ok=False, duration_s=0.1, error_type="provider_unavailable")
+    assert events == []
+    for _ in range(3):
+        alerts.observe_call("lnbits", ok=True, duration_s=0.1)
+    assert kinds(events, Rule.FAILURES) == ["resolved"]
+
+
+def test_an_incident_nobody_announced_is_announced_by_the_new_leader(clock: FakeClock) -> None:
+    """Failing calls that the previous leader never announced (it died first) are announced at
+    the next call, unless the pair fired within the cool-down."""
+    alerts, events = engine(clock, cooldown_s=600)
+    alerts.resume([FAILED] * 5, {}, {})
+    assert events == []
+    alerts.observe_call("lnbits", ok=False, duration_s=0.1, error_type="provider_unavailable")
+    assert kinds(events, Rule.FAILURES) == ["fired"]
+
+    muted, quiet = engine(clock, cooldown_s=600)
+    muted.resume([FAILED] * 5, {}, {("failures", "lnbits"): clock.now})
+    muted.observe_call("lnbits", ok=False, duration_s=0.1, error_type="provider_unavailable")
+    assert quiet == []
+
+
+def test_an_incident_that_ended_during_the_takeover_is_resolved(clock: FakeClock) -> None:
+    """Announced by the previous leader, recovered since: the first call resolves it."""
+    alerts, events = engine(clock)
+    alerts.resume([OK_CALL] * 5, {("failures", "lnbits"): clock.now,
+                                  ("unknown_rule", "lnbits"): clock.now}, {})
+    alerts.observe_call("lnbits", ok=True, duration_s=0.1)
+    assert kinds(events, Rule.FAILURES) == ["resolved"]

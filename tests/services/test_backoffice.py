@@ -29,14 +29,14 @@ from tests.services.conftest import ADDRESS, Kit
 ACTOR = "admin-token"
 
 
-def pay(kit: Kit, payment_hash: str) -> None:
+async def pay(kit: Kit, payment_hash: str) -> None:
     assert isinstance(kit.provider, TestProvider)
-    assert kit.provider.mark_paid(payment_hash)
+    assert await kit.provider.mark_paid(payment_hash)
 
 
 async def paid(kit: Kit, product: Product = Product.DAZBOX, **overrides: object) -> CreatedOrder:
     created = await kit.order(product, **overrides)
-    pay(kit, created.invoice.payment_hash)
+    await pay(kit, created.invoice.payment_hash)
     assert await kit.settler.settle(created.invoice.payment_hash, source="test") \
         is SettleOutcome.SETTLED
     return created
@@ -231,7 +231,7 @@ async def test_payment_after_cancel_is_kept_and_flagged_for_refund(kit: Kit) -> 
     assert (await cancel_order(kit.db, created.order.id, actor=ACTOR, clock=kit.clock)).outcome \
         is ActionOutcome.DONE
     kit.clock.advance(30)
-    pay(kit, created.invoice.payment_hash)
+    await pay(kit, created.invoice.payment_hash)
     assert await kit.settler.settle(created.invoice.payment_hash, source="webhook") \
         is SettleOutcome.SETTLED
     snap = await kit.snapshot(created.order.id)
@@ -259,7 +259,7 @@ async def test_cancel_racing_settlement_never_loses_the_payment(kit: Kit) -> Non
     order with its payment unflagged."""
     for _ in range(6):
         created = await kit.order(Product.DAZPAY)
-        pay(kit, created.invoice.payment_hash)
+        await pay(kit, created.invoice.payment_hash)
         cancelled, settled = await asyncio.gather(
             cancel_order(kit.db, created.order.id, actor=ACTOR, clock=kit.clock),
             kit.settler.settle(created.invoice.payment_hash, source="test"))

@@ -4,42 +4,25 @@ a WARNING for a failed create, and the details at DEBUG (call recorder + LNbits 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from lngate.domain import Network
+from lngate.bootstrap import Gateway, Overrides, build_gateway
 from lngate.errors import NoProviderAvailable
+from lngate.notify.email import FolderEmailSender
 from lngate.providers.lnbits import LNbitsConfig, LNbitsProvider, make_session
-from lngate.resilience.deadline import AttemptTimeoutPolicy
-from lngate.resilience.router import Router
-from lngate.services.call_recorder import CallRecorder
-from lngate.services.invoices import InvoiceContext, InvoiceRequest, create_invoice
-from lngate.services.payee_keys import PayeeKeys
-from lngate.services.events import InvoiceEvents
-from lngate.services.settlement import SettleOutcome, Settler
+from lngate.services.invoices import InvoiceRequest, create_invoice
+from lngate.services.settlement import SettleOutcome
 from lngate.store import Database
 from tests.doubles.lnbits_double import FAKE_NODE_PUBKEY, LNbitsDouble, Reply
-from tests.services.conftest import SettableClock
+from tests.services.conftest import SettableClock, kit_settings
 
 REQUEST = InvoiceRequest(amount_sat=21, description="logs", expiry=600)
-
-
-@dataclass
-class Gateway:
-    """The create and settle paths wired as bootstrap wires them, with the call recorder."""
-
-    invoices: InvoiceContext
-    router: Router
-    recorder: CallRecorder
-    db: Database
-    clock: SettableClock
-    settler: Settler
 
 
 @pytest.fixture
@@ -55,21 +38,16 @@ def logs() -> Iterator[list[dict[str, Any]]]:
 
 @pytest.fixture
 async def gateway(sqlite_db: Database) -> AsyncIterator[tuple[Gateway, LNbitsDouble]]:
+    """The gateway bootstrap builds around LNbits (the double), with its call recorder."""
     async with LNbitsDouble() as double:
         provider = LNbitsProvider(LNbitsConfig(double.url, double.invoice_key, timeout=1.0),
                                   make_session(1.0))
-        recorder = CallRecorder(sqlite_db)
-        router = Router([provider], breakers={}, timeouts=AttemptTimeoutPolicy(),
-                        clock=time.monotonic, lookup_timeout=1.0,
-                        on_attempt=recorder.record_attempt)
-        payee_keys = PayeeKeys()
-        payee_keys.pin(provider.name, FAKE_NODE_PUBKEY)
-        clock = SettableClock()
-        invoices = InvoiceContext(db=sqlite_db, router=router, network=Network.BITCOIN,
-                                  payee_keys=payee_keys, wall_clock=clock)
+        built = await build_gateway(kit_settings(sqlite_db), migrate=False, overrides=Overrides(
+            db=sqlite_db, providers=[provider], clock=SettableClock(),
+            email_sender=FolderEmailSender(Path("/nonexistent-mail"), sender="t@localhost")))
+        built.payee_keys.pin(provider.name, FAKE_NODE_PUBKEY)
         try:
-            settler = Settler(db=sqlite_db, router=router, clock=clock, events=InvoiceEvents())
-            yield Gateway(invoices, router, recorder, sqlite_db, clock, settler), double
+            yield built, double
         finally:
             await provider.aclose()
 

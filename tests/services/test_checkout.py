@@ -56,7 +56,7 @@ async def test_paying_the_new_invoice_pays_the_order(kit: Kit) -> None:
     """The renewed invoice settles through the normal path and fulfils the order once."""
     order_id, old_hash = await _expired_order(kit)
     renewed = await renew_order_invoice(old_hash, ctx=kit.orders, settler=kit.settler)
-    kit.provider.mark_paid(renewed.invoice.payment_hash)  # type: ignore[attr-defined]
+    await kit.provider.mark_paid(renewed.invoice.payment_hash)  # type: ignore[attr-defined]
     outcome = await kit.settler.settle(renewed.invoice.payment_hash, source="test")
     assert outcome is SettleOutcome.SETTLED
     snap = await kit.snapshot(order_id)
@@ -77,7 +77,7 @@ async def test_a_pending_invoice_past_expiry_is_checked_then_renewed(kit: Kit) -
 async def test_an_invoice_paid_after_its_expiry_is_not_renewed(kit: Kit) -> None:
     """When the provider says the expired-looking invoice was paid, it settles instead."""
     created = await kit.order(Product.DAZPAY)
-    kit.provider.mark_paid(created.invoice.payment_hash)  # type: ignore[attr-defined]
+    await kit.provider.mark_paid(created.invoice.payment_hash)  # type: ignore[attr-defined]
     kit.clock.advance(kit.orders.expiry + 1)
     with pytest.raises(RenewalRefused) as refused:
         await renew_order_invoice(created.invoice.payment_hash, ctx=kit.orders,

@@ -18,7 +18,7 @@ from lngate.services.dashboard import (
     latest,
 )
 from lngate.store import Database
-from lngate.store.monitoring import insert_alert
+from lngate.store.monitoring import record_alert
 from tests.services.test_admin_stats import NOW, add_invoice, at, seed_invoices
 
 
@@ -48,14 +48,15 @@ async def test_activity_counts_invoices_created_and_revenue_paid_per_hour_and_da
 
 
 async def test_an_incident_is_open_until_its_resolved_alert(db: Database) -> None:
-    """An incident is open while its latest alert (per rule and provider) fired; a resolved
-    alert closes it; the history lists every alert, newest first."""
+    """An incident (per rule and provider) is open from its "fired" alert until its
+    "resolved" one, and shows with its "fired" alert; the history lists every alert, newest
+    first."""
     moments = [NOW + timedelta(minutes=m) for m in range(4)]
     rows = [("unavailable", "lnbits", "fired"), ("failures", "nwc", "fired"),
             ("unavailable", "lnbits", "resolved"), ("slow_response", "lnbits", "fired")]
     async with db.transaction() as conn:
         for moment, (rule, provider, kind) in zip(moments, rows, strict=True):
-            await insert_alert(conn, rule=rule, provider=provider, kind=kind, message=kind,
+            await record_alert(conn, rule=rule, provider=provider, kind=kind, message=kind,
                                created_at=moment, details=None)
     found = await alerts(db, limit=3)
     assert [(a.rule, a.provider) for a in found.open] == [("slow_response", "lnbits"),

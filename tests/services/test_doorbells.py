@@ -24,7 +24,7 @@ pytestmark = pytest.mark.nwc
 async def nwc_kit(db: Database, clock: SettableClock, nwc_peer: NWCPeer) -> AsyncIterator[Kit]:
     provider = NWCProvider(NWCConfig(uri=nwc_peer.uri, timeout=3.0, connect_timeout=2.0))
     try:
-        yield make_kit(db, provider, clock, pin=nwc_peer.node_pubkey)
+        yield await make_kit(db, provider, clock, pin=nwc_peer.node_pubkey)
     finally:
         await provider.aclose()
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select
 
+from lngate.percentiles import percentile
 from lngate.services.metrics_queries import (
     Window,
     delete_older_than,
@@ -33,11 +34,6 @@ from lngate.store.tables import (
 )
 
 NOW = datetime(2026, 11, 27, 12, 30, tzinfo=UTC)
-
-
-def exact_percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, int(q / 100 * len(ordered) + 0.5) - 1)]
 
 
 async def seed(db: Database) -> dict[str, list[float]]:
@@ -110,7 +106,7 @@ async def test_provider_metrics_are_exact_where_they_can_be(db: Database) -> Non
                                        + metrics["calls"]["timeout"]}
     assert metrics["lastError"] == "provider_unavailable: HTTP 502"
     for q in (50, 95, 99):
-        exact = exact_percentile(durations["lnbits"], q)
+        exact = percentile(durations["lnbits"], q)
         assert metrics["latency"][f"p{q}"] == pytest.approx(exact, rel=0.06)
     histogram = metrics["latency"]["histogram"]
     assert histogram[-1]["le"] is None

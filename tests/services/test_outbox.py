@@ -34,7 +34,7 @@ async def paid_dazbox(kit: Kit) -> str:
     """A settled DazBox order (two emails queued); returns its id."""
     created = await kit.order(Product.DAZBOX)
     assert isinstance(kit.provider, TestProvider)
-    kit.provider.mark_paid(created.invoice.payment_hash)
+    await kit.provider.mark_paid(created.invoice.payment_hash)
     await kit.settler.settle(created.invoice.payment_hash, source="test")
     return created.order.id
 
@@ -190,7 +190,7 @@ async def paid_dazpay(kit: Kit, **customer: str) -> str:
     values = {"email": "alice@example.com", "name": "Alice", **customer}
     created = await kit.order(Product.DAZPAY, customer=Customer(**values))
     assert isinstance(kit.provider, TestProvider)
-    kit.provider.mark_paid(created.invoice.payment_hash)
+    await kit.provider.mark_paid(created.invoice.payment_hash)
     await kit.settler.settle(created.invoice.payment_hash, source="test")
     return created.order.id
 

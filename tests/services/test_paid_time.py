@@ -4,7 +4,6 @@ when the gateway noticed it (LNbits double, real LNbits, real NWC wallet; SQLite
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
@@ -77,8 +76,7 @@ async def lnbits_peer_kit(
         LNbitsConfig(lnbits_peer.url, lnbits_peer.merchant_inkey, timeout=5.0), make_session(5.0)
     )
     try:
-        kit = make_kit(db, provider, clock, pin=lnbits_peer.payee_pubkey)
-        yield dataclasses.replace(kit, orders=dataclasses.replace(kit.orders, expiry=4))
+        yield await make_kit(db, provider, clock, pin=lnbits_peer.payee_pubkey, expiry=4)
     finally:
         await provider.aclose()
 
@@ -111,7 +109,7 @@ async def nwc_kit(db: Database, clock: SettableClock, nwc_peer: NWCPeer) -> Asyn
     """A kit on the real NWC wallet service."""
     provider = NWCProvider(NWCConfig(uri=nwc_peer.uri, timeout=3.0, connect_timeout=2.0))
     try:
-        yield make_kit(db, provider, clock, pin=nwc_peer.node_pubkey)
+        yield await make_kit(db, provider, clock, pin=nwc_peer.node_pubkey)
     finally:
         await provider.aclose()
 

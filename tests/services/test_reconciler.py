@@ -22,8 +22,8 @@ from lngate.services.reconciler import (
     ReconcilerState,
     TokenBucket,
     reconcile_once,
-    run_reconciler,
 )
+from lngate.tasks.payments import run_reconciler
 from lngate.store import Database
 from lngate.store.tables import invoices
 from tests.services.conftest import Kit, SettableClock, make_kit
@@ -55,9 +55,9 @@ class CountingProvider(TestProvider):
 
 
 @pytest.fixture
-def counting_kit(db: Database, clock: SettableClock) -> Kit:
+async def counting_kit(db: Database, clock: SettableClock) -> Kit:
     provider = CountingProvider(network=Network.BITCOIN, clock=clock)
-    return make_kit(db, provider, clock, pin=provider.node_pubkey)
+    return await make_kit(db, provider, clock, pin=provider.node_pubkey)
 
 
 def provider_of(kit: Kit) -> CountingProvider:
@@ -121,7 +121,7 @@ async def test_a_payment_whose_webhook_was_lost_is_found_at_the_first_check(
     """Paid right after creation with no doorbell, the order settles at the first check (60 s)."""
     kit = counting_kit
     created = await kit.order(Product.DAZBOX)
-    provider_of(kit).mark_paid(created.invoice.payment_hash)
+    await provider_of(kit).mark_paid(created.invoice.payment_hash)
     kit.clock.advance(59)
     assert (await reconcile(kit)).checked == 0
     kit.clock.advance(1)
@@ -140,7 +140,7 @@ async def test_one_pass_settles_the_paid_expires_the_overdue_and_leaves_the_rest
     waiting = await kit.order(Product.DAZPAY)
     kit.clock.advance(300)
     late = await kit.order(Product.DAZNODE)  # created later: still valid at the check
-    provider_of(kit).mark_paid(paid.invoice.payment_hash)
+    await provider_of(kit).mark_paid(paid.invoice.payment_hash)
     kit.clock.advance(301)  # the first two are now past their 600 s expiry
     report = await reconcile(kit)
     assert report.checked == 3
@@ -174,12 +174,12 @@ async def test_late_payment_is_caught_within_the_margin_only(counting_kit: Kit) 
     assert await state_of(kit, caught) is InvoiceState.EXPIRED
     assert await state_of(kit, missed) is InvoiceState.EXPIRED
     kit.clock.advance(30)
-    provider_of(kit).mark_paid(caught.invoice.payment_hash)
+    await provider_of(kit).mark_paid(caught.invoice.payment_hash)
     await run_passes(kit, 600)
     snap = await kit.snapshot(caught.order.id)
     assert snap["order"].status is OrderStatus.PAID and snap["order"].paid_late
     lookups = provider_of(kit).lookups[missed.invoice.payment_hash]
-    provider_of(kit).mark_paid(missed.invoice.payment_hash)
+    await provider_of(kit).mark_paid(missed.invoice.payment_hash)
     await run_passes(kit, 3600)
     assert provider_of(kit).lookups[missed.invoice.payment_hash] == lookups
     assert await state_of(kit, missed) is InvoiceState.EXPIRED
@@ -195,7 +195,7 @@ async def test_an_invoice_expired_by_a_poll_still_gets_its_late_payment_check(
     kit.clock.advance(600)
     assert await kit.settler.check(created.invoice.payment_hash) is InvoiceState.EXPIRED
     kit.clock.advance(60)
-    provider_of(kit).mark_paid(created.invoice.payment_hash)
+    await provider_of(kit).mark_paid(created.invoice.payment_hash)
     await run_passes(kit, 600)
     snap = await kit.snapshot(created.order.id)
     assert snap["order"].status is OrderStatus.PAID and snap["order"].paid_late
@@ -208,7 +208,7 @@ async def test_a_last_check_the_provider_could_not_answer_is_retried(counting_ki
     created = await kit.order(Product.DAZPAY)
     await run_passes(kit, 600 + 600 - STEP)  # up to just before the last check
     provider_of(kit).down = True
-    provider_of(kit).mark_paid(created.invoice.payment_hash)
+    await provider_of(kit).mark_paid(created.invoice.payment_hash)
     await run_passes(kit, STEP)
     assert await state_of(kit, created) is InvoiceState.EXPIRED
     provider_of(kit).down = False
@@ -223,7 +223,7 @@ async def test_a_paid_invoice_leaves_the_schedule(counting_kit: Kit) -> None:
     created = await kit.order(Product.DAZPAY)
     kit.clock.advance(60)
     await reconcile(kit)
-    provider_of(kit).mark_paid(created.invoice.payment_hash)
+    await provider_of(kit).mark_paid(created.invoice.payment_hash)
     await kit.settler.settle(created.invoice.payment_hash, source="webhook")
     lookups = provider_of(kit).lookups[created.invoice.payment_hash]
     await run_passes(kit, 3600)
@@ -312,7 +312,7 @@ async def test_concurrent_reconcilers_check_each_invoice_once(counting_kit: Kit)
     kit = counting_kit
     created = [await kit.order(Product.DAZPAY) for _ in range(40)]
     for order in created[::2]:
-        provider_of(kit).mark_paid(order.invoice.payment_hash)
+        await provider_of(kit).mark_paid(order.invoice.payment_hash)
     kit.clock.advance(60)
     reports = await asyncio.gather(*(reconcile(kit) for _ in range(3)))
     assert sum(r.checked for r in reports) == 40
@@ -325,7 +325,7 @@ async def test_the_loop_reconciles_at_start(counting_kit: Kit) -> None:
     """Started, the loop checks the due invoices at once, without waiting an interval."""
     kit = counting_kit
     created = await kit.order(Product.DAZBOX)
-    provider_of(kit).mark_paid(created.invoice.payment_hash)
+    await provider_of(kit).mark_paid(created.invoice.payment_hash)
     kit.clock.advance(60)
     task = asyncio.create_task(run_reconciler(db=kit.db, settle=kit.settler.settle,
                                               clock=kit.clock, config=CONFIG))

@@ -16,15 +16,15 @@ from tests.doubles.lnbits_double import LNbitsDouble, Reply
 from tests.services.conftest import Kit
 
 
-def pay(kit: Kit, payment_hash: str) -> None:
+async def pay(kit: Kit, payment_hash: str) -> None:
     assert isinstance(kit.provider, TestProvider)
-    assert kit.provider.mark_paid(payment_hash)
+    assert await kit.provider.mark_paid(payment_hash)
 
 
 async def test_paid_dazbox_settles_with_a_shipment_and_two_emails(kit: Kit) -> None:
     """A paid DazBox order becomes paid, gets a shipment to make and two queued emails."""
     created = await kit.order(Product.DAZBOX, quantity=2)
-    pay(kit, created.invoice.payment_hash)
+    await pay(kit, created.invoice.payment_hash)
     assert await kit.settler.settle(created.invoice.payment_hash, source="test") \
         is SettleOutcome.SETTLED
     snap = await kit.snapshot(created.order.id)
@@ -45,7 +45,7 @@ async def test_paid_dazbox_settles_with_a_shipment_and_two_emails(kit: Kit) -> N
 async def test_second_settle_is_a_no_op(kit: Kit) -> None:
     """Settling an already paid invoice changes nothing and says so."""
     created = await kit.order(Product.DAZBOX)
-    pay(kit, created.invoice.payment_hash)
+    await pay(kit, created.invoice.payment_hash)
     await kit.settler.settle(created.invoice.payment_hash, source="test")
     before = await kit.snapshot(created.order.id)
     kit.clock.advance(5)
@@ -57,7 +57,7 @@ async def test_second_settle_is_a_no_op(kit: Kit) -> None:
 async def test_twenty_concurrent_settles_settle_once(kit: Kit) -> None:
     """Twenty concurrent doorbells for one payment give one settlement and one set of emails."""
     created = await kit.order(Product.DAZBOX)
-    pay(kit, created.invoice.payment_hash)
+    await pay(kit, created.invoice.payment_hash)
     outcomes = await asyncio.gather(*(
         kit.settler.settle(created.invoice.payment_hash, source="test") for _ in range(20)
     ))
@@ -100,7 +100,7 @@ async def test_payment_after_expiry_settles_flagged_late(kit: Kit) -> None:
     created = await kit.order(Product.DAZPAY)
     kit.clock.advance(601)
     await kit.settler.settle(created.invoice.payment_hash, source="test")
-    pay(kit, created.invoice.payment_hash)  # paid_at = the (late) clock time
+    await pay(kit, created.invoice.payment_hash)  # paid_at = the (late) clock time
     assert await kit.settler.settle(created.invoice.payment_hash, source="test") \
         is SettleOutcome.SETTLED
     snap = await kit.snapshot(created.order.id)
@@ -113,13 +113,13 @@ async def test_payment_after_expiry_settles_flagged_late(kit: Kit) -> None:
 async def test_daznode_subscription_is_activated_then_extended(kit: Kit) -> None:
     """A first DazNode payment starts a month; a yearly renewal extends from its end."""
     first = await kit.order(Product.DAZNODE)
-    pay(kit, first.invoice.payment_hash)
+    await pay(kit, first.invoice.payment_hash)
     await kit.settler.settle(first.invoice.payment_hash, source="test")
     started = kit.clock.now
     kit.clock.advance(86400)
     second = await kit.order(Product.DAZNODE, plan=Plan.YEARLY)
     assert second.order.amount_msat == 960_000_000
-    pay(kit, second.invoice.payment_hash)
+    await pay(kit, second.invoice.payment_hash)
     await kit.settler.settle(second.invoice.payment_hash, source="test")
     snap = await kit.snapshot(second.order.id)
     [sub] = snap["subscriptions"]
@@ -134,11 +134,11 @@ async def test_daznode_subscription_is_activated_then_extended(kit: Kit) -> None
 async def test_lapsed_subscription_restarts_at_the_payment(kit: Kit) -> None:
     """A renewal after the subscription ended starts a new period at the payment time."""
     first = await kit.order(Product.DAZNODE)
-    pay(kit, first.invoice.payment_hash)
+    await pay(kit, first.invoice.payment_hash)
     await kit.settler.settle(first.invoice.payment_hash, source="test")
     kit.clock.advance(40 * 86400)
     second = await kit.order(Product.DAZNODE)
-    pay(kit, second.invoice.payment_hash)
+    await pay(kit, second.invoice.payment_hash)
     await kit.settler.settle(second.invoice.payment_hash, source="test")
     [sub] = (await kit.snapshot(second.order.id))["subscriptions"]
     assert sub["period_start"] == kit.clock.now
@@ -149,7 +149,7 @@ async def test_bare_invoice_settles_without_an_order(kit: Kit) -> None:
     """An invoice from create-invoice (no order) settles like any other."""
     issued = await create_invoice(InvoiceRequest(amount_sat=10, description="tip", expiry=600),
                                   kit.orders.invoices)
-    pay(kit, issued.invoice.payment_hash)
+    await pay(kit, issued.invoice.payment_hash)
     assert await kit.settler.settle(issued.invoice.payment_hash, source="test") \
         is SettleOutcome.SETTLED
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from lngate.store import Database
@@ -9,11 +10,14 @@ from lngate.store.monitoring import (
     AlertRow,
     HealthCheckRow,
     LastError,
+    announced_incidents,
     insert_alert,
     insert_health_checks,
     last_errors,
+    last_fired,
     latest_health_checks,
     recent_alerts,
+    record_alert,
     set_alert_deliveries,
 )
 from lngate.store.provider_calls import ProviderCall, insert_calls
@@ -67,3 +71,24 @@ async def test_recent_alerts_read_back_newest_first_with_details_and_deliveries(
                  NOW - timedelta(minutes=5), {"failures": 4, "calls": 5},
                  {"slack": "ok", "email": "SMTP 550"}),
     ]
+
+
+async def test_an_incident_is_opened_once_and_closed_once(db: Database) -> None:
+    """Two instances recording the same "fired" (two leaders during a takeover) store one
+    alert; the second "resolved" is refused too; a new incident may then open."""
+    async def record(kind: str, at: datetime) -> int | None:
+        async with db.transaction() as conn:
+            return await record_alert(conn, rule="failures", provider="lnbits", kind=kind,
+                                      message=kind, created_at=at, details=None)
+
+    fired = await asyncio.gather(record("fired", NOW), record("fired", NOW))
+    assert fired.count(None) == 1
+    async with db.connect() as conn:
+        assert await announced_incidents(conn) == {("failures", "lnbits"): NOW}
+    assert await record("resolved", NOW + timedelta(minutes=1)) is not None
+    assert await record("resolved", NOW + timedelta(minutes=1)) is None
+    assert await record("fired", NOW + timedelta(minutes=2)) is not None
+    async with db.connect() as conn:
+        kinds = [a.kind for a in reversed(await recent_alerts(conn))]
+        assert await last_fired(conn, NOW) == {("failures", "lnbits"): NOW + timedelta(minutes=2)}
+    assert kinds == ["fired", "resolved", "fired"]

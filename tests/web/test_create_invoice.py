@@ -8,6 +8,9 @@ from typing import Any
 import bolt11 as reference_bolt11
 import httpx
 import pytest
+from sqlalchemy import func, select
+
+from lngate.store.tables import test_invoices
 
 VALID = {"amount": 21, "description": "DazBox commande #42"}
 
@@ -196,13 +199,19 @@ async def test_same_idempotency_key_and_body_returns_the_same_invoice(
     """A replay returns the stored invoice without a second provider call."""
     headers = {"Idempotency-Key": "order-42-attempt-1"}
     first = await client.post("/api/create-invoice", json=VALID, headers=headers)
-    provider = client.app.state.gateway.test_provider  # type: ignore[attr-defined]
-    issued_before = len(provider._invoices)
+    db = client.app.state.gateway.db  # type: ignore[attr-defined]
+
+    async def issued() -> int:  # what the test provider issued (it keeps it in test_invoices)
+        async with db.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(test_invoices)))
+                       .scalar_one())
+
+    issued_before = await issued()
     second = await client.post("/api/create-invoice", json=VALID, headers=headers)
     assert first.status_code == second.status_code == 200
     assert first.json() == second.json()
     assert second.headers["Idempotent-Replayed"] == "true"
-    assert len(provider._invoices) == issued_before
+    assert issued_before == 1 and await issued() == issued_before
 
 
 async def test_same_idempotency_key_with_another_body_is_422(client: httpx.AsyncClient) -> None:

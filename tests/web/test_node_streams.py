@@ -106,4 +106,4 @@ async def test_the_start_up_probe_gives_the_payee_key(gateway_factory) -> None: 
         }
         async with gateway_factory(**settings) as http:
             gateway = http.app.state.gateway  # type: ignore[attr-defined]
-            assert gateway.payee_keys.expected("node") == cln.node_id
+            assert gateway.payee_keys.pinned("node") == cln.node_id

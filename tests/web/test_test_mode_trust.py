@@ -101,7 +101,7 @@ async def test_settlement_never_fulfils_an_order_from_a_test_invoice(
     nothing ships, no email is queued."""
     clock = SettableClock()
     provider = TestProvider(network=Network.BITCOIN, clock=clock)
-    kit = make_kit(db, provider, clock, pin=provider.node_pubkey)
+    kit = await make_kit(db, provider, clock, pin=provider.node_pubkey)
     kit.settler.test_orders_allowed = test_mode
     created = await kit.order(Product.DAZBOX)
     payment_hash = created.invoice.payment_hash
@@ -109,7 +109,7 @@ async def test_settlement_never_fulfils_an_order_from_a_test_invoice(
     async with db.transaction() as conn:
         await conn.execute(update(invoices).where(invoices.c.payment_hash == payment_hash)
                            .values(is_test=True))
-    provider.mark_paid(payment_hash)
+    await provider.mark_paid(payment_hash)
     outcome = await kit.settler.settle(payment_hash, source="test")
     snapshot = await kit.snapshot(created.order.id)
     if test_mode:

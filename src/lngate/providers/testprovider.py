@@ -3,6 +3,10 @@
 For demos and tests only. It runs only when ``LIGHTNING_TEST_MODE`` is on, always last in the
 provider order, and every invoice it issues is flagged ``isTest``. Its invoices cannot be
 paid on any network; :meth:`TestProvider.mark_paid` plays the customer's wallet.
+
+What it issued lives in a :class:`IssuedInvoiceStore`: in memory by default (one process), or
+the gateway's database (``test_invoices``), so that behind several workers any of them can
+answer for an invoice another issued, "pay" it, and still know it after a restart.
 """
 
 from __future__ import annotations
@@ -11,8 +15,9 @@ import hashlib
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Protocol
 
 import coincurve
 
@@ -21,30 +26,78 @@ from lngate.domain import HealthReport, Network, PaymentState, PaymentStatus, Pr
 from lngate.providers.base import Capabilities, check_create_request, check_payment_hash
 
 
-@dataclass(slots=True)
-class _Issued:
+@dataclass(frozen=True, slots=True)
+class IssuedTestInvoice:
+    """One invoice the test provider signed, and when its payment was simulated."""
+
+    payment_hash: str
     amount_msat: int
     preimage: str
-    expires_at: float
+    expires_at: datetime
     paid_at: datetime | None = None
 
 
+class IssuedInvoiceStore(Protocol):
+    """Where the test provider keeps what it issued."""
+
+    async def add(self, invoice: IssuedTestInvoice) -> None:
+        """Keep a newly issued invoice."""
+
+    async def get(self, payment_hash: str) -> IssuedTestInvoice | None:
+        """The invoice with this hash, or ``None``."""
+
+    async def mark_paid(self, payment_hash: str, paid_at: datetime) -> bool:
+        """Set ``paid_at`` unless already set; ``False`` when the invoice is unknown."""
+
+
+class MemoryInvoiceStore:
+    """An :class:`IssuedInvoiceStore` in this process's memory."""
+
+    def __init__(self) -> None:
+        self._invoices: dict[str, IssuedTestInvoice] = {}
+
+    async def add(self, invoice: IssuedTestInvoice) -> None:
+        """Keep a newly issued invoice."""
+        self._invoices[invoice.payment_hash] = invoice
+
+    async def get(self, payment_hash: str) -> IssuedTestInvoice | None:
+        """The invoice with this hash, or ``None``."""
+        return self._invoices.get(payment_hash)
+
+    async def mark_paid(self, payment_hash: str, paid_at: datetime) -> bool:
+        """Set ``paid_at`` unless already set; ``False`` when the invoice is unknown."""
+        issued = self._invoices.get(payment_hash)
+        if issued is None:
+            return False
+        if issued.paid_at is None:
+            self._invoices[payment_hash] = replace(issued, paid_at=paid_at)
+        return True
+
+
 class TestProvider:
-    """An in-memory Lightning "node" that signs invoices on the configured network."""
+    """A Lightning "node" that signs invoices on the configured network, keeping them in a
+    :class:`IssuedInvoiceStore` (memory unless one is given)."""
 
     __test__ = False  # not a pytest test class
     capabilities = Capabilities()
 
     def __init__(
         self, *, network: Network, clock: Callable[[], datetime], name: str = "test",
-        private_key: coincurve.PrivateKey | None = None,
+        private_key: coincurve.PrivateKey | None = None, invoices: IssuedInvoiceStore | None = None,
     ) -> None:
         self.name = name
         self._network = network
         self._clock = clock
         self._key = private_key or coincurve.PrivateKey()
         self.node_pubkey = self._key.public_key.format(compressed=True).hex()
-        self._invoices: dict[str, _Issued] = {}
+        self.invoices: IssuedInvoiceStore = invoices or MemoryInvoiceStore()
+
+    def with_store(self, invoices: IssuedInvoiceStore, *,
+                   clock: Callable[[], datetime] | None = None) -> TestProvider:
+        """The same node (name, network, key) keeping its invoices in ``invoices`` (and
+        telling time by ``clock`` when one is given)."""
+        return TestProvider(network=self._network, clock=clock or self._clock, name=self.name,
+                            private_key=self._key, invoices=invoices)
 
     async def create_invoice(
         self, *, amount_msat: int, memo: str, expiry: int, webhook_url: str | None = None
@@ -65,28 +118,25 @@ class TestProvider:
             description=memo,
             expiry=expiry,
         )
-        self._invoices[payment_hash] = _Issued(amount_msat, preimage.hex(), timestamp + expiry)
+        await self.invoices.add(IssuedTestInvoice(
+            payment_hash, amount_msat, preimage.hex(),
+            datetime.fromtimestamp(timestamp + expiry, UTC)))
         return ProviderInvoice(bolt11=bolt11, payment_hash=payment_hash,
                                amount_msat=amount_msat, provider_ref=payment_hash)
 
-    def mark_paid(self, payment_hash: str) -> bool:
+    async def mark_paid(self, payment_hash: str) -> bool:
         """Record a payment of one of our invoices, as a payer's wallet would; ``False`` if unknown."""
-        issued = self._invoices.get(payment_hash)
-        if issued is None:
-            return False
-        if issued.paid_at is None:
-            issued.paid_at = self._clock()
-        return True
+        return await self.invoices.mark_paid(payment_hash, self._clock())
 
     async def invoice_status(self, payment_hash: str) -> PaymentStatus | None:
         """Paid once :meth:`mark_paid` was called, expired after its expiry, else pending."""
-        issued = self._invoices.get(check_payment_hash(self.name, payment_hash))
+        issued = await self.invoices.get(check_payment_hash(self.name, payment_hash))
         if issued is None:
             return None
         if issued.paid_at is not None:
             return PaymentStatus(PaymentState.PAID, issued.amount_msat, issued.preimage,
                                  issued.paid_at)
-        if self._clock().timestamp() >= issued.expires_at:
+        if self._clock() >= issued.expires_at:
             return PaymentStatus(PaymentState.EXPIRED, issued.amount_msat)
         return PaymentStatus(PaymentState.PENDING, issued.amount_msat)
 

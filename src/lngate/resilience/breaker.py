@@ -14,14 +14,15 @@ from an injected clock, so tests drive the cooldown.
 from __future__ import annotations
 
 import enum
-import logging
 from collections.abc import Callable
 from typing import Any
+
+import structlog
 
 from lngate.resilience.deadline import Clock
 from lngate.resilience.failures import classify
 
-log = logging.getLogger("lngate.resilience.breaker")
+log = structlog.get_logger("lngate.resilience.breaker")
 
 
 class BreakerState(enum.StrEnum):
@@ -172,11 +173,12 @@ class CircuitBreaker:
 
     def _transition(self, new: BreakerState) -> None:
         old, self._state = self._state, new
-        level = logging.WARNING if new is BreakerState.OPEN else logging.INFO
-        log.log(level, "circuit breaker %s: %s -> %s", self.name, old.value, new.value)
+        emit = log.warning if new is BreakerState.OPEN else log.info
+        emit("breaker_state_changed", provider=self.name, old=old.value, new=new.value,
+             consecutive_failures=self._failures)
         if self._on_change is not None:
             try:
                 self._on_change(old, new)
             except Exception:
                 # A broken metrics or logging hook must not break the provider calls it watches.
-                log.exception("circuit breaker %s: on_change hook failed", self.name)
+                log.exception("breaker_hook_failed", provider=self.name)

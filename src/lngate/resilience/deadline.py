@@ -8,27 +8,18 @@ real time, by :func:`bounded`.
 from __future__ import annotations
 
 import asyncio
-import math
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 from lngate.errors import ProviderUnavailable
+from lngate.percentiles import percentile
 
 T = TypeVar("T")
 
 Clock = Callable[[], float]
 """Returns monotonic seconds (``time.monotonic`` in production, a fake in tests)."""
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The nearest-rank ``q``-th percentile (0 < q <= 100) of a non-empty sequence."""
-    if not values:
-        raise ValueError("percentile of no values")
-    ordered = sorted(values)
-    rank = max(1, math.ceil(q / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 class LatencyWindow:

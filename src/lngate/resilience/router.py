@@ -72,14 +72,16 @@ providers into 503s. Their records still reach ``on_attempt`` (provider_calls, a
 from __future__ import annotations
 
 import enum
-import logging
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+import structlog
+
 from lngate.errors import NoProviderAvailable, ProviderError, ProviderUnavailable
+from lngate.percentiles import percentile
 from lngate.providers.base import Provider
 from lngate.resilience.breaker import BreakerState, CircuitBreaker
 from lngate.resilience.deadline import (
@@ -88,14 +90,13 @@ from lngate.resilience.deadline import (
     Deadline,
     bounded,
     is_timeout,
-    percentile,
 )
 from lngate.resilience.failures import classify, error_code
 from lngate.resilience.retry import is_transient, retry_read
 
 T = TypeVar("T")
 
-log = logging.getLogger("lngate.resilience.router")
+log = structlog.get_logger("lngate.resilience.router")
 
 CREATE_INVOICE = "create_invoice"
 
@@ -322,8 +323,10 @@ class Router:
             following = plan.candidates[index + 1 :]
             retry = False
             if name == plan.panic:
-                log.warning("every circuit is open: trying %s before its cool-down ends "
-                            "(%.0f s left), one trial call at a time", name, breaker.retry_in())
+                log.warning("panic_trial", provider=name,
+                            cooldown_left_s=round(breaker.retry_in(), 1),
+                            message="every circuit is open: trying this provider before its "
+                            "cool-down ends, one trial call at a time")
             while True:
                 budget = deadline.remaining()
                 if retry and following:
@@ -340,8 +343,9 @@ class Router:
                     break
                 timeout = min(self._timeouts.timeout_for(name), budget)
                 if retry:
-                    log.warning("retrying create_invoice on %s: the failed attempt may have "
-                                "minted an invoice that will never be shown", name)
+                    log.warning("create_retried", provider=name,
+                                message="the failed attempt may have minted an invoice that "
+                                "will never be shown")
                 started_at = self._clock()
                 try:
                     value = await bounded(lambda: attempt(provider, timeout), timeout,
@@ -429,7 +433,8 @@ class Router:
             else:
                 breaker.release()
         if exc is not None and not isinstance(exc, ProviderError):
-            log.error("provider %s: unexpected error in %s", name, operation, exc_info=exc)
+            log.error("provider_unexpected_error", provider=name, operation=operation,
+                      error=type(exc).__name__, exc_info=exc)
 
         if gated:
             # Only answers set the attempt timeout: fed with timeouts, p95 x k would grow with
@@ -462,7 +467,7 @@ class Router:
                 hook(record)
             except Exception:
                 # Metrics must never cost a customer an invoice.
-                log.exception("on_attempt hook failed for %s", record.provider)
+                log.exception("attempt_hook_failed", provider=record.provider)
 
     # -- monitoring -----------------------------------------------------------------------
 

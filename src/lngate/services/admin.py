@@ -219,7 +219,7 @@ async def simulate_payment(
         InvoiceRequest(amount_sat=amount_sat, description=SIMULATION_MEMO,
                        expiry=SIMULATION_EXPIRY), invoices)
     record = issued.invoice
-    test_provider.mark_paid(record.payment_hash)
+    await test_provider.mark_paid(record.payment_hash)
     outcome = await settle(record.payment_hash)
     duration_ms = round((time.perf_counter() - started) * 1000, 2)
     return Simulation(record.payment_hash, record.provider, msat_to_sat(record.amount_msat),

@@ -22,13 +22,21 @@ Each (rule, provider) pair is an incident tracker::
 
 So an incident is announced once, its end is announced once, and a flapping provider produces
 at most one "fired" per cool-down. Time comes from an injected clock.
+
+With several instances only the leader runs an engine, fed with every instance's stored calls
+and its own probes. A new leader starts from what is stored (:meth:`AlertEngine.resume`): the
+last calls of each provider replayed without announcing anything, then the incidents still
+open (announced and not resolved) and the time of each pair's last "fired" (the cool-down).
+Whatever the engine emits is announced only once across instances: the dispatcher records an
+incident as open, or closes it, in the database first (one open incident per rule and
+provider), and announces only what it recorded.
 """
 
 from __future__ import annotations
 
 import enum
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -133,6 +141,16 @@ class Incident:
     def _cooled_down(self, now: datetime) -> bool:
         return self.last_fired_at is None or now - self.last_fired_at >= self.cooldown
 
+    def resume(self, *, announced_at: datetime | None, last_fired_at: datetime | None) -> None:
+        """Take up what is stored: ``announced_at`` is when the open incident of this pair was
+        announced (``None``: none is open), ``last_fired_at`` its latest "fired"."""
+        self.last_fired_at = last_fired_at
+        if announced_at is not None:
+            self.state = _State.FIRING
+            self.started_at = self.started_at or announced_at
+        elif self.state is _State.FIRING:  # the condition holds, but nobody announced it
+            self.state = _State.MUTED
+
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
@@ -151,6 +169,35 @@ class AlertEngine:
         self._recent: dict[str, deque[bool]] = {}
         self._fast_streak: dict[str, int] = {}
         self._down_since: dict[str, datetime] = {}
+
+    def reset(self) -> None:
+        """Forget everything observed (this process stopped leading)."""
+        self._incidents.clear()
+        self._recent.clear()
+        self._fast_streak.clear()
+        self._down_since.clear()
+
+    def resume(self, recent_calls: Iterable[tuple[str, bool, float, str | None]],
+               announced: Mapping[tuple[str, str], datetime],
+               last_fired: Mapping[tuple[str, str], datetime]) -> None:
+        """Start over from what is stored: replay ``recent_calls`` (``(provider, ok,
+        duration_s, error_type)``, oldest first) without emitting, then take up the incidents
+        ``announced`` and still open and each pair's ``last_fired`` time, both keyed by
+        ``(rule, provider)``."""
+        self.reset()
+        emit, self._emit = self._emit, lambda _event: None
+        try:
+            for provider, ok, duration_s, error_type in recent_calls:
+                self.observe_call(provider, ok=ok, duration_s=duration_s, error_type=error_type)
+        finally:
+            self._emit = emit
+        known = {rule.value for rule in Rule}
+        for rule, provider in {*announced, *last_fired}:
+            if rule in known:  # a rule of another version of lngate is left alone
+                self.incident(Rule(rule), provider)
+        for (rule, provider), incident in self._incidents.items():
+            incident.resume(announced_at=announced.get((rule.value, provider)),
+                            last_fired_at=last_fired.get((rule.value, provider)))
 
     def incident(self, rule: Rule, provider: str) -> Incident:
         """The tracker of ``rule`` for ``provider`` (created on first use)."""

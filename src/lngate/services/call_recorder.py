@@ -40,7 +40,8 @@ class CallRecorder:
         self._db = db
         self._buffer: list[ProviderCall] = []
         self._max_batch = max_batch
-        self._wake = asyncio.Event()
+        self.batch_full = asyncio.Event()
+        """Set when a batch is full: flush now rather than at the next interval."""
 
     def record(self, call: ProviderCall) -> None:
         """Log one provider call now (at :func:`log_level`) and queue it for storage."""
@@ -56,7 +57,7 @@ class CallRecorder:
         )
         self._buffer.append(call)
         if len(self._buffer) >= self._max_batch:
-            self._wake.set()
+            self.batch_full.set()
 
     def record_attempt(self, attempt: AttemptRecord) -> None:
         """Record one router attempt (its start is on the monotonic clock)."""
@@ -73,7 +74,9 @@ class CallRecorder:
         return len(self._buffer)
 
     async def flush(self) -> int:
-        """Store everything buffered; returns how many rows were written."""
+        """Store everything buffered; returns how many rows were written (on a failure they
+        stay buffered for the next flush)."""
+        self.batch_full.clear()
         if not self._buffer:
             return 0
         batch, self._buffer = self._buffer, []
@@ -84,16 +87,3 @@ class CallRecorder:
             self._buffer[:0] = batch  # keep them for the next try
             raise
         return len(batch)
-
-    async def run(self, flush_interval: float = 0.5) -> None:
-        """Flush forever, every ``flush_interval`` s or as soon as a batch is full."""
-        while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), flush_interval)
-            except TimeoutError:
-                pass
-            self._wake.clear()
-            try:
-                await self.flush()
-            except Exception as exc:  # a database hiccup must not stop recording
-                log.error("provider_calls_flush_failed", error=type(exc).__name__)

@@ -6,7 +6,7 @@
 - :func:`activity`: invoices created (and how many of those are paid) and revenue (invoices
   paid, by time of payment) per UTC hour over the last 24 hours and per UTC day over the last
   30 days;
-- :func:`alerts`: the incidents still open (their latest alert fired) and the latest alerts;
+- :func:`alerts`: the incidents still open (shared by every instance) and the latest alerts;
 - :func:`latest`: the latest invoices and orders.
 
 Each is its own function, so a live view recomputes only what a change touches (a probe: the
@@ -26,7 +26,7 @@ from lngate.services.admin import overview
 from lngate.services.monitoring import Monitoring
 from lngate.store import Database
 from lngate.store.backoffice import OrderQuery, OrderRow, search_orders
-from lngate.store.dashboard import latest_invoices, open_incidents
+from lngate.store.dashboard import latest_invoices, open_incident_alerts
 from lngate.store.invoices import InvoiceRecord
 from lngate.store.monitoring import AlertRow, floor_day, floor_hour, recent_alerts
 from lngate.store.stats import Grouping, InvoiceKey, invoice_cohorts, payments
@@ -184,7 +184,7 @@ class Alerts:
 async def alerts(db: Database, *, limit: int = HISTORY) -> Alerts:
     """The open incidents and the ``limit`` latest alerts."""
     async with db.connect() as conn:
-        return Alerts(await open_incidents(conn), await recent_alerts(conn, limit))
+        return Alerts(await open_incident_alerts(conn), await recent_alerts(conn, limit))
 
 
 @dataclass(frozen=True, slots=True)

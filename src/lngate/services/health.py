@@ -13,6 +13,10 @@ provider's recovery is noticed without sacrificing a customer's request as the t
 customer's request is not sent to a provider that still fails its probe. While the breaker is
 closed, or open within its cooldown, probes leave it alone: it counts real calls, and an
 unhealthy probe already demotes the provider in the routing order through ``mark_health``.
+
+Several instances: only the leader probes (:meth:`HealthMonitor.run_once`); the others read the
+latest stored result of each provider every few seconds (:meth:`HealthMonitor.follow_once`)
+and apply each new one as if they had probed: routing order, breaker trial, readiness, gauges.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ from lngate.resilience.breaker import BreakerState
 from lngate.resilience.router import Router
 from lngate.services.clock import WallClock
 from lngate.store import Database
-from lngate.store.monitoring import HealthCheckRow, insert_health_checks
+from lngate.store.database import is_transient
+from lngate.store.monitoring import HealthCheckRow, insert_health_checks, latest_health_checks
 
 log = structlog.get_logger("lngate.health")
 
@@ -110,14 +115,7 @@ class HealthMonitor:
         """One round: probe all, feed router, breakers and listeners, store the results."""
         results = await probe_all(self._providers, timeout=self.timeout, clock=self._clock)
         for result in results:
-            self.latest[result.provider] = result
-            self._router.mark_health(result.provider, result.healthy)
-            self._trial(result)
-            for listener in self._listeners:
-                try:
-                    listener(result)
-                except Exception:  # a broken listener must not stop the probes
-                    log.exception("probe_listener_failed", provider=result.provider)
+            self._apply(result)
             if not result.healthy:
                 log.warning("provider_unhealthy", provider=result.provider,
                             response_ms=round(result.response_ms, 1), error=result.error)
@@ -128,9 +126,39 @@ class HealthMonitor:
                     HealthCheckRow(r.provider, r.checked_at, r.healthy, r.response_ms, r.error)
                     for r in results
                 ])
-        except Exception as exc:  # the probes' effects above stand; the history misses a round
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # a database hiccup: the probes' effects above stand; the history misses a round
             log.error("health_checks_store_failed", error=type(exc).__name__)
         return results
+
+    async def follow_once(self) -> list[ProbeResult]:
+        """Apply each provider's latest stored probe result that is newer than the one known
+        here (the leader's probes, on the other instances); the results applied."""
+        async with self._db.connect() as conn:
+            stored = await latest_health_checks(conn, self.provider_names)
+        applied = []
+        for row in stored.values():
+            known = self.latest.get(row.provider)
+            if known is not None and known.checked_at >= row.checked_at:
+                continue
+            result = ProbeResult(row.provider, row.checked_at, row.healthy, row.response_ms,
+                                 row.error)
+            self._apply(result)
+            applied.append(result)
+        return applied
+
+    def _apply(self, result: ProbeResult) -> None:
+        """Make ``result`` the latest probe of its provider: routing, breaker, listeners."""
+        self.latest[result.provider] = result
+        self._router.mark_health(result.provider, result.healthy)
+        self._trial(result)
+        for listener in self._listeners:
+            try:
+                listener(result)
+            except Exception:  # a broken listener must not stop the probes
+                log.exception("probe_listener_failed", provider=result.provider)
 
     def _trial(self, result: ProbeResult) -> None:
         """Use the probe as the trial call of an open breaker whose cooldown has elapsed."""
@@ -144,10 +172,3 @@ class HealthMonitor:
             log.info("breaker_closed_by_probe", provider=result.provider)
         else:
             breaker.record_failure()
-
-    async def run(self, interval: float) -> None:
-        """Probe every ``interval`` seconds, for ever (the first round immediately)."""
-        while True:
-            started = time.monotonic()
-            await self.run_once()
-            await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))

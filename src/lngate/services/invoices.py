@@ -113,7 +113,7 @@ async def create_invoice(
             amount_msat=amount_msat, memo=request.description, expiry=request.expiry,
             webhook_url=webhook_url,
         )
-        return issued, _check(issued, provider.name, amount_msat, request, ctx)
+        return issued, await _check(issued, provider.name, amount_msat, request, ctx)
 
     routed = await ctx.router.run_create(attempt)
     issued, expires_at = routed.value
@@ -171,7 +171,7 @@ async def _replay(db: Database, key: str, fingerprint: str) -> IssuedInvoice | N
     return IssuedInvoice(existing, replayed=True)
 
 
-def _check(
+async def _check(
     issued: ProviderInvoice, provider: str, amount_msat: int, request: InvoiceRequest,
     ctx: InvoiceContext,
 ) -> datetime:
@@ -187,7 +187,7 @@ def _check(
         payment_hash=issued.payment_hash,
         description=request.description,
         expiry=request.expiry,
-        payee=ctx.payee_keys.expected(provider),
+        payee=await ctx.payee_keys.expected(provider),
         now=ctx.wall_clock(),
     )
     try:
@@ -195,5 +195,5 @@ def _check(
     except InvalidInvoice as exc:
         exc.provider = provider
         raise
-    ctx.payee_keys.learn(provider, decoded.payee)
+    await ctx.payee_keys.learn(provider, decoded.payee)
     return datetime.fromtimestamp(decoded.timestamp + decoded.expiry, UTC)

@@ -1,8 +1,13 @@
 """Monitoring wired together: probes, alert rules and their delivery, Prometheus, maintenance.
 
-:class:`Monitoring` is built once by bootstrap. Its loops (``probe_loop``, ``alert_loop``,
-``rollup_loop``, ``retention_loop``) are started by the web lifespan under the supervisor; the CLI
-uses the one-shot methods.
+:class:`Monitoring` is built once by bootstrap; its one-pass methods are run on a cadence by
+the loops of :mod:`lngate.tasks.monitoring` (and once by the CLI).
+
+With several instances, one leads (:mod:`lngate.tasks.leadership`): the leader probes, runs
+the alert rules and delivers alerts (:meth:`Monitoring.take_lead`), rolls metrics up and prunes
+them; the others read the leader's stored probe results (:meth:`HealthMonitor.follow_once`)
+for their routing and readiness. The alert rules are fed with the calls every instance stores
+(:class:`~lngate.services.call_tail.CallTail`) and with the leader's own probes.
 """
 
 from __future__ import annotations
@@ -19,16 +24,21 @@ from lngate.notify.alerts import AlertChannel, AlertDeliveryError, AlertMessage
 from lngate.providers.base import Provider
 from lngate.resilience.router import AttemptRecord, Outcome, Router
 from lngate.services.alerts import AlertEngine, AlertEvent, AlertThresholds
+from lngate.services.call_tail import CallTail
 from lngate.services.clock import WallClock
 from lngate.services.health import HealthMonitor, ProbeResult
 from lngate.services.metrics_queries import delete_older_than, refresh_rollups
 from lngate.store import Database
+from lngate.store.database import is_transient
 from lngate.store.monitoring import (
-    insert_alert,
+    announced_incidents,
+    last_fired,
     outbox_backlog,
+    record_alert,
     set_alert_deliveries,
     settled_by_provider,
 )
+from lngate.store.provider_calls import latest_calls
 
 log = structlog.get_logger("lngate.monitoring")
 
@@ -46,14 +56,23 @@ class MonitoringConfig:
     retention_interval: float = 3600.0
     gauge_refresh_seconds: float = 10.0
     channel_timeout: float = 10.0
+    call_feed_interval: float = 1.0
+    """Seconds between two reads of the stored calls for the alert rules (leader)."""
+
+    @property
+    def follow_interval(self) -> float:
+        """Seconds between two reads of the leader's stored probe results (other instances)."""
+        return min(self.probe_interval, 5.0)
 
 
 class AlertDispatcher:
-    """Stores each alert in ``alert_history`` and sends it to every channel, concurrently.
+    """Records each alert in the database and sends it to every channel, concurrently.
 
     Rules emit synchronously (from a router hook or a probe); :meth:`submit` only queues, and
-    :meth:`run` delivers, so a slow channel never delays a provider call. A channel's failure
-    is logged and recorded in the alert's ``deliveries``; alerts are not retried.
+    :meth:`deliver` stores and sends, so a slow channel never delays a provider call. Storing
+    comes first and decides: an incident another instance already announced (or closed) is not
+    announced again (:func:`~lngate.store.monitoring.record_alert`). A channel's failure is
+    logged and recorded in the alert's ``deliveries``; alerts are not retried.
     """
 
     def __init__(self, db: Database, channels: Sequence[AlertChannel], *,
@@ -66,8 +85,6 @@ class AlertDispatcher:
 
     def submit(self, event: AlertEvent) -> None:
         """Queue an alert for storage and delivery (never blocks)."""
-        log.warning("alert", rule=event.rule.value, provider=event.provider, kind=event.kind.value,
-                    message=event.message)
         try:
             self._queue.put_nowait(event)
         except asyncio.QueueFull:
@@ -79,16 +96,36 @@ class AlertDispatcher:
         """Alerts queued, not yet delivered."""
         return self._queue.qsize()
 
-    async def deliver(self, event: AlertEvent) -> dict[str, str]:
-        """Store ``event`` and send it on every channel; each channel's outcome."""
-        alert_id = None
+    def clear(self) -> None:
+        """Forget the queued alerts (this process stopped leading)."""
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+    async def next(self) -> AlertEvent:
+        """Wait for the next queued alert."""
+        return await self._queue.get()
+
+    async def deliver(self, event: AlertEvent) -> dict[str, str] | None:
+        """Record ``event`` and send it on every channel; each channel's outcome, or ``None``
+        when another instance announced it already."""
+        alert_id: int | None = None
         try:
             async with self._db.transaction() as conn:
-                alert_id = await insert_alert(
+                alert_id = await record_alert(
                     conn, rule=event.rule.value, provider=event.provider, kind=event.kind.value,
                     message=event.message, created_at=event.at, details=event.details)
-        except Exception as exc:  # still deliver: the operator must hear of it
+            if alert_id is None:
+                log.info("alert_already_announced", rule=event.rule.value,
+                         provider=event.provider, kind=event.kind.value)
+                return None
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            # The database is down: announce anyway, the operator must hear of it (a second
+            # leader may then announce it too; nothing else can while the database is down).
             log.error("alert_store_failed", error=type(exc).__name__)
+        log.warning("alert", rule=event.rule.value, provider=event.provider,
+                    kind=event.kind.value, message=event.message)
         message = AlertMessage(event.title, _text(event))
         outcomes = await asyncio.gather(*(self._send(c, message) for c in self.channels))
         deliveries = {c.name: outcome for c, outcome in zip(self.channels, outcomes, strict=True)}
@@ -97,7 +134,9 @@ class AlertDispatcher:
                 async with self._db.transaction() as conn:
                     await set_alert_deliveries(conn, alert_id, deliveries)
             except Exception as exc:
-                log.error("alert_store_failed", error=type(exc).__name__)
+                if not is_transient(exc):
+                    raise
+                log.error("alert_store_failed", error=type(exc).__name__)  # sent all the same
         self.delivered += 1
         return deliveries
 
@@ -109,14 +148,8 @@ class AlertDispatcher:
             return str(exc) or f"no answer within {self._timeout:g} s"
         return "ok"
 
-    async def run(self) -> None:
-        """Deliver queued alerts, for ever."""
-        while True:
-            event = await self._queue.get()
-            await self.deliver(event)
-
     async def drain(self) -> int:
-        """Deliver everything queued now (CLI and tests); how many were delivered."""
+        """Deliver everything queued now (CLI and tests); how many were taken from the queue."""
         count = 0
         while not self._queue.empty():
             await self.deliver(self._queue.get_nowait())
@@ -155,6 +188,9 @@ class Monitoring:
         self.alerts = AlertEngine(config.thresholds, clock=clock, emit=self.dispatcher.submit)
         self.health = HealthMonitor(providers, router=router, db=db, timeout=config.probe_timeout,
                                     clock=clock, listeners=[self._on_probe])
+        self.calls = CallTail(db)
+        self.leading = False
+        """Whether this process runs the alert rules (it leads, see the module docstring)."""
         self._gauges_at: float | None = None
 
     @property
@@ -165,21 +201,63 @@ class Monitoring:
     # -- inputs ---------------------------------------------------------------------------
 
     def observe_attempt(self, record: AttemptRecord) -> None:
-        """Router hook: one provider call, for Prometheus and the alert rules."""
+        """Router hook: one provider call, for Prometheus (the alert rules read the calls of
+        every instance from the database: :meth:`feed_alerts`)."""
         self.metrics.observe_provider_call(record.provider, record.operation,
                                            record.outcome.value, record.duration_s)
-        if record.outcome is not Outcome.SKIPPED:
-            self.alerts.observe_call(record.provider, ok=record.outcome is Outcome.SUCCESS,
-                                     duration_s=record.duration_s, error_type=record.error_type)
 
     def _on_probe(self, result: ProbeResult) -> None:
         self.metrics.set_probe(result.provider, result.healthy, result.response_ms / 1000)
-        self.alerts.observe_probe(result.provider, healthy=result.healthy, error=result.error)
+        if self.leading:
+            self.alerts.observe_probe(result.provider, healthy=result.healthy, error=result.error)
 
     def healthy(self) -> dict[str, bool | None]:
-        """Per provider: the latest probe's verdict in this process (``None`` before one)."""
+        """Per provider: the latest probe's verdict known here (``None`` before one)."""
         return {name: (self.health.latest[name].healthy if name in self.health.latest else None)
                 for name in self.provider_names}
+
+    # -- leading --------------------------------------------------------------------------
+
+    async def take_lead(self) -> None:
+        """Start leading: take the alert rules up from what is stored, read new calls from now
+        on, and probe every provider once. Leading starts first: if the database cannot be
+        read now, the rules start afresh rather than not at all."""
+        self.leading = True
+        self.metrics.set_leader(True)
+        self.dispatcher.clear()
+        t = self.config.thresholds
+        depth = max(t.failure_window, t.recovery_calls)
+        since = self.clock() - timedelta(seconds=t.cooldown_s)
+        async with self.db.connect() as conn:
+            recent = [call for name in self.provider_names
+                      for call in await latest_calls(conn, name, depth)]
+            announced = await announced_incidents(conn)
+            fired = await last_fired(conn, since)
+        self.alerts.resume(
+            [(c.provider, c.outcome == Outcome.SUCCESS.value, c.duration_ms / 1000, c.error_type)
+             for c in recent], announced, fired)
+        await self.calls.start()
+        log.info("monitoring_leading", open_incidents=len(announced))
+        await self.health.run_once()
+
+    def step_down(self) -> None:
+        """Stop leading: forget the rules' state and the alerts not yet delivered (the next
+        leader takes them up from the database)."""
+        self.leading = False
+        self.metrics.set_leader(False)
+        self.alerts.reset()
+        self.dispatcher.clear()
+
+    async def feed_alerts(self) -> int:
+        """Feed the alert rules with the calls every instance stored since the last pass; how
+        many."""
+        calls = await self.calls.read_new()
+        for call in calls:
+            if call.outcome != Outcome.SKIPPED.value:
+                self.alerts.observe_call(call.provider, ok=call.outcome == Outcome.SUCCESS.value,
+                                         duration_s=call.duration_ms / 1000,
+                                         error_type=call.error_type)
+        return len(calls)
 
     # -- Prometheus -----------------------------------------------------------------------
 
@@ -199,38 +277,15 @@ class Monitoring:
         if backlog is not None:
             self.metrics.outbox_backlog.set(backlog)
 
-    # -- loops ----------------------------------------------------------------------------
+    # -- maintenance ----------------------------------------------------------------------
 
-    async def probe_loop(self) -> None:
-        """Probe every ``probe_interval`` seconds, on a fixed cadence (the lifespan runs the
-        first round at start-up, so this one waits an interval first)."""
-        interval = self.config.probe_interval
-        next_at = time.monotonic() + interval
-        while True:
-            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-            next_at = max(next_at + interval, time.monotonic())
-            await self.health.run_once()
-
-    async def alert_loop(self) -> None:
-        """Deliver alerts as the rules emit them."""
-        await self.dispatcher.run()
-
-    async def rollup_loop(self) -> None:
-        """Roll up completed hours of provider calls, every ``rollup_interval`` seconds."""
-        while True:
-            try:
-                written = await refresh_rollups(self.db, now=self.clock())
-                if written:
-                    log.info("metrics_rolled_up", rows=written)
-            except Exception as exc:  # e.g. another instance rolled the same hour up first
-                log.warning("metrics_rollup_failed", error=type(exc).__name__)
-            await asyncio.sleep(self.config.rollup_interval)
-
-    async def retention_loop(self) -> None:
-        """Delete metrics older than the retention period, every ``retention_interval`` s."""
-        while True:
-            await self.cleanup()
-            await asyncio.sleep(self.config.retention_interval)
+    async def roll_up(self) -> int:
+        """Roll up the completed hours of provider calls (and redo the current one); rows
+        written."""
+        written = await refresh_rollups(self.db, now=self.clock())
+        if written:
+            log.info("metrics_rolled_up", rows=written)
+        return written
 
     async def cleanup(self, days: int | None = None) -> dict[str, int]:
         """Delete provider calls, roll-ups and probe results older than ``days`` (default:

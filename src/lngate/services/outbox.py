@@ -13,7 +13,6 @@ finished is failed once its attempts are used up, not claimed again).
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -155,24 +154,3 @@ async def _deliver(
         await mark_retry(conn, row.id, error=error, at=clock() + timedelta(seconds=delay))
     log.warning("email_retry", error=error, retry_in_s=delay, **context)
     return "retry"
-
-
-async def run_outbox(
-    *, db: Database, sender: EmailSender, templates: EmailTemplates, clock: WallClock,
-    config: OutboxConfig, wake: asyncio.Event | None = None,
-) -> None:
-    """Deliver now, then every ``poll_interval`` seconds or as soon as ``wake`` is set, forever."""
-    while True:
-        try:
-            await deliver_due(db=db, sender=sender, templates=templates, clock=clock,
-                              config=config)
-        except Exception as exc:  # a database hiccup: try again at the next poll
-            log.error("outbox_pass_failed", error=type(exc).__name__, detail=str(exc)[:200])
-        if wake is None:
-            await asyncio.sleep(config.poll_interval)
-            continue
-        try:
-            await asyncio.wait_for(wake.wait(), config.poll_interval)
-        except TimeoutError:
-            pass
-        wake.clear()

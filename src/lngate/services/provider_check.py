@@ -55,7 +55,7 @@ async def check_provider(
         )
         validate_invoice(issued.bolt11, InvoiceExpectation(
             network=network, amount_msat=CHECK_AMOUNT_MSAT, payment_hash=issued.payment_hash,
-            description=CHECK_MEMO, expiry=CHECK_EXPIRY, payee=payee_keys.expected(provider.name),
+            description=CHECK_MEMO, expiry=CHECK_EXPIRY, payee=await payee_keys.expected(provider.name),
             now=clock(),
         ))
         result.invoice_valid = True

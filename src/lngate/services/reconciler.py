@@ -24,7 +24,8 @@ answer keeps the schedule; the last one is retried every RECONCILE_MAX_GAP_SECON
 answered, and an invoice still pending after it (an unreadable answer, an amount mismatch) is
 kept checking at that pace: nothing is given up unverified.
 
-Passes. At start-up and every RECONCILE_INTERVAL_SECONDS a pass claims due invoices in
+Passes. At start-up and every RECONCILE_INTERVAL_SECONDS (the leader's ``reconciler`` loop,
+:mod:`lngate.tasks.payments`; one reconciler per deployment) a pass claims due invoices in
 batches (never-checked invoices first, then by due time): claiming sets ``next_check_at`` to the
 next scheduled time, at least RECONCILE_LEASE_SECONDS ahead, so no reconciler, in this process
 or another (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), claims it again meanwhile. A pass ends
@@ -318,20 +319,3 @@ def _log_pass(report: PassReport) -> None:
     changed = report.outcomes["settled"] or report.outcomes["expired"]
     (log.info if changed else log.debug)("reconcile_pass", **fields)
 
-
-async def run_reconciler(
-    *, db: Database, settle: Settle, clock: WallClock, config: ReconcilerConfig
-) -> None:
-    """Reconcile now, then every ``config.interval`` seconds, forever (a supervised task); a
-    pass that ended with invoices still due is followed by the next one at once."""
-    state = ReconcilerState(config)
-    while True:
-        behind = False
-        try:
-            report = await reconcile_once(db=db, settle=settle, clock=clock, config=config,
-                                          state=state)
-            behind = report.behind
-        except Exception as exc:  # a database hiccup: try again next interval
-            log.error("reconcile_pass_failed", error=type(exc).__name__, detail=str(exc)[:200])
-        if not behind:
-            await asyncio.sleep(config.interval)

@@ -6,9 +6,10 @@ simulation) is a doorbell that calls :meth:`Settler.settle`; none is proof. Sett
 1. asks the issuing provider, which must say paid, for exactly the invoice's amount, with a
    preimage whose SHA-256 is the payment hash when it gives one;
 2. in one transaction, moves the invoice from pending (or expired) to paid with a conditional
-   ``UPDATE``, and, only when that update changed the row, runs the order's post-payment step and
-   queues its emails (:mod:`lngate.services.fulfilment`). A concurrent caller, in this process or
-   another, finds zero rows changed and does nothing: exactly once.
+   ``UPDATE``, and, only when that update changed the row, runs the order's post-payment step,
+   queues its emails (:mod:`lngate.services.fulfilment`) and announces the change to every
+   instance (:mod:`lngate.services.events`). A concurrent caller, in this process or another,
+   finds zero rows changed and does nothing: exactly once.
 
 A payment confirmed after the invoice's expiry still settles (the money arrived) and is
 flagged ``paid_late`` (judged by the provider's payment time when it gives one). An invoice
@@ -222,15 +223,18 @@ class Settler:
         late = paid_at > record.expires_at
         async with db.transaction() as conn:
             won = await mark_paid(conn, payment_hash, paid_at=paid_at, late=late)
-            order = (await fulfil_paid_order(conn, payment_hash, paid_at=paid_at, late=late,
-                                             now=now) if won else None)
+            order = None
+            if won:
+                order = await fulfil_paid_order(conn, payment_hash, paid_at=paid_at, late=late,
+                                                now=now)
+                await self.events.announce(conn, payment_hash)
         if not won:
             return SettleOutcome.ALREADY_SETTLED
         event = log.warning if late else log.info
         event("invoice_settled", payment_hash=payment_hash, provider=record.provider,
               source=source, amount_msat=record.amount_msat, late=late,
               order_id=order.id if order else None)
-        self.events.publish(payment_hash)
+        await self.events.committed(payment_hash)
         return SettleOutcome.SETTLED
 
     async def close_test_invoices(self, *, created_before: datetime) -> int:
@@ -241,11 +245,12 @@ class Settler:
             closed = await expire_test_invoices(conn, created_before=created_before)
             for payment_hash in closed:
                 await expire_order(conn, payment_hash)
+                await self.events.announce(conn, payment_hash)
         if closed:
             log.warning("test_invoices_closed", count=len(closed),
                         reason="left from demo mode; no real provider can pay them")
             for payment_hash in closed:
-                self.events.publish(payment_hash)
+                await self.events.committed(payment_hash)
         return len(closed)
 
     async def _has_order(self, payment_hash: str) -> bool:
@@ -258,6 +263,7 @@ class Settler:
             expired = await mark_expired(conn, payment_hash)
             if expired:
                 await expire_order(conn, payment_hash)
+                await self.events.announce(conn, payment_hash)
         if expired:
-            self.events.publish(payment_hash)
+            await self.events.committed(payment_hash)
         return expired

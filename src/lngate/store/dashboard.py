@@ -1,18 +1,16 @@
 """What the operator dashboard reads that no other module does: the latest invoices, and the
-alert incidents still open (fired, not yet resolved) according to the alert history."""
+"fired" alert of each incident still open."""
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lngate.store.invoices import _COLUMNS as INVOICE_COLUMNS
 from lngate.store.invoices import InvoiceRecord
 from lngate.store.invoices import _record as invoice_record
 from lngate.store.monitoring import AlertRow
-from lngate.store.tables import alert_history, invoices
-
-FIRED = "fired"
+from lngate.store.tables import alert_history, invoices, open_incidents
 
 
 async def latest_invoices(conn: AsyncConnection, *, limit: int) -> list[InvoiceRecord]:
@@ -23,15 +21,13 @@ async def latest_invoices(conn: AsyncConnection, *, limit: int) -> list[InvoiceR
     return [invoice_record(row) for row in rows]
 
 
-async def open_incidents(conn: AsyncConnection) -> list[AlertRow]:
-    """Per (rule, provider), its latest alert when that one fired (no "resolved" since), newest
-    first. The history is written by whichever instance delivers alerts, so every instance
-    sees the same incidents."""
-    a = alert_history.c
-    latest = select(func.max(a.id)).group_by(a.rule, a.provider).scalar_subquery()
+async def open_incident_alerts(conn: AsyncConnection) -> list[AlertRow]:
+    """The "fired" alert of every incident still open (table ``open_incidents``, shared by
+    every instance), newest first."""
+    a, o = alert_history.c, open_incidents.c
     rows = await conn.execute(
         select(a.id, a.rule, a.provider, a.kind, a.message, a.created_at, a.details,
                a.deliveries)
-        .where(a.id.in_(latest), a.kind == FIRED)
-        .order_by(a.created_at.desc(), a.id.desc()))
+        .select_from(alert_history.join(open_incidents, o.alert_id == a.id))
+        .order_by(o.fired_at.desc(), a.id.desc()))
     return [AlertRow(**row._asdict()) for row in rows]

@@ -24,7 +24,10 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import InterfaceError as SAInterfaceError
+from sqlalchemy.exc import OperationalError as SAOperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from lngate.store.tables import metadata
@@ -87,6 +90,34 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError, SQLAlchemyError, sqlite3.Error, CommandError, asyncpg.PostgresError,
     asyncpg.InterfaceError,
 )
+
+
+# What a database hiccup raises: a lost or refused connection, a server shutting down or out of
+# connections, a pool with no connection free in time, a transaction to retry (deadlock or
+# serialization), SQLite's "database is locked". asyncpg errors reach us bare (a dedicated
+# connection) or as the cause of SQLAlchemy's DBAPIError.
+_TRANSIENT_ASYNCPG: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.TransactionRollbackError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is a database hiccup that the next attempt may not meet (a lost or
+    refused connection, a timeout, a transaction to retry), rather than a bug."""
+    if isinstance(exc, (OSError, TimeoutError, PoolTimeout, SAOperationalError, SAInterfaceError,
+                        *_TRANSIENT_ASYNCPG)):
+        return True
+    if isinstance(exc, DBAPIError):
+        cause = exc.orig.__cause__ if exc.orig is not None else None
+        return exc.connection_invalidated or isinstance(cause, _TRANSIENT_ASYNCPG)
+    return False
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write refused by a unique or foreign key constraint."""
+    return isinstance(exc, IntegrityError)
 
 
 @functools.cache
@@ -200,6 +231,18 @@ class Database:
                 await conn.close()
             except _CONNECTION_ERRORS:  # the connection is gone already; nothing to return
                 pass
+
+    async def dedicated_connection(self, *, application_name: str,
+                                   server_settings: dict[str, str] | None = None) -> Any:
+        """A PostgreSQL connection of its own, outside the pool, for what must stay on one
+        session (an advisory lock, ``LISTEN``); an ``asyncpg.Connection`` the caller closes.
+        ``application_name`` names it in ``pg_stat_activity``."""
+        if self.dialect != "postgresql":
+            raise RuntimeError("dedicated connections are for PostgreSQL only")
+        dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return await asyncpg.connect(
+            dsn, timeout=PG_CONNECT_TIMEOUT,
+            server_settings={"application_name": application_name, **(server_settings or {})})
 
     async def aclose(self) -> None:
         """Close every pooled connection."""

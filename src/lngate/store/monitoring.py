@@ -44,11 +44,13 @@ from lngate.store.tables import (
     alert_history,
     health_check_rollups,
     health_checks,
+    open_incidents,
     provider_call_rollups,
     provider_calls,
     provider_latency_rollups,
     rollup_state,
 )
+from lngate.store.upsert import insert_ignore
 
 BUCKET_BASE_MS = 0.01
 BUCKETS_PER_DECADE = 20
@@ -533,6 +535,52 @@ async def insert_alert(
         details=details,
     ).returning(alert_history.c.id))
     return int(result.scalar_one())
+
+
+async def record_alert(
+    conn: AsyncConnection, *, rule: str, provider: str, kind: str, message: str,
+    created_at: datetime, details: dict[str, Any] | None,
+) -> int | None:
+    """Store an alert unless another instance announced it already; its id, or ``None``.
+
+    A "fired" alert opens the incident of ``(rule, provider)`` (one open incident per pair: a
+    second "fired" while it is open is refused); a "resolved" one closes it (refused when no
+    incident is open). Call it in a transaction: the alert row and the incident go together.
+    """
+    if kind == "fired":
+        opened = await conn.execute(insert_ignore(conn, open_incidents, ["rule", "provider"])
+                                    .values(rule=rule, provider=provider, fired_at=created_at))
+        if opened.rowcount != 1:
+            return None
+    else:
+        closed = await conn.execute(delete(open_incidents).where(
+            open_incidents.c.rule == rule, open_incidents.c.provider == provider))
+        if closed.rowcount != 1:
+            return None
+    alert_id = await insert_alert(conn, rule=rule, provider=provider, kind=kind, message=message,
+                                  created_at=created_at, details=details)
+    if kind == "fired":
+        await conn.execute(update(open_incidents).where(
+            open_incidents.c.rule == rule, open_incidents.c.provider == provider)
+            .values(alert_id=alert_id))
+    return alert_id
+
+
+async def announced_incidents(conn: AsyncConnection) -> dict[tuple[str, str], datetime]:
+    """The open incidents: ``(rule, provider)`` -> when their "fired" was announced."""
+    rows = await conn.execute(select(open_incidents.c.rule, open_incidents.c.provider,
+                                     open_incidents.c.fired_at))
+    return {(str(rule), str(provider)): at for rule, provider, at in row_values(rows)}
+
+
+async def last_fired(conn: AsyncConnection, since: datetime) -> dict[tuple[str, str], datetime]:
+    """``(rule, provider)`` -> the latest "fired" alert since ``since``."""
+    a = alert_history.c
+    rows = await conn.execute(select(a.rule, a.provider, func.max(a.created_at))
+                              .where(a.kind == "fired", a.created_at >= since)
+                              .group_by(a.rule, a.provider))
+    return {(str(rule), str(provider)): at for rule, provider, at in row_values(rows)
+            if at is not None}
 
 
 async def set_alert_deliveries(conn: AsyncConnection, alert_id: int,

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lngate.store.tables import provider_calls
@@ -47,3 +48,43 @@ async def insert_calls(conn: AsyncConnection, calls: Sequence[ProviderCall]) -> 
             for call in calls
         ],
     )
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCall:
+    """A stored provider call, as the alert rules read it."""
+
+    id: int
+    provider: str
+    outcome: str
+    duration_ms: float
+    error_type: str | None
+
+
+def _stored(rows: Any) -> list[StoredCall]:
+    return [StoredCall(int(i), str(p), str(o), float(d), e) for i, p, o, d, e in rows]
+
+
+_COLUMNS = (provider_calls.c.id, provider_calls.c.provider, provider_calls.c.outcome,
+            provider_calls.c.duration_ms, provider_calls.c.error_type)
+
+
+async def calls_after(conn: AsyncConnection, after_id: int, limit: int) -> list[StoredCall]:
+    """Stored calls with an id above ``after_id``, by id, at most ``limit``."""
+    rows = await conn.execute(select(*_COLUMNS).where(provider_calls.c.id > after_id)
+                              .order_by(provider_calls.c.id).limit(limit))
+    return _stored(rows)
+
+
+async def last_call_id(conn: AsyncConnection) -> int:
+    """The highest stored call id (0 when none)."""
+    return int((await conn.execute(select(func.max(provider_calls.c.id)))).scalar() or 0)
+
+
+async def latest_calls(conn: AsyncConnection, provider: str, limit: int) -> list[StoredCall]:
+    """The last ``limit`` calls made to ``provider`` (skipped ones excluded), oldest first."""
+    c = provider_calls.c
+    rows = await conn.execute(select(*_COLUMNS).where(c.provider == provider,
+                                                      c.outcome != "skipped")
+                              .order_by(c.started_at.desc(), c.id.desc()).limit(limit))
+    return list(reversed(_stored(rows)))

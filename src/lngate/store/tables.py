@@ -346,3 +346,52 @@ loadtest_runs = Table(
     Column("summary", JSON, nullable=False),
     Index(None, "started_at"),
 )
+
+# --- coordination of several instances (migration 0005_coordination) -------------------------
+
+open_incidents = Table(
+    "open_incidents",
+    metadata,
+    # One row per announced alert incident still open: the primary key is what stops two
+    # instances (two leaders during a takeover) from announcing one incident twice, or its end.
+    Column("rule", String(32), primary_key=True),
+    Column("provider", String(32), primary_key=True),
+    Column("fired_at", UTCDateTime, nullable=False),
+    Column("alert_id", Integer, nullable=True),  # the "fired" row of alert_history
+)
+
+payee_keys = Table(
+    "payee_keys",
+    metadata,
+    # Node keys learned from a provider's first valid invoice (trust on first use), shared by
+    # every instance; keys pinned in settings are not stored.
+    Column("provider", String(32), primary_key=True),
+    Column("node_pubkey", String(66), nullable=False),
+    Column("learned_at", UTCDateTime, nullable=False),
+)
+
+test_invoices = Table(
+    "test_invoices",
+    metadata,
+    # What the test provider issued, so any instance can answer for it and "pay" it.
+    Column("payment_hash", String(64), primary_key=True),
+    Column("amount_msat", BigInteger, nullable=False),
+    Column("preimage", String(64), nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("paid_at", UTCDateTime, nullable=True),
+)
+
+rate_limit_hits = Table(
+    "rate_limit_hits",
+    metadata,
+    # Sliding-window counters of the rate limits on PostgreSQL (web/ratelimit.py): hits per
+    # route, client key and fixed window (``window_start``, epoch seconds); a row is useless
+    # once the window after its own has ended (``expires_at``). UNLOGGED on PostgreSQL: losing
+    # counters in a crash only resets the limits.
+    Column("route", String(32), primary_key=True),
+    Column("key", String(128), primary_key=True),
+    Column("window_start", BigInteger, primary_key=True),
+    Column("hits", Integer, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index(None, "expires_at"),
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,8 +15,6 @@ from lngate import __version__
 from lngate.bootstrap import build_gateway, utcnow
 from lngate.settings import Settings
 from lngate.tasks import Supervisor
-from lngate.tasks.monitoring import start_monitoring_tasks
-from lngate.tasks.payments import start_payment_tasks
 from lngate.web import (
     pages,
     routes_admin,
@@ -41,6 +40,8 @@ from lngate.web.responses import JsonResponse
 from lngate.web.state import WebState
 
 log = structlog.get_logger("lngate.web")
+FIRST_ROLE_TIMEOUT = 30.0
+"""Seconds start-up waits for the first leadership attempt (and the probes it brings)."""
 
 
 def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
@@ -60,21 +61,24 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
                            "webhook": settings.rate_limit_webhook,
                            "admin-login": settings.rate_limit_admin_login},
                 redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
+                database=gateway.db,
             ),
             client_ip=ClientIP(settings.trusted_proxies),
         )
         if not gateway.demo_mode:
             await gateway.settler.close_test_invoices(created_before=started_at)
-        supervisor.start("provider-call-recorder", gateway.recorder.run)
-        start_payment_tasks(
-            supervisor, settler=gateway.settler, clock=utcnow, providers=gateway.providers,
-            reconciler_config=gateway.reconciler_config, email_sender=gateway.email_sender,
-            email_templates=gateway.email_templates, outbox_config=gateway.outbox_config,
-            outbox_wake=gateway.outbox_wake,
-        )
-        await start_monitoring_tasks(supervisor, gateway.monitoring)
+        for name, loop in gateway.instance_loops.items():
+            supervisor.start(name, loop)
+        supervisor.start("leadership", gateway.leadership.run)
+        try:
+            # the first attempt at the lead, and the probe round or stored probes it brings,
+            # so readiness is known before the first request
+            await asyncio.wait_for(gateway.leadership.wait_settled(), FIRST_ROLE_TIMEOUT)
+        except TimeoutError:
+            log.error("leadership_not_settled", timeout_s=FIRST_ROLE_TIMEOUT)
         log.info("gateway_started", providers=[p.name for p in gateway.providers],
-                 network=settings.lightning_network.name.lower(), demo=gateway.demo_mode)
+                 network=settings.lightning_network.name.lower(), demo=gateway.demo_mode,
+                 role=gateway.leadership.role, rate_limits=app.state.web.rate_limiter.storage)
         try:
             yield
         finally:

@@ -149,7 +149,7 @@ class DashboardSignals:
         """Health monitor listener."""
         self.notify(Topic.PROBE)
 
-    def on_invoice(self, _payment_hash: str) -> None:
+    def on_invoice(self, _payment_hash: str | None) -> None:
         """Invoice events observer."""
         self.notify(Topic.INVOICE)
 

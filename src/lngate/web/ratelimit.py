@@ -1,15 +1,36 @@
-"""Per-client rate limits with the ``limits`` library (memory, or Redis when configured)."""
+"""Per-client rate limits, held in one place for every worker and instance.
+
+Where the counters live:
+
+- Redis (``REDIS_URL`` set): the ``limits`` library's sliding window counter;
+- PostgreSQL otherwise: the same algorithm in ``rate_limit_hits``
+  (:mod:`lngate.store.rate_limits`), one upsert per request;
+- memory on SQLite: one process (``lngate serve`` refuses several workers on SQLite), so the
+  process's memory is the whole truth.
+
+A hit that cannot be counted because the database is unreachable is let through (and logged,
+at most once a minute): a limit must not turn a database hiccup into refused webhooks.
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import structlog
 from limits import RateLimitItem, parse
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
+
+from lngate.store import Database
+from lngate.store.database import is_transient
+from lngate.store.rate_limits import hit, prune
+
+log = structlog.get_logger("lngate.ratelimit")
+PRUNE_INTERVAL = 60.0
+"""Seconds between two deletions of expired counters (each process; idempotent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,17 +50,53 @@ class RateLimiter:
     """
 
     def __init__(self, limit: str, *, per_route: Mapping[str, str] | None = None,
-                 redis_url: str | None = None) -> None:
-        """``limit`` applies to every route not named in ``per_route``."""
+                 redis_url: str | None = None, database: Database | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        """``limit`` applies to every route not named in ``per_route``. Counters go to Redis
+        when ``redis_url`` is given, else to ``database`` when it is PostgreSQL, else to
+        memory."""
         self.item: RateLimitItem = parse(limit)
         self._items = {route: parse(value) for route, value in (per_route or {}).items()}
+        self._clock = clock
+        self._db = database if database is not None and database.dialect == "postgresql" \
+            else None
+        if redis_url:
+            self.storage = "redis"
+        elif self._db is not None:
+            self.storage = "postgresql"
+        else:
+            self.storage = "memory"
         uri = "async+" + redis_url if redis_url else "async+memory://"
         self._limiter = SlidingWindowCounterRateLimiter(storage_from_string(uri))
+        self._pruned_at = clock()
+        self._warned_at: float | None = None
 
     async def check(self, route: str, key: str) -> RateDecision:
         """Count one hit for ``key`` on ``route``; refuse it past the route's limit."""
         item = self._items.get(route, self.item)
+        if self.storage == "postgresql":
+            return await self._check_database(item, route, key)
         if await self._limiter.hit(item, route, key):
             return RateDecision(True)
         stats = await self._limiter.get_window_stats(item, route, key)
         return RateDecision(False, max(1, math.ceil(stats.reset_time - time.time())))
+
+    async def _check_database(self, item: RateLimitItem, route: str, key: str) -> RateDecision:
+        assert self._db is not None
+        now = self._clock()
+        try:
+            async with self._db.transaction() as conn:
+                result = await hit(conn, route=route, key=key, limit=item.amount,
+                                   period=item.get_expiry(), now=now)
+                if now - self._pruned_at >= PRUNE_INTERVAL:
+                    self._pruned_at = now
+                    await prune(conn, now=now)
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            if self._warned_at is None or now - self._warned_at >= 60:
+                self._warned_at = now
+                log.warning("rate_limit_unavailable", error=type(exc).__name__,
+                            consequence="requests are let through uncounted")
+            return RateDecision(True)
+        return RateDecision(result.allowed, result.retry_after)

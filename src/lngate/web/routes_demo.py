@@ -33,7 +33,7 @@ async def demo_pay(payment_hash: str, request: Request) -> JsonResponse:
     if not gateway.demo_mode:
         raise ApiError(404, "Introuvable", "http_404")
     payment_hash = payment_hash.lower()
-    if not is_payment_hash(payment_hash) or not gateway.test_provider.mark_paid(payment_hash):
+    if not is_payment_hash(payment_hash) or not await gateway.test_provider.mark_paid(payment_hash):
         raise ApiError(404, "Facture de test non trouvée", "not_found")
     outcome = await gateway.settler.settle(payment_hash, source="demo-wallet")
     return JsonResponse({"paid": True, "payment_hash": payment_hash, "settlement": outcome.value})

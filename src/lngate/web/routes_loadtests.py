@@ -137,6 +137,6 @@ async def pay_without_doorbell(payment_hash: str, request: Request) -> JsonRespo
     if not gateway.demo_mode:
         raise ApiError(404, "Introuvable", "http_404")
     payment_hash = payment_hash.lower()
-    if not is_payment_hash(payment_hash) or not gateway.test_provider.mark_paid(payment_hash):
+    if not is_payment_hash(payment_hash) or not await gateway.test_provider.mark_paid(payment_hash):
         raise ApiError(404, "Facture de test non trouvée", "not_found")
     return JsonResponse({"paid": True, "payment_hash": payment_hash})

@@ -77,7 +77,8 @@ async def _readiness(request: Request) -> tuple[bool, dict[str, Any]]:
             "lastError": probe.error if probe else None,
         }
     ready = database == "up" and any(p["healthy"] for p in providers.values())
-    return ready, {"database": database, "providers": providers}
+    return ready, {"database": database, "providers": providers,
+                   "role": gateway.leadership.role}
 
 
 @router.get("/readyz", include_in_schema=False)

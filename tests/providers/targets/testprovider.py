@@ -32,7 +32,7 @@ class TestProviderTarget(ContractTarget):
         return self._built
 
     async def pay(self, invoice: ProviderInvoice) -> None:
-        assert self._built is not None and self._built.mark_paid(invoice.payment_hash)
+        assert self._built is not None and await self._built.mark_paid(invoice.payment_hash)
 
     def construct(self, port: int) -> Provider:
         return TestProvider(network=Network.BITCOIN, clock=_now, private_key=self._key)

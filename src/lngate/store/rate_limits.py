@@ -1,0 +1,84 @@
+"""Sliding-window-counter rate limits in PostgreSQL, shared by every instance (``rate_limit_hits``).
+
+The ``limits`` library has no PostgreSQL storage; this is the same algorithm as its sliding
+window counter. Time is cut into fixed windows of ``period`` seconds; a hit at ``now`` counts
+``current + previous × (1 - elapsed / period)``, where ``current`` and ``previous`` are the hits
+of the current and previous windows and ``elapsed`` the time since the current window began.
+A hit is let through when that count plus one stays within the limit.
+
+:func:`hit` decides and counts in one statement: an upsert whose ``WHERE`` re-reads the
+counter under the row lock that ``ON CONFLICT DO UPDATE`` takes, so concurrent hits from any
+number of processes are serialised per (route, key, window) and the limit is exact.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from lngate.store.rows import row_values
+from lngate.store.tables import rate_limit_hits
+
+# Every parameter is cast: asyncpg must not deduce two types for one parameter used twice.
+_ROUTE, _KEY = "CAST(:route AS VARCHAR)", "CAST(:key AS VARCHAR)"
+_LIMIT, _WEIGHT = "CAST(:limit AS INTEGER)", "CAST(:weight AS DOUBLE PRECISION)"
+_PREVIOUS = (f"COALESCE((SELECT p.hits FROM rate_limit_hits p WHERE p.route = {_ROUTE} "
+             f"AND p.key = {_KEY} AND p.window_start = CAST(:previous_start AS BIGINT)), 0)")
+_HIT = text(f"""
+INSERT INTO rate_limit_hits AS r (route, key, window_start, hits, expires_at)
+SELECT {_ROUTE}, {_KEY}, CAST(:window_start AS BIGINT), 1, CAST(:expires_at AS BIGINT)
+WHERE {_PREVIOUS} * {_WEIGHT} + 1 <= {_LIMIT}
+ON CONFLICT (route, key, window_start) DO UPDATE SET hits = r.hits + 1
+WHERE r.hits + 1 + {_PREVIOUS} * {_WEIGHT} <= {_LIMIT}
+RETURNING r.hits
+""")
+
+
+@dataclass(frozen=True, slots=True)
+class HitResult:
+    """Whether the hit was let through, and if not, in how many seconds one would be."""
+
+    allowed: bool
+    retry_after: int = 0
+
+
+async def hit(conn: AsyncConnection, *, route: str, key: str, limit: int, period: int,
+              now: float) -> HitResult:
+    """Count one hit of ``key`` on ``route`` against ``limit`` per ``period`` seconds, if it is
+    within the limit (PostgreSQL)."""
+    window_start = int(now // period) * period
+    weight = 1 - (now - window_start) / period
+    params = {"route": route, "key": key, "window_start": window_start,
+              "previous_start": window_start - period, "weight": weight, "limit": limit,
+              "expires_at": window_start + 2 * period}
+    if (await conn.execute(_HIT, params)).first() is not None:
+        return HitResult(True)
+    rows = await conn.execute(
+        select(rate_limit_hits.c.window_start, rate_limit_hits.c.hits).where(
+            rate_limit_hits.c.route == route, rate_limit_hits.c.key == key,
+            rate_limit_hits.c.window_start.in_([window_start, window_start - period])))
+    counts: dict[int, int] = {int(start): int(n) for start, n in row_values(rows)}
+    current, previous = counts.get(window_start, 0), counts.get(window_start - period, 0)
+    return HitResult(False, _retry_after(now, window_start, period, limit, current, previous))
+
+
+def _retry_after(now: float, window_start: int, period: int, limit: int, current: int,
+                 previous: int) -> int:
+    """Seconds until ``current + previous × weight + 1 <= limit`` holds again (at least 1)."""
+    window_end = window_start + period
+    if current + 1 <= limit and previous > 0:
+        # within this window, once the previous window's share has decayed enough
+        at = window_end - (limit - 1 - current) * period / previous
+    else:
+        # in the next window, where this window's hits become the decaying share
+        at = window_end + period - (limit - 1) * period / max(current, 1)
+    return max(1, math.ceil(at - now))
+
+
+async def prune(conn: AsyncConnection, *, now: float) -> int:
+    """Delete the counters no hit can read any more; how many."""
+    result = await conn.execute(delete(rate_limit_hits).where(rate_limit_hits.c.expires_at < now))
+    return max(result.rowcount or 0, 0)
