@@ -10,9 +10,10 @@ demotion rule and snapshot), the attempt timeouts, the tests and the benchmark s
 The metrics API cannot keep millions of raw durations, so it estimates from logarithmic
 buckets (:class:`lngate.services.metrics_queries.CallAggregate.percentile_ms`) with the same
 rank: the bucket it picks holds the very sample :func:`percentile` would return, and the
-estimate (log-linear interpolation inside that bucket) lies within the bucket's bounds, so
-within one bucket width (a factor of 10^(1/20), about 12 %) of the exact nearest-rank value,
-usually within half of it.
+estimate (log-linear interpolation inside that bucket, each of its samples taken at the middle
+of its share) lies within the bucket's bounds, so within one bucket width (a factor of
+10^(1/20), about 12 %) of the exact nearest-rank value, and within half of it (about 6 %) for a
+lone sample.
 """
 
 from __future__ import annotations

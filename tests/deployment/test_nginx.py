@@ -74,6 +74,7 @@ async def test_a_body_over_64_kb_gets_the_gateway_json_413_from_nginx(
     reaching an instance; exactly 64 KB passes to the gateway (which judges the content)."""
     head, tail = b'{"amount": 21, "description": "x", "metadata": {"pad": "', b'"}}'
     exact = head + b"a" * (64 * 1024 - len(head) - len(tail)) + tail
+    before = len(demo_deployment.nginx.access_entries("/api/create-invoice"))
     async with demo_deployment.client("127.0.0.22") as http:
         headers = {"Content-Type": "application/json"}
         over = await http.post("/api/create-invoice", content=exact + b" ", headers=headers)
@@ -83,7 +84,11 @@ async def test_a_body_over_64_kb_gets_the_gateway_json_413_from_nginx(
         at_limit = await http.post("/api/create-invoice", content=exact, headers=headers)
         assert at_limit.status_code == 400
         assert at_limit.json()["code"] == "metadata_too_large"
-    lines = demo_deployment.nginx.access_entries("/api/create-invoice")
+    # nginx writes an access-log line after the answer is sent: wait for both
+    async with asyncio.timeout(5):
+        while len(lines := demo_deployment.nginx.access_entries("/api/create-invoice")) < \
+                before + 2:
+            await asyncio.sleep(0.05)
     assert [(m["status"], m["up"] == "-") for m in lines[-2:]] == [("413", True), ("400", False)]
 
 

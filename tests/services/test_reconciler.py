@@ -100,7 +100,7 @@ def test_the_schedule_backs_off_with_age_and_ends_after_the_margin() -> None:
 async def test_an_unpaid_invoice_gets_eleven_lookups_in_its_life(counting_kit: Kit) -> None:
     """Over its hour and the margin, an unpaid invoice is looked up 11 times, not ~280."""
     kit = counting_kit
-    kit.orders = dataclasses.replace(kit.orders, expiry=3600)
+    kit.gateway.orders = dataclasses.replace(kit.orders, expiry=3600)
     created = await kit.order(Product.DAZPAY)
     await run_passes(kit, 2 * 3600)
     assert provider_of(kit).lookups[created.invoice.payment_hash] == 11

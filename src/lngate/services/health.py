@@ -123,7 +123,8 @@ class HealthMonitor:
         try:
             async with self._db.transaction() as conn:
                 await insert_health_checks(conn, [
-                    HealthCheckRow(r.provider, r.checked_at, r.healthy, r.response_ms, r.error)
+                    HealthCheckRow(r.provider, r.checked_at, r.healthy, r.response_ms, r.error,
+                                   r.node_pubkey)
                     for r in results
                 ])
         except Exception as exc:
@@ -144,7 +145,7 @@ class HealthMonitor:
             if known is not None and known.checked_at >= row.checked_at:
                 continue
             result = ProbeResult(row.provider, row.checked_at, row.healthy, row.response_ms,
-                                 row.error)
+                                 row.error, row.node_pubkey)
             self._apply(result)
             applied.append(result)
         return applied

@@ -58,9 +58,9 @@ class PayeeKeys:
     def report(self, provider: str, key: str) -> None:
         """The provider says its node key is ``key`` (a health probe, ``lngate check``): taken
         unless a key was pinned in settings, which wins; a disagreement is logged as an error,
-        since invoices signed by the reported key will then be refused. Kept in this process
-        (the leader probes); other instances learn the same key from the node's first invoice,
-        shared through the database."""
+        since invoices signed by the reported key will then be refused. The leader probes and
+        stores each probe with the reported key; the other instances apply the stored probes,
+        so every instance takes the same key."""
         key = key.lower()
         known = self._keys.get(provider)
         if known == key:

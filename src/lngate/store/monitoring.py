@@ -102,6 +102,7 @@ class HealthCheckRow:
     healthy: bool
     response_ms: float
     error: str | None = None
+    node_pubkey: str | None = None
 
 
 async def insert_health_checks(conn: AsyncConnection, rows: Sequence[HealthCheckRow]) -> None:
@@ -110,7 +111,8 @@ async def insert_health_checks(conn: AsyncConnection, rows: Sequence[HealthCheck
         return
     await conn.execute(insert(health_checks), [
         {"provider": r.provider, "checked_at": r.checked_at, "healthy": r.healthy,
-         "response_ms": r.response_ms, "error": r.error and r.error[:500]}
+         "response_ms": r.response_ms, "error": r.error and r.error[:500],
+         "node_pubkey": r.node_pubkey}
         for r in rows
     ])
 
@@ -123,7 +125,8 @@ async def latest_health_checks(
     for name in providers:  # one index seek each: (provider, checked_at) backwards
         row = (await conn.execute(
             select(health_checks.c.provider, health_checks.c.checked_at, health_checks.c.healthy,
-                   health_checks.c.response_ms, health_checks.c.error)
+                   health_checks.c.response_ms, health_checks.c.error,
+                   health_checks.c.node_pubkey)
             .where(health_checks.c.provider == name)
             .order_by(health_checks.c.checked_at.desc()).limit(1)
         )).first()

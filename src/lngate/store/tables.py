@@ -189,6 +189,7 @@ health_checks = Table(
     Column("healthy", Boolean, nullable=False),
     Column("response_ms", Float, nullable=False),
     Column("error", Text, nullable=True),
+    Column("node_pubkey", String(66), nullable=True),  # what the provider reported (0007)
     Index(None, "provider", "checked_at"),
     Index(None, "checked_at"),
 )

@@ -22,11 +22,12 @@ from lngate.web.schemas import (
     Error,
     InvoiceEvent,
     LnbitsPayment,
+    LoadTestReport,
     MonitorActionRequest,
 )
 
 REQUEST_MODELS: tuple[type[BaseModel], ...] = (
-    CreateInvoiceRequest, CreateOrderRequest, LnbitsPayment, MonitorActionRequest)
+    CreateInvoiceRequest, CreateOrderRequest, LnbitsPayment, MonitorActionRequest, LoadTestReport)
 """The models of request bodies."""
 EVENT_MODELS: tuple[type[BaseModel], ...] = (InvoiceEvent,)
 """The models of Server-Sent Events' data."""

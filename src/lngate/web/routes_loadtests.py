@@ -23,8 +23,27 @@ from lngate.services.loadtests import loadtest_history, record_loadtest
 from lngate.store.loadtests import LoadTestRun, StoredRun
 from lngate.web.body import read_json
 from lngate.web.errors import ApiError
+from lngate.web.openapi import (
+    ADMIN_DISABLED,
+    ADMIN_SCHEME,
+    ADMIN_UNAUTHORIZED,
+    BAD_JSON,
+    NOT_JSON,
+    PAYLOAD_TOO_LARGE,
+    errors,
+    json_body,
+    operation,
+    query,
+    security,
+)
 from lngate.web.responses import JsonResponse
 from lngate.web.routes_admin import require_admin
+from lngate.web.schemas import (
+    LoadTestRecorded,
+    LoadTestReport,
+    LoadTestRuns,
+    UnsettledDemoPayment,
+)
 from lngate.web.state import gateway_of
 
 router = APIRouter()
@@ -105,7 +124,17 @@ def run_body(stored: StoredRun) -> dict[str, Any]:
             "summary": run.summary}
 
 
-@router.post(PATH, status_code=201)
+_ADMIN_ERRORS = {401: ADMIN_UNAUTHORIZED, 503: ADMIN_DISABLED}
+
+
+@router.post(
+    PATH, status_code=201, tags=["admin"], summary="Record a load test run",
+    response_model=LoadTestRecorded,
+    openapi_extra=operation(security(ADMIN_SCHEME), json_body(LoadTestReport)),
+    responses=errors({400: f"``invalid_loadtest``: a field of the report is missing or wrong; "
+                           f"{BAD_JSON}", 413: PAYLOAD_TOO_LARGE, 415: NOT_JSON,
+                      **_ADMIN_ERRORS}),
+)
 async def record_run(request: Request) -> JsonResponse:
     """Record one load test run (the load tester's JSON report)."""
     require_admin(request)
@@ -115,7 +144,14 @@ async def record_run(request: Request) -> JsonResponse:
                         status_code=201)
 
 
-@router.get(PATH)
+@router.get(
+    PATH, tags=["admin"], summary="Load test history", response_model=LoadTestRuns,
+    openapi_extra=operation(
+        security(ADMIN_SCHEME),
+        query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT,
+                        "default": DEFAULT_LIMIT}, "How many runs, newest first.")),
+    responses=errors({400: "``invalid_limit``", **_ADMIN_ERRORS}),
+)
 async def list_runs(request: Request) -> JsonResponse:
     """The most recent runs, newest first (``limit``: 1..200, default 20)."""
     require_admin(request)
@@ -128,7 +164,13 @@ async def list_runs(request: Request) -> JsonResponse:
     return JsonResponse({"runs": [run_body(r) for r in runs], "demo": gateway.demo_mode})
 
 
-@router.post(PATH + "/demo-payments/{payment_hash}")
+@router.post(
+    PATH + "/demo-payments/{payment_hash}", tags=["admin"],
+    summary="Pay a test invoice without settling it (demo mode only)",
+    response_model=UnsettledDemoPayment, openapi_extra=operation(security(ADMIN_SCHEME)),
+    responses=errors({404: "``http_404`` (not in demo mode), ``not_found`` (no such test "
+                           "invoice)", **_ADMIN_ERRORS}),
+)
 async def pay_without_doorbell(payment_hash: str, request: Request) -> JsonResponse:
     """Pay a test-provider invoice at the demo wallet without settling it (demo mode only):
     its settlement waits for a doorbell, such as the webhook the load tester then sends."""

@@ -534,3 +534,45 @@ class LightningHealth(_Answer):
     timestamp: Moment
     service: dict[str, Any] = Field(description="``{name, version, network, database, "
                                     "providers}``.")
+
+
+# ------------------------------------------------------------------------------- load tests
+
+
+class LoadTestReport(BaseModel):
+    """One ``lngate loadtest`` run: its JSON report (other fields are kept as the summary)."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [{
+        "scenario": "create-invoice", "started_at": "2026-11-30T02:00:00+00:00", "rate": 20,
+        "duration_s": 30, "requests": 600, "errors": 0, "passed": True,
+        "latency_ms": {"overall": {"p50": 4.2, "p99": 18.5}}}]})
+
+    scenario: str = Field(pattern="^[a-z0-9][a-z0-9-]{0,31}$")
+    started_at: datetime = Field(description="ISO-8601 with its zone.")
+    rate: float = Field(gt=0, description="Requests per second offered.")
+    duration_s: float = Field(gt=0)
+    requests: int = Field(ge=0)
+    errors: int = Field(ge=0, description="At most ``requests``.")
+    passed: bool = Field(description="Whether every objective was met.")
+    latency_ms: dict[str, Any] = Field(description="``overall`` holds ``p50`` and ``p99``.")
+
+
+class LoadTestRecorded(_Answer):
+    """A recorded run."""
+
+    id: int
+    recordedAt: Moment
+
+
+class LoadTestRuns(_Answer):
+    """The most recent runs, newest first, and whether the gateway is in demo mode."""
+
+    runs: list[dict[str, Any]]
+    demo: bool
+
+
+class UnsettledDemoPayment(_Answer):
+    """A test invoice paid at the demo wallet, not settled yet."""
+
+    paid: bool
+    payment_hash: PaymentHash
