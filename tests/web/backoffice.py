@@ -3,6 +3,7 @@ public API (demo mode), and signing in."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -28,9 +29,18 @@ async def new_order(http: httpx.AsyncClient, product: str = "dazbox", *, pay: bo
     return created
 
 
+async def login_csrf(http: httpx.AsyncClient) -> dict[str, str]:
+    """The sign-in page's CSRF field (the client keeps the cookie that goes with it)."""
+    page = await http.get("/admin/login")
+    assert page.status_code == 200, page.text
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found is not None
+    return {"csrf_token": found.group(1)}
+
+
 async def sign_in(http: httpx.AsyncClient, token: str = TOKEN) -> str:
     """Sign in with the form; the client keeps the cookie. Returns the session's CSRF token."""
-    response = await http.post("/admin/login", data={"token": token})
+    response = await http.post("/admin/login", data={"token": token, **await login_csrf(http)})
     assert response.status_code == 303, response.text
     info = await http.get("/api/admin/session")
     assert info.status_code == 200, info.text

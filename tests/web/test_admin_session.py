@@ -13,7 +13,7 @@ from sqlalchemy import update
 from lngate.services.clock import utcnow
 from lngate.store.tables import admin_sessions
 from lngate.web.admin_session import safe_next
-from tests.web.backoffice import AUTH, TOKEN, new_order, sign_in
+from tests.web.backoffice import AUTH, TOKEN, login_csrf, new_order, sign_in
 
 
 def cookie_header(response: httpx.Response) -> str:
@@ -33,7 +33,7 @@ async def test_sign_in_sets_a_strict_httponly_cookie_with_an_expiry(
     """A right token gives a 303 to /admin and an HttpOnly, SameSite=Strict session cookie
     that expires with the session; on http it is not Secure (it would not be sent back)."""
     async with gateway_factory(admin_token=TOKEN, admin_session_minutes=30) as http:
-        response = await http.post("/admin/login", data={"token": TOKEN})
+        response = await http.post("/admin/login", data={"token": TOKEN, **await login_csrf(http)})
         assert response.status_code == 303 and response.headers["location"] == "/admin"
         header = cookie_header(response)
         assert header.startswith("lngate_admin=")
@@ -52,7 +52,10 @@ async def test_cookie_is_secure_under_the_host_prefix_when_public_url_is_https(
 ) -> None:
     """With an https PUBLIC_URL the cookie is Secure and named __Host-lngate_admin."""
     async with gateway_factory(admin_token=TOKEN, public_url="https://pay.example.com") as http:
-        response = await http.post("/admin/login", data={"token": TOKEN, "next": "/admin/x"})
+        csrf = await login_csrf(http)  # its cookie is Secure too: sent here by hand, over http
+        nonce = {"Cookie": f"__Host-lngate_login={http.cookies['__Host-lngate_login']}"}
+        response = await http.post("/admin/login", data={"token": TOKEN, "next": "/admin/x",
+                                                          **csrf}, headers=nonce)
         assert response.status_code == 303 and response.headers["location"] == "/admin/x"
         header = cookie_header(response)
         assert header.startswith("__Host-lngate_admin=")
@@ -63,9 +66,10 @@ async def test_cookie_is_secure_under_the_host_prefix_when_public_url_is_https(
 async def test_wrong_token_gets_no_session(gateway_factory: Callable[..., Any]) -> None:
     """A wrong, empty or missing token is a 401 and sets no cookie."""
     async with gateway_factory(admin_token=TOKEN, rate_limit_admin_login="100/minute") as http:
+        csrf = await login_csrf(http)
         for data in ({"token": "wrong"}, {"token": ""}, {"other": TOKEN}, {"token": TOKEN + "x"},
                      {"token": TOKEN.upper()}):
-            response = await http.post("/admin/login", data=data)
+            response = await http.post("/admin/login", data={**data, **csrf})
             assert response.status_code == 401 and response.json()["code"] == "invalid_token"
             assert "set-cookie" not in response.headers
         bad_form = await http.post("/admin/login", content=b"token=a&token=b",
@@ -186,9 +190,11 @@ async def test_sign_in_is_rate_limited_per_client(gateway_factory: Callable[...,
     """Past RATE_LIMIT_ADMIN_LOGIN attempts, even the right token gets a 429 with Retry-After,
     while other admin routes are not limited by it."""
     async with gateway_factory(admin_token=TOKEN, rate_limit_admin_login="3/minute") as http:
+        csrf = await login_csrf(http)
         for _ in range(3):
-            assert (await http.post("/admin/login", data={"token": "guess"})).status_code == 401
-        limited = await http.post("/admin/login", data={"token": TOKEN})
+            guess = await http.post("/admin/login", data={"token": "guess", **csrf})
+            assert guess.status_code == 401
+        limited = await http.post("/admin/login", data={"token": TOKEN, **csrf})
         assert limited.status_code == 429 and limited.json()["code"] == "rate_limited"
         assert int(limited.headers["retry-after"]) >= 1
         assert "set-cookie" not in limited.headers

@@ -20,9 +20,9 @@ def test_every_language_has_the_same_keys() -> None:
 
 def test_every_key_named_exists_and_every_key_is_named() -> None:
     """Templates and routes only name keys of the catalogue, and it holds no dead words."""
-    sources = [*Path(TEMPLATES).glob("*.html"), *Path(pages.__file__).parent.glob("*.py")]
+    sources = [*Path(TEMPLATES).rglob("*.html"), *Path(pages.__file__).parent.glob("*.py")]
     named = {match for source in sources
-             for match in re.findall(r"""["']((?:checkout|error|page|lang)\.[a-z_]+)["']""",
+             for match in re.findall(r"""["']((?:checkout|error|page|lang|admin)\.[a-z_]+)["']""",
                                      source.read_text())}
     named -= {name for name in named if name.endswith((".html", ".js", ".css"))}  # file names
     named.add("sats")  # through Translator.sats

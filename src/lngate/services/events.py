@@ -59,6 +59,7 @@ class InvoiceEvents:
     def __init__(self, transport: EventTransport | None = None) -> None:
         self.transport = transport
         self._listeners: dict[str, set[asyncio.Event]] = {}
+        self._observers: list[Callable[[str | None], object]] = []
 
     async def announce(self, conn: AsyncConnection, payment_hash: str) -> None:
         """Inside the transaction changing ``payment_hash``: tell the other instances (on
@@ -77,12 +78,22 @@ class InvoiceEvents:
         """Wake every listener of ``payment_hash`` in this process."""
         for event in self._listeners.get(payment_hash, ()):
             event.set()
+        for observer in self._observers:
+            observer(payment_hash)
+
+    def observe(self, observer: Callable[[str | None], object]) -> None:
+        """Also call ``observer(payment_hash)`` on every change of any invoice seen here (this
+        instance's or, through the transport, another's), and ``observer(None)`` when changes
+        may have been missed (the operator dashboard); it must neither block nor raise."""
+        self._observers.append(observer)
 
     def wake_all(self) -> None:
         """Wake every listener in this process (after announcements may have been missed)."""
         for events in self._listeners.values():
             for event in events:
                 event.set()
+        for observer in self._observers:
+            observer(None)
 
     async def receive(self) -> None:
         """Wake local listeners for changes made by every instance, forever (a supervised

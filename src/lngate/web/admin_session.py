@@ -5,7 +5,9 @@
   cookie: ``HttpOnly``, ``SameSite=Strict``, ``Path=/``, ``Max-Age`` the session's lifetime,
   and ``Secure`` (under the ``__Host-`` name) when ``PUBLIC_URL`` is https. A form gets a 303 to
   ``next`` (a path under ``/admin`` only) or ``/admin``; JSON gets the session's CSRF token.
-  Rate-limited per client IP (``RATE_LIMIT_ADMIN_LOGIN``, route ``admin-login``).
+  Rate-limited per client IP (``RATE_LIMIT_ADMIN_LOGIN``, route ``admin-login``). A form must
+  carry the sign-in page's ``csrf_token`` (``web/login_page.py``); a browser's refused form
+  gets the sign-in page again.
 - ``POST /admin/logout``: revokes the session (CSRF token required), clears the cookie.
 - ``GET /api/admin/session``: who is signed in, and the session's CSRF token.
 
@@ -41,6 +43,7 @@ from lngate.settings import Settings
 from lngate.web.backoffice_schemas import LoginRequest, SessionInfo, SignedIn, SignedOut, body
 from lngate.web.body import read_json
 from lngate.web.errors import ApiError
+from lngate.web.login_page import login_csrf_matches, refuse_sign_in, wants_html
 from lngate.web.openapi import (
     ADMIN_DISABLED,
     ADMIN_SCHEME,
@@ -52,6 +55,7 @@ from lngate.web.openapi import (
     operation,
     security,
 )
+from lngate.web.pages import rate_limited_page
 from lngate.web.responses import JsonResponse
 from lngate.web.routes_admin import require_admin
 from lngate.web.state import enforce_rate_limit, gateway_of, web_of
@@ -218,26 +222,40 @@ _FORM_ERRORS = {400: f"{BAD_JSON}; ``invalid_form``: a field given twice, not UT
 @router.post(LOGIN_PAGE, response_model=SignedIn,
              responses={303: _SEE_OTHER, **errors({
                  **_FORM_ERRORS, 401: "``invalid_token``: not the admin token",
+                 403: "``csrf_failed``: a form whose ``csrf_token`` does not match the "
+                      "sign-in page's cookie",
                  429: RATE_LIMITED, 503: ADMIN_DISABLED})},
              openapi_extra=body(LoginRequest, csrf=False))
 async def login(request: Request) -> Response:
     """Sign in with the admin token: a session cookie, then a 303 (form) or the CSRF token
     (JSON)."""
-    await enforce_rate_limit(request, LOGIN_ROUTE)
+    try:
+        await enforce_rate_limit(request, LOGIN_ROUTE)
+    except ApiError as exc:
+        if wants_html(request):
+            return rate_limited_page(request, exc)
+        raise
     admin_token = _admin_token(request)
     gateway = gateway_of(request)
     settings = gateway.settings
+    secure = secure_cookies(settings)
+    client_ip = web_of(request).client_ip(request)
     if _content_type(request) == "application/json":
         body = await read_json(request)
         fields: dict[str, Any] = body if isinstance(body, dict) else {}
-    else:
+    else:  # a form: the sign-in page's CSRF field must match its cookie (web/login_page.py)
         fields = dict(await read_form(request))
+        if not login_csrf_matches(request, fields.pop(CSRF_FIELD, None), admin_token,
+                                  secure=secure):
+            log.warning("admin_login_csrf_refused", client_ip=client_ip)
+            return refuse_sign_in(request, 403, "csrf_failed", fields.get("next"),
+                                  admin_token=admin_token, secure=secure)
     as_json = _wants_json(request)
     given = fields.get("token")
-    client_ip = web_of(request).client_ip(request)
     if not isinstance(given, str) or not given or not token_matches(given, admin_token):
         log.warning("admin_login_failed", client_ip=client_ip)
-        raise ApiError(401, "Invalid admin token", "invalid_token")
+        return refuse_sign_in(request, 401, "invalid_token", fields.get("next"),
+                              admin_token=admin_token, secure=secure)
     lifetime = timedelta(minutes=settings.admin_session_minutes)
     session = await open_session(gateway.db, admin_token=admin_token, lifetime=lifetime,
                                  clock=utcnow, client_ip=client_ip,
@@ -252,7 +270,7 @@ async def login(request: Request) -> Response:
                                               else None), status_code=303)
     response.set_cookie(cookie_name(settings), session.token,
                         max_age=int(lifetime.total_seconds()), path="/",
-                        secure=secure_cookies(settings), httponly=True, samesite="strict")
+                        secure=secure, httponly=True, samesite="strict")
     response.headers["Cache-Control"] = "no-store"
     return response
 

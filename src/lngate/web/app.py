@@ -19,7 +19,9 @@ from lngate.web import (
     pages,
     routes_admin,
     routes_backoffice,
+    routes_backoffice_pages,
     routes_checkout,
+    routes_dashboard,
     routes_demo,
     routes_events,
     routes_invoices,
@@ -92,6 +94,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     app.include_router(routes_events.router)
     app.include_router(routes_admin.router)
     app.include_router(routes_backoffice.router)
+    app.include_router(routes_dashboard.router)
+    app.include_router(routes_backoffice_pages.router)
     app.include_router(routes_loadtests.router)
     app.include_router(routes_ops.router)
     app.include_router(routes_checkout.router)

@@ -3,14 +3,16 @@
 All the text a page shows lives in :data:`CATALOGUE`, never in templates or scripts: a
 template writes ``{{ t("checkout.paid_title") }}``, and a script reads the words it needs from the
 page (``data-*`` attributes or hidden elements) rather than carrying its own. Keys are grouped
-by page (``checkout.``, ``error.``, ...); every language has exactly the same keys (a test says
-so). A page picks its language from ``?lang=`` first, then ``Accept-Language``, else French.
+by page (``checkout.``, ``error.``, ``admin.`` from ``web/i18n_admin.py``...); every language has
+exactly the same keys (a test says so). A page picks its language from ``?lang=`` first, then ``Accept-Language``, else French.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from lngate.web.i18n_admin import ADMIN_WORDS
 
 DEFAULT_LANGUAGE = "fr"
 
@@ -55,6 +57,7 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
         "error.unavailable_text":
             "Impossible de créer une nouvelle facture pour le moment. "
             "Réessayez dans quelques minutes.",
+        **ADMIN_WORDS["fr"],  # the back office's pages (web/i18n_admin.py)
     },
     "en": {
         "lang.name": "English",
@@ -95,6 +98,7 @@ CATALOGUE: Mapping[str, Mapping[str, str]] = {
         "error.unavailable": "Service temporarily unavailable",
         "error.unavailable_text":
             "A new invoice cannot be created right now. Try again in a few minutes.",
+        **ADMIN_WORDS["en"],
     },
 }
 LANGUAGES = tuple(CATALOGUE)
