@@ -120,7 +120,7 @@ ACTION_ERRORS = {400: f"{BAD_JSON}; the field's own code (``missing_tracking``, 
                  415: f"{NOT_JSON} (nor a URL-encoded form)", 503: ADMIN_DISABLED}
 
 
-def _order_query(params: dict[str, str]) -> OrderQuery:
+def order_query(params: dict[str, str]) -> OrderQuery:
     created_from = parse_time("from", params.get("from"))
     created_to = parse_time("to", params.get("to"), end_of_day=True)
     if created_from and created_to and created_from >= created_to:
@@ -140,7 +140,7 @@ def _order_query(params: dict[str, str]) -> OrderQuery:
 async def list_orders(request: Request, admin: AdminRequired) -> JsonResponse:
     """Orders matching the filters, newest first: ``{"orders": [...], "nextCursor"}``."""
     params = query_params(request, (*ORDER_FILTERS, "limit", "cursor"))
-    query = _order_query(params)
+    query = order_query(params)
     limit = parse_limit(params.get("limit"))
     after = decode_cursor(params.get("cursor"), (datetime, str))
     page = await backoffice.find_orders(gateway_of(request).db, query, after=after,
@@ -160,7 +160,7 @@ async def list_orders(request: Request, admin: AdminRequired) -> JsonResponse:
             openapi_extra=operation(security(ADMIN_SCHEME), FILTERS))
 async def export_orders_csv(request: Request, admin: AdminRequired) -> StreamingResponse:
     """Every order matching the filters, as CSV (formula cells defused)."""
-    query = _order_query(query_params(request, ORDER_FILTERS))
+    query = order_query(query_params(request, ORDER_FILTERS))
     gateway = gateway_of(request)
     filters = {k: v for k, v in request.query_params.items() if v}
     await backoffice.record_action(gateway.db, actor=admin.actor, action="orders.export",

@@ -49,7 +49,7 @@ from lngate.web.backoffice_input import (
 from lngate.web.dashboard_live import Topic, signals_of
 from lngate.web.errors import ApiError
 from lngate.web.pages import error_page
-from lngate.web.routes_backoffice import ORDER_FILTERS, _order_query
+from lngate.web.routes_backoffice import ORDER_FILTERS, order_query
 from lngate.web.state import gateway_of
 
 router = APIRouter()
@@ -89,7 +89,7 @@ async def orders_page(request: Request) -> Response:
         params = query_params(request, (*ORDER_FILTERS, "cursor", "lang"))
         params.pop("lang", None)
         cursor = params.pop("cursor", None)
-        query = _order_query(params)
+        query = order_query(params)
         filters = params
         found = await backoffice.find_orders(gateway_of(request).db, query,
                                              after=decode_cursor(cursor, (datetime, str)),
