@@ -122,7 +122,7 @@ ACTION_ERRORS = {400: f"{BAD_JSON}; the field's own code (``missing_tracking``, 
 
 def order_query(params: dict[str, str]) -> OrderQuery:
     """The orders filter from query parameters (``q``, ``status``, ``product``, ``from``,
-    ``to``, ``attention``, ``limit``, ``cursor``); a 400 naming the first bad one."""
+    ``to``, ``attention``); a 400 naming the first bad one."""
     created_from = parse_time("from", params.get("from"))
     created_to = parse_time("to", params.get("to"), end_of_day=True)
     if created_from and created_to and created_from >= created_to:
