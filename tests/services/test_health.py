@@ -143,3 +143,39 @@ async def test_probes_leave_a_closed_breaker_alone(sqlite_db: Database) -> None:
     for _ in range(5):
         await monitor.run_once()
     assert router.breaker("a").state is BreakerState.CLOSED
+
+
+class ClockJumpingProvider(ProbedProvider):
+    """Hangs, after moving the round's clock past its deadline (time spent elsewhere)."""
+
+    def __init__(self, name: str, clock: FakeClock, jump: float) -> None:
+        super().__init__(name, "hang")
+        self.clock, self.jump = clock, jump
+
+    async def health(self) -> HealthReport:
+        self.clock.advance(self.jump)
+        return await super().health()
+
+
+async def test_a_round_keeps_its_bookkeeping_within_its_deadline(sqlite_db: Database) -> None:
+    """A round of ``timeout`` has one deadline: a hung provider's probe gets the round less
+    the bookkeeping reserve, and the store is not waited for past the deadline (it finishes
+    in the background, before the next round's)."""
+    clock = FakeClock()
+    providers = [ProbedProvider("a"), ClockJumpingProvider("hung", clock, jump=5.0)]
+    router = make_router(providers, FakeClock())
+    monitor = HealthMonitor(providers, router=router, db=sqlite_db, timeout=0.3,  # type: ignore[arg-type]
+                            clock=utcnow, monotonic=clock)
+    results = await monitor.run_once()
+    by_name = {r.provider: r for r in results}
+    # 0.3 s less the reserve (a tenth of it): the probe alone can no longer fill the round
+    assert by_name["hung"].error == "no answer within 0.27 s"
+    assert by_name["a"].healthy
+    # the deadline had passed when the probes ended: run_once returned without waiting for
+    # the store; flush waits for it, and nothing is lost
+    assert monitor.store_pending
+    await monitor.flush()
+    assert not monitor.store_pending
+    async with sqlite_db.connect() as conn:
+        rows = (await conn.execute(select(health_checks.c.provider))).all()
+    assert sorted(rows) == [("a",), ("hung",)]

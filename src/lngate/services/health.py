@@ -1,10 +1,16 @@
 """Health probes: every provider in parallel, each bounded by its own timeout.
 
-A probe round calls every provider's ``health()`` at once, each under
-``asyncio.wait_for(timeout)``, so a hung provider costs its own timeout and delays nobody: the
-round takes as long as the slowest probe, at most ``timeout``. Results are stored in
+A probe round calls every provider's ``health()`` at once, each under ``asyncio.wait_for``, so
+a hung provider costs its own timeout and delays nobody. Results are stored in
 ``health_checks`` and fed to the router (:meth:`Router.mark_health`), to the breakers and to any
 listeners (alert rules, Prometheus gauges).
+
+A round (:meth:`HealthMonitor.run_once`) has one deadline, ``timeout`` seconds on the monotonic
+clock from its start, and the bookkeeping around the probes is inside it: the probes get what
+is left of it less a reserve (:func:`bookkeeping_reserve`, 50 ms of the default 1 s) for
+feeding the results on and storing them; the store is awaited until the deadline at most, and
+a store that is late (a slow database) finishes in the background, before the next round's.
+So a round with a hung provider ends by its deadline, whatever the database does.
 
 Breakers and probes: a probe touches a provider's breaker only when the breaker is open and its
 cooldown has elapsed, that is when a trial call is due anyway. The probe then *is* the trial
@@ -31,6 +37,7 @@ import structlog
 
 from lngate.providers.base import Provider
 from lngate.resilience.breaker import BreakerState
+from lngate.resilience.deadline import Clock, Deadline
 from lngate.resilience.router import Router
 from lngate.services.clock import WallClock
 from lngate.store import Database
@@ -54,6 +61,13 @@ class ProbeResult:
 
 
 ProbeListener = Callable[[ProbeResult], object]
+BOOKKEEPING_RESERVE = 0.05
+"""Seconds of a round kept for the work after the probes (at most a tenth of the round)."""
+
+
+def bookkeeping_reserve(timeout: float) -> float:
+    """The part of a round of ``timeout`` seconds kept for feeding and storing the results."""
+    return min(BOOKKEEPING_RESERVE, timeout / 10)
 
 
 async def probe(provider: Provider, *, timeout: float, clock: WallClock) -> ProbeResult:
@@ -92,15 +106,21 @@ class HealthMonitor:
         timeout: float,
         clock: WallClock,
         listeners: Sequence[ProbeListener] = (),
+        monotonic: Clock = time.monotonic,
     ) -> None:
+        """``timeout`` bounds a whole round (see the module docstring); ``monotonic`` is the
+        clock of its deadline."""
         self._providers = list(providers)
         self._router = router
         self._db = db
         self.timeout = timeout
         self._clock = clock
         self._listeners = list(listeners)
+        self._monotonic = monotonic
         self.latest: dict[str, ProbeResult] = {}
         self.rounds = 0
+        self._storing: asyncio.Future[None] | None = None
+        """The latest round's store, while it runs."""
 
     def add_listener(self, listener: ProbeListener) -> None:
         """Also call ``listener`` with each probe result."""
@@ -112,14 +132,42 @@ class HealthMonitor:
         return [p.name for p in self._providers]
 
     async def run_once(self) -> list[ProbeResult]:
-        """One round: probe all, feed router, breakers and listeners, store the results."""
-        results = await probe_all(self._providers, timeout=self.timeout, clock=self._clock)
+        """One round within ``timeout``: probe all, feed router, breakers and listeners, store
+        the results (see the module docstring for the deadline)."""
+        deadline = Deadline.after(self.timeout, clock=self._monotonic)
+        budget = max(0.0, deadline.remaining() - bookkeeping_reserve(self.timeout))
+        results = await probe_all(self._providers, timeout=budget, clock=self._clock)
         for result in results:
             self._apply(result)
             if not result.healthy:
                 log.warning("provider_unhealthy", provider=result.provider,
                             response_ms=round(result.response_ms, 1), error=result.error)
         self.rounds += 1
+        storing = asyncio.ensure_future(self._store(results, self._storing))
+        storing.add_done_callback(_report_late_failure)
+        self._storing = storing
+        try:
+            await asyncio.wait_for(asyncio.shield(storing), deadline.remaining())
+        except TimeoutError:
+            log.warning("health_checks_store_late", message="the probe results are stored "
+                        "after the round's deadline")
+        return results
+
+    @property
+    def store_pending(self) -> bool:
+        """Whether a round's results are still being stored (after its deadline)."""
+        return self._storing is not None and not self._storing.done()
+
+    async def flush(self) -> None:
+        """Wait for the latest round's results to be stored (a late store goes on after its
+        round)."""
+        if self._storing is not None:
+            await asyncio.shield(self._storing)
+
+    async def _store(self, results: list[ProbeResult],
+                     previous: asyncio.Future[None] | None) -> None:
+        if previous is not None and not previous.done():
+            await asyncio.wait([previous])  # rounds stored in order; its failure is its own
         try:
             async with self._db.transaction() as conn:
                 await insert_health_checks(conn, [
@@ -132,7 +180,6 @@ class HealthMonitor:
                 raise
             # a database hiccup: the probes' effects above stand; the history misses a round
             log.error("health_checks_store_failed", error=type(exc).__name__)
-        return results
 
     async def follow_once(self) -> list[ProbeResult]:
         """Apply each provider's latest stored probe result that is newer than the one known
@@ -173,3 +220,10 @@ class HealthMonitor:
             log.info("breaker_closed_by_probe", provider=result.provider)
         else:
             breaker.record_failure()
+
+
+def _report_late_failure(storing: asyncio.Future[None]) -> None:
+    """Log a failed store (one that ends within its round also raises in :meth:`run_once`);
+    reading the exception here also keeps asyncio from warning that nobody did."""
+    if not storing.cancelled() and storing.exception() is not None:
+        log.error("health_checks_store_failed", error=type(storing.exception()).__name__)
