@@ -305,7 +305,7 @@ async def build_gateway(settings: Settings, *, migrate: bool = True,
                 else alert_channels(settings, email_sender, sessions))
     monitoring = Monitoring(
         config=monitoring_config(settings), db=db, router=router, providers=providers,
-        clock=clock, channels=channels, metrics=GatewayMetrics(),
+        clock=clock, channels=channels, metrics=GatewayMetrics(), lag=loop_lag,
     )
     attempt_hooks.hooks.append(monitoring.observe_attempt)
     monitoring.metrics.watch_loop_lag(loop_lag.recent_max, lambda: loop_lag.total_lag)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import select
 
 from lngate.domain import HealthReport
 from lngate.providers.base import Capabilities
 from lngate.resilience.breaker import BreakerState, CircuitBreaker
 from lngate.resilience.deadline import AttemptTimeoutPolicy
+from lngate.resilience.looplag import LoopLagMonitor
 from lngate.resilience.router import Router
-from lngate.services.health import HealthMonitor, probe_all
+from lngate.services.health import HealthMonitor, ProbeResult, probe_all
 from lngate.store import Database
 from lngate.store.tables import health_checks
 from tests.resilience import FakeClock
@@ -179,3 +182,46 @@ async def test_a_round_keeps_its_bookkeeping_within_its_deadline(sqlite_db: Data
     async with sqlite_db.connect() as conn:
         rows = (await conn.execute(select(health_checks.c.provider))).all()
     assert sorted(rows) == [("a",), ("hung",)]
+
+
+class LoopBlockingProvider(ProbedProvider):
+    """Answers healthy, but only after our own loop was blocked past the probe's timeout."""
+
+    async def health(self) -> HealthReport:
+        time.sleep(0.4)  # noqa: ASYNC251 -- the point: our own loop is stuck, not the provider
+        await asyncio.sleep(3600)
+        return await super().health()
+
+
+@pytest.mark.parametrize("with_lag", [False, True])
+async def test_a_probe_our_own_lag_timed_out_is_not_judged(sqlite_db: Database,
+                                                           with_lag: bool) -> None:
+    """A probe that ran out of time while our event loop was blocked is not held against the
+    provider when the loop's lag is known: not applied to the router, nor to the listeners
+    (alert rules), nor stored. Without the lag monitor, the same probe marks it unhealthy."""
+    providers = [ProbedProvider("a"), LoopBlockingProvider("b")]
+    router = make_router(providers, FakeClock())
+    heard: list[ProbeResult] = []
+    monitor_lag = LoopLagMonitor(interval=0.01)
+    task = asyncio.create_task(monitor_lag.run())
+    await asyncio.sleep(0.02)
+    try:
+        monitor = HealthMonitor(providers, router=router, db=sqlite_db, timeout=0.3,  # type: ignore[arg-type]
+                                clock=utcnow, listeners=[heard.append],
+                                lag=monitor_lag if with_lag else None)
+        results = await monitor.run_once()
+        await monitor.flush()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    b = results[1]
+    async with sqlite_db.connect() as conn:
+        stored = {row[0] for row in (await conn.execute(select(health_checks.c.provider))).all()}
+    if with_lag:
+        assert not b.judged and b.error is not None and b.error.startswith("not judged")
+        assert router.snapshot()["b"]["healthy"] is None
+        assert [r.provider for r in heard] == ["a"] and stored == {"a"}
+    else:
+        assert b.judged and router.snapshot()["b"]["healthy"] is False
+        assert [r.provider for r in heard] == ["a", "b"] and stored == {"a", "b"}

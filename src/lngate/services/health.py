@@ -12,6 +12,11 @@ feeding the results on and storing them; the store is awaited until the deadline
 a store that is late (a slow database) finishes in the background, before the next round's.
 So a round with a hung provider ends by its deadline, whatever the database does.
 
+Our own overload is not the provider's: given the process's event-loop ``lag``, a probe that
+timed out while the loop lagged for at least half of its time is *not judged*
+(``ProbeResult.judged`` false): it is returned, and logged, but neither applied (routing,
+breaker, listeners, alert rules) nor stored, as :mod:`lngate.resilience.router` does for creates.
+
 Breakers and probes: a probe touches a provider's breaker only when the breaker is open and its
 cooldown has elapsed, that is when a trial call is due anyway. The probe then *is* the trial
 call: healthy closes the breaker, unhealthy reopens it (the cooldown starts again). So a dead
@@ -37,7 +42,7 @@ import structlog
 
 from lngate.providers.base import Provider
 from lngate.resilience.breaker import BreakerState
-from lngate.resilience.deadline import Clock, Deadline
+from lngate.resilience.deadline import Clock, Deadline, LagSource
 from lngate.resilience.router import Router
 from lngate.services.clock import WallClock
 from lngate.store import Database
@@ -58,6 +63,9 @@ class ProbeResult:
     error: str | None = None
     node_pubkey: str | None = None
     """The node key the provider reported (NWC ``get_info``, CLN/LND ``getinfo``), if any."""
+    judged: bool = True
+    """False when the probe ran out of time because our own event loop lagged: it says
+    nothing about the provider."""
 
 
 ProbeListener = Callable[[ProbeResult], object]
@@ -70,13 +78,23 @@ def bookkeeping_reserve(timeout: float) -> float:
     return min(BOOKKEEPING_RESERVE, timeout / 10)
 
 
-async def probe(provider: Provider, *, timeout: float, clock: WallClock) -> ProbeResult:
-    """Probe one provider within ``timeout`` seconds; never raises (except cancellation)."""
+async def probe(provider: Provider, *, timeout: float, clock: WallClock,
+                lag: LagSource | None = None) -> ProbeResult:
+    """Probe one provider within ``timeout`` seconds; never raises (except cancellation).
+
+    With ``lag``, a timeout the event loop's lag caused gives a result that is not judged."""
     checked_at = clock()
     started = time.perf_counter()
+    began = time.monotonic()
     try:
         report = await asyncio.wait_for(provider.health(), timeout)
     except TimeoutError:
+        elapsed = time.monotonic() - began
+        lagged = lag.lag_since(began) if lag is not None else 0.0
+        if lag is not None and lagged >= elapsed / 2:
+            return ProbeResult(provider.name, checked_at, False, elapsed * 1000,
+                               f"not judged: the gateway's event loop lagged {lagged:.2f} s "
+                               f"of the {timeout:g} s (overloaded)", judged=False)
         return ProbeResult(provider.name, checked_at, False, (time.perf_counter() - started) * 1000,
                            f"no answer within {timeout:g} s")
     except Exception as exc:  # health() must not raise; a bug in it is an unhealthy provider
@@ -88,10 +106,12 @@ async def probe(provider: Provider, *, timeout: float, clock: WallClock) -> Prob
 
 
 async def probe_all(
-    providers: Sequence[Provider], *, timeout: float, clock: WallClock
+    providers: Sequence[Provider], *, timeout: float, clock: WallClock,
+    lag: LagSource | None = None,
 ) -> list[ProbeResult]:
     """Probe every provider in parallel; results in the providers' order."""
-    return list(await asyncio.gather(*(probe(p, timeout=timeout, clock=clock) for p in providers)))
+    return list(await asyncio.gather(*(probe(p, timeout=timeout, clock=clock, lag=lag)
+                                       for p in providers)))
 
 
 class HealthMonitor:
@@ -107,9 +127,10 @@ class HealthMonitor:
         clock: WallClock,
         listeners: Sequence[ProbeListener] = (),
         monotonic: Clock = time.monotonic,
+        lag: LagSource | None = None,
     ) -> None:
         """``timeout`` bounds a whole round (see the module docstring); ``monotonic`` is the
-        clock of its deadline."""
+        clock of its deadline; ``lag`` the process's event-loop lag."""
         self._providers = list(providers)
         self._router = router
         self._db = db
@@ -117,6 +138,7 @@ class HealthMonitor:
         self._clock = clock
         self._listeners = list(listeners)
         self._monotonic = monotonic
+        self._lag = lag
         self.latest: dict[str, ProbeResult] = {}
         self.rounds = 0
         self._storing: asyncio.Future[None] | None = None
@@ -136,14 +158,19 @@ class HealthMonitor:
         the results (see the module docstring for the deadline)."""
         deadline = Deadline.after(self.timeout, clock=self._monotonic)
         budget = max(0.0, deadline.remaining() - bookkeeping_reserve(self.timeout))
-        results = await probe_all(self._providers, timeout=budget, clock=self._clock)
+        results = await probe_all(self._providers, timeout=budget, clock=self._clock,
+                                  lag=self._lag)
         for result in results:
+            if not result.judged:
+                log.warning("probe_not_judged", provider=result.provider, error=result.error)
+                continue
             self._apply(result)
             if not result.healthy:
                 log.warning("provider_unhealthy", provider=result.provider,
                             response_ms=round(result.response_ms, 1), error=result.error)
         self.rounds += 1
-        storing = asyncio.ensure_future(self._store(results, self._storing))
+        judged = [r for r in results if r.judged]
+        storing = asyncio.ensure_future(self._store(judged, self._storing))
         storing.add_done_callback(_report_late_failure)
         self._storing = storing
         try:
@@ -168,6 +195,8 @@ class HealthMonitor:
                      previous: asyncio.Future[None] | None) -> None:
         if previous is not None and not previous.done():
             await asyncio.wait([previous])  # rounds stored in order; its failure is its own
+        if not results:
+            return
         try:
             async with self._db.transaction() as conn:
                 await insert_health_checks(conn, [
