@@ -8,8 +8,10 @@ Run: ``.venv/bin/python benchmarks/bench_overload.py [--over 8] [--after 8] [--r
 2. For each variant, interleaved in one run: a fresh gateway, then an open-loop load
    (``benchmarks/_openloop.py``: requests start at their due times, answered or not) of
    ``0.5 × C`` for ``--warmup`` s, ``2 × C`` for ``--over`` s, ``0.5 × C`` for ``--after`` s.
-   Variants: ``admission`` (``MAX_CREATES_IN_FLIGHT``, default 64) and ``baseline``, the same
-   gateway with admission off (``MAX_CREATES_IN_FLIGHT=0``); with ``--compare-ref main``, also
+   Variants: ``admission`` (``MAX_CREATES_IN_FLIGHT``, default 64, and
+   ``ADMISSION_MAX_LAG_SECONDS``, default 0.1) and ``baseline``, the same gateway with
+   admission off (``MAX_CREATES_IN_FLIGHT=0``); each gateway's closed-loop warm-up also gives
+   its capacity just before (the machine is shared: capacity moves between runs); with ``--compare-ref main``, also
    that commit's gateway (before the loop-lag classification and admission), to show what
    they change.
 3. Reported per variant: served/s during the 2× phase (answers 200 completed in it) and its
@@ -148,7 +150,10 @@ def overload_run(variant: str, limit: int, capacity: float, upstream: Upstream,
     out = workdir / f"openloop-{variant}.json"
     try:
         url = f"{gateway.url}/api/create-invoice"
-        loader(url, body, 20, 2.0, workdir)  # warm-up: connections, caches, timeouts
+        # warm-up (connections, caches, timeouts) and this gateway's closed-loop capacity now:
+        # the machine is shared, its capacity moves between runs
+        warm = loader(url, body, 20, args.local_capacity_seconds, workdir)
+        local_capacity = (int(warm["requests"]) - int(warm["non2xx"])) / float(warm["elapsed"])
         scraper = Scraper(f"{gateway.url}/metrics")
         cpu0 = gateway.cpu_seconds()
         scraper.start()
@@ -165,8 +170,11 @@ def overload_run(variant: str, limit: int, capacity: float, upstream: Upstream,
         opened, overloaded_logs = breaker_opens(gateway.workdir / "gateway.log")
         gateway.cleanup()
     data = json.loads(out.read_text())
-    return analyse(variant, limit, capacity, data, scraper.samples, started, opened,
-                   overloaded_logs, cpu)
+    result = analyse(variant, limit, capacity, data, scraper.samples, started, opened,
+                     overloaded_logs, cpu)
+    result["local_capacity_per_s"] = local_capacity
+    result["served_over_local_ratio"] = float(result["served_over_per_s"]) / local_capacity
+    return result
 
 
 def analyse(variant: str, limit: int, capacity: float, data: dict, samples: list,
@@ -206,8 +214,8 @@ def analyse(variant: str, limit: int, capacity: float, data: dict, samples: list
 
     # the loop's lag while overloaded and after: the gauge's max over the 2x and after phases
     in_load = [s for at, s in samples if started + o0 <= at <= started + a1 + 1]
-    lag_max = max((s.get("lngate_event_loop_lag_max_seconds", 0.0) for s in in_load),
-                  default=float("nan"))
+    lag_max = max((s["lngate_event_loop_lag_max_seconds"] for s in in_load
+                   if "lngate_event_loop_lag_max_seconds" in s), default=float("nan"))
     over = [(at, s) for at, s in samples if started + o0 <= at <= started + o1]
     lag_share = float("nan")
     if len(over) >= 2:
@@ -245,6 +253,8 @@ def main() -> int:
     parser.add_argument("--factor", type=float, default=2.0)
     parser.add_argument("--after-factor", type=float, default=0.5)
     parser.add_argument("--limit", type=int, default=64, help="MAX_CREATES_IN_FLIGHT")
+    parser.add_argument("--local-capacity-seconds", type=float, default=3.0,
+                        help="closed-loop warm-up of each gateway, also its capacity then")
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--pool", type=int, default=60_000)
     parser.add_argument("--amount", type=int, default=100)
@@ -299,12 +309,13 @@ def main() -> int:
           f"for {args.after:g} s")
     print_table(
         "Overload: one worker, instantaneous upstream, open loop",
-        ["run", "variant", "served/s at 2x (x C)", "refused (status, Retry-After)",
+        ["run", "variant", "served/s at 2x (x C)", "C just before (served x it)", "refused (status, Retry-After)",
          "refusal p50 / p99 ms", "breaker 503s", "breakers opened", "other non-200",
          "max loop lag s", "lagging share", "recovery s", "200s p50/p99 ms at 2x",
          "200s p99 ms after"],
         [[r["run"], r["variant"],
           f"{r['served_over_per_s']:.0f} ({r['served_over_ratio']:.2f})",
+          f"{r['local_capacity_per_s']:.0f} ({r['served_over_local_ratio']:.2f})",
           f"{r['refused']} ({'/'.join(map(str, r['refused_statuses'])) or '-'}, "
           f"{r['refused_with_retry_after']})",
           f"{fmt(r['refused_p50_ms'])} / {fmt(r['refused_p99_ms'])}",
