@@ -2,18 +2,17 @@
 
 Run: ``.venv/bin/python benchmarks/bench_overload.py [--over 8] [--after 8] [--repeat 2]``
 
-1. *Capacity*: one worker (SQLite) in front of the instantaneous upstream
+1. *Capacity*, measured again before each round (the machine is shared; its capacity moves
+   from minute to minute): one worker (SQLite) in front of the instantaneous upstream
    (``benchmarks/_instant_upstream.py``), ``wrk`` (else the asyncio generator) closed loop at
    20 connections: invoices/s = C.
 2. For each variant, interleaved in one run: a fresh gateway, then an open-loop load
    (``benchmarks/_openloop.py``: requests start at their due times, answered or not) of
    ``0.5 × C`` for ``--warmup`` s, ``2 × C`` for ``--over`` s, ``0.5 × C`` for ``--after`` s.
-   Variants: ``admission`` (``MAX_CREATES_IN_FLIGHT``, default 64, and
-   ``ADMISSION_MAX_LAG_SECONDS``, default 0.1) and ``baseline``, the same gateway with
-   admission off (``MAX_CREATES_IN_FLIGHT=0``); each gateway's closed-loop warm-up also gives
-   its capacity just before (the machine is shared: capacity moves between runs); with ``--compare-ref main``, also
-   that commit's gateway (before the loop-lag classification and admission), to show what
-   they change.
+   Variants: ``admission`` (``MAX_CREATES_IN_FLIGHT``, default 64) and ``baseline``, the same
+   gateway with admission off (``MAX_CREATES_IN_FLIGHT=0``); with ``--compare-ref main``, also
+   that commit's gateway (before the loop-lag classification and admission), to show what they
+   change. Each gateway's closed-loop warm-up also gives its capacity just before its run.
 3. Reported per variant: served/s during the 2× phase (answers 200 completed in it) and its
    ratio to C; refusals at the door (status, with ``Retry-After``, latency p50/p99); 503s
    because a breaker was open (``circuit_open`` among the providers' codes; must be 0) and
@@ -274,9 +273,11 @@ def main() -> int:
     log(f"signing a pool of {args.pool} invoices for the instantaneous upstream")
     upstream = Upstream(args.pool, args.amount, workdir)
     try:
-        capacity = args.capacity or measure_capacity(upstream, args, loader, workdir, body)
-        log(f"capacity: {capacity:.0f} invoices/s (1 worker, 20 connections, closed loop)")
+        capacity = 0.0
         for repeat in range(args.repeat):
+            # measured again before each round: the machine is shared and its capacity moves
+            capacity = args.capacity or measure_capacity(upstream, args, loader, workdir, body)
+            log(f"capacity: {capacity:.0f} invoices/s (1 worker, 20 connections, closed loop)")
             order: list[tuple[str, int, Path | None]] = [
                 ("admission", args.limit, None), ("baseline", 0, None)]
             if other_src is not None:
@@ -304,16 +305,17 @@ def main() -> int:
         cleanup_src()
 
     print(f"\nmachine: {machine_info()}, load average at the end {loadavg()}")
-    print(f"capacity C = {capacity:.0f} invoices/s; offered {args.factor:g} x C for {args.over:g} s "
+    print(f"capacity C measured before each round (last {capacity:.0f} invoices/s); offered "
+          f"{args.factor:g} x C for {args.over:g} s "
           f"after {args.warmup:g} s at {args.after_factor:g} x C, then {args.after_factor:g} x C "
           f"for {args.after:g} s")
     print_table(
         "Overload: one worker, instantaneous upstream, open loop",
-        ["run", "variant", "served/s at 2x (x C)", "C just before (served x it)", "refused (status, Retry-After)",
+        ["run", "variant", "C", "served/s at 2x (x C)", "C just before (served x it)", "refused (status, Retry-After)",
          "refusal p50 / p99 ms", "breaker 503s", "breakers opened", "other non-200",
          "max loop lag s", "lagging share", "recovery s", "200s p50/p99 ms at 2x",
          "200s p99 ms after"],
-        [[r["run"], r["variant"],
+        [[r["run"], r["variant"], f"{r['capacity_per_s']:.0f}",
           f"{r['served_over_per_s']:.0f} ({r['served_over_ratio']:.2f})",
           f"{r['local_capacity_per_s']:.0f} ({r['served_over_local_ratio']:.2f})",
           f"{r['refused']} ({'/'.join(map(str, r['refused_statuses'])) or '-'}, "

@@ -160,8 +160,6 @@ class Settings(BaseSettings):
     )
     max_creates_in_flight: int = Field(default=64, ge=0, le=100_000,
                                        validation_alias="MAX_CREATES_IN_FLIGHT")
-    admission_max_lag_seconds: float = Field(default=0.1, ge=0, le=10,
-                                             validation_alias="ADMISSION_MAX_LAG_SECONDS")
 
     # --- HTTP server (`lngate serve`) ---------------------------------------------------
     http_max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024,

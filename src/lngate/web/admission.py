@@ -10,12 +10,6 @@ about ``limit / C`` seconds, and the requests beyond the bound are answered at o
 and ``Retry-After`` (a client or proxy then retries later, the shop's front end retries a failed
 create), which costs a small fraction of a create.
 
-A fixed bound fits one capacity: 64 creates in flight wait 70 ms at 900 creates/s, but 0.7 s on
-a machine whose other tenants leave the gateway 90/s. So the door also watches the event loop:
-while it runs more than ``max_lag`` late (the process is saturated, whatever the cause), a
-create beyond ``min_in_flight`` is refused too. The creates in flight then settle where the loop
-keeps up, and the refusals, which wait for the loop like everything else, stay fast.
-
 :class:`Admission` wraps the whole ASGI application (inside CORS only, so a browser on the
 shop's origin can read the refusal and its ``Retry-After``): whatever route serves a create,
 it is counted. Other paths and methods pass through untouched. The bound is per process.
@@ -23,7 +17,6 @@ it is counted. Other paths and methods pass through untouched. The bound is per 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -32,8 +25,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 ADMITTED_PATHS = frozenset({"/api/create-invoice", "/api/orders"})
 """The creates that are bounded (POST only)."""
 RETRY_AFTER_SECONDS = 1
-MIN_IN_FLIGHT = 8
-"""Creates always admitted whatever the lag (a pause of the loop must not refuse everyone)."""
 OVERLOADED_MESSAGE = "Service momentanément surchargé, réessayez dans un instant"
 OVERLOADED_CODE = "overloaded"
 
@@ -47,22 +38,16 @@ def refusal_body(retry_after: int = RETRY_AFTER_SECONDS) -> bytes:
 class Admission:
     """Serves at most ``limit`` creates at once in this process; refuses the others with 503.
 
-    Beyond ``min_in_flight`` creates, one is also refused while the event loop runs more than
-    ``max_lag`` seconds late (``lag`` tells how late; by default the gateway's own monitor,
-    found on the app). ``limit`` 0 turns admission off. ``in_flight`` and ``refused`` are read
-    by tests and the metrics (found on the app's gateway, as for the HTTP metrics).
+    ``limit`` 0 turns the bound off. ``in_flight`` and ``refused`` are read by tests and the
+    metrics (found on the app's gateway, as for the HTTP metrics).
     """
 
-    def __init__(self, app: ASGIApp, *, limit: int, max_lag: float = 0.0,
-                 min_in_flight: int = MIN_IN_FLIGHT, lag: Callable[[], float] | None = None,
+    def __init__(self, app: ASGIApp, *, limit: int,
                  retry_after: int = RETRY_AFTER_SECONDS) -> None:
-        if limit < 0 or max_lag < 0 or min_in_flight < 0:
-            raise ValueError("limit, max_lag and min_in_flight must not be negative")
+        if limit < 0:
+            raise ValueError("limit must not be negative")
         self.app = app
         self.limit = limit
-        self.max_lag = max_lag
-        self.min_in_flight = min_in_flight
-        self._lag = lag
         self.in_flight = 0
         self.refused = 0
         body = refusal_body(retry_after)
@@ -79,11 +64,8 @@ class Admission:
                 or scope["path"] not in ADMITTED_PATHS):
             await self.app(scope, receive, send)
             return
-        gateway = _gateway(scope)
-        metrics = _metrics(gateway)
-        if self.in_flight >= self.limit or (
-                self.max_lag and self.in_flight >= self.min_in_flight
-                and self._lag_now(gateway) > self.max_lag):
+        metrics = _metrics(scope)
+        if self.in_flight >= self.limit:
             self.refused += 1
             if metrics is not None:
                 metrics.admission_refused.labels(scope["path"]).inc()
@@ -102,17 +84,7 @@ class Admission:
                 metrics.creates_in_flight.set(self.in_flight)
 
 
-    def _lag_now(self, gateway: Any) -> float:
-        if self._lag is not None:
-            return self._lag()
-        monitor = getattr(gateway, "loop_lag", None)
-        return monitor.current() if monitor is not None else 0.0
-
-
-def _gateway(scope: Scope) -> Any:
-    return getattr(getattr(scope.get("app"), "state", None), "gateway", None)
-
-
-def _metrics(gateway: Any) -> Any:
+def _metrics(scope: Scope) -> Any:
+    gateway = getattr(getattr(scope.get("app"), "state", None), "gateway", None)
     monitoring = getattr(gateway, "monitoring", None)
     return getattr(monitoring, "metrics", None)

@@ -108,8 +108,7 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     # Around every route that serves a create (whatever serves it), inside CORS only, so the
     # refusal carries the CORS headers a shop's page needs to read it: keep it added last
     # but one.
-    app.add_middleware(Admission, limit=settings.max_creates_in_flight,
-                       max_lag=settings.admission_max_lag_seconds)
+    app.add_middleware(Admission, limit=settings.max_creates_in_flight)
     app.add_middleware(PublicCORS, origins=settings.cors_allow_origins)
 
     @app.exception_handler(ApiError)
