@@ -62,9 +62,10 @@ with one reason per configured provider.
 Our own lag is not the provider's failure. Given a ``lag`` source (the process's
 :class:`~lngate.resilience.looplag.LoopLagMonitor`), an attempt's timeout counts only the time
 the event loop ran for it: past its timeout it gets the lagged time again, within the
-request's deadline (:func:`~lngate.resilience.deadline.bounded`). An attempt that still runs
-out of time, or fails only after its timeout's worth of wall time, while the loop lagged for
-at least half of it and ran for it less than its timeout, is
+request's deadline (:func:`~lngate.resilience.deadline.bounded`), and the lag is taken out of
+the latency it records (timeouts, demotion for slowness, slow-response alerts). An attempt that
+still runs out of time, or fails only after its timeout's worth of wall time, while the loop
+lagged for at least half of it and ran for it less than its timeout, is
 :class:`~lngate.errors.GatewayOverloaded`: the breaker, the statistics and the timeouts are
 left alone, and its record is ``skipped`` with the code ``gateway_overloaded`` (so the alert
 rules and the provider's metrics ignore it too).
@@ -380,7 +381,7 @@ class Router:
                 except Exception as exc:
                     exc = self._overloaded(exc, began, timeout) or exc
                     emit(self._finish(name, CREATE_INVOICE, started_at, exc, retry=retry,
-                                      gated=True))
+                                      gated=True, lagged=self._lagged(exc, began)))
                     reasons[name], codes[name] = _reason(exc), _code(exc)
                     if retry or not _retry_create(exc):
                         break
@@ -390,11 +391,19 @@ class Router:
                     breaker.release()  # cancelled: not the provider's fault
                     raise
                 emit(self._finish(name, CREATE_INVOICE, started_at, None, retry=retry,
-                                  gated=True))
+                                  gated=True, lagged=self._lagged(None, began)))
                 return RouteResult(value, name, records, skipped)
 
         raise NoProviderAvailable({p.name: reasons[p.name] for p in self._providers},
                                   {p.name: codes[p.name] for p in self._providers})
+
+    def _lagged(self, exc: Exception | None, began: float) -> float:
+        """Seconds of our own loop lag within an attempt that began at ``began``, taken out of
+        its recorded duration (not for one abandoned as overloaded: its record says how long
+        the customer waited)."""
+        if self._lag is None or isinstance(exc, GatewayOverloaded):
+            return 0.0
+        return self._lag.lag_since(began)
 
     def _overloaded(self, exc: Exception, began: float, timeout: float) -> Exception | None:
         """``exc`` as :class:`GatewayOverloaded` when our own lag, not the provider, ran the
@@ -465,15 +474,19 @@ class Router:
         *,
         gated: bool,
         retry: bool = False,
+        lagged: float = 0.0,
     ) -> AttemptRecord:
         """Feed a create's outcome to the breaker, latencies and stats; return its record.
 
         Lookups (``gated=False``) only produce their record: a burst of reconciler lookups
         failing (a rate-limited relay, a slow status endpoint) must not open the breaker that
-        gates invoice creation, nor drag the create timeouts.
+        gates invoice creation, nor drag the create timeouts. ``lagged`` seconds of our own
+        event-loop lag are not the provider's latency: they are taken out of the duration
+        that feeds the timeouts, the statistics (demotion for slowness), the record and so the
+        alert rules' slow-response rule.
         """
         now = self._clock()
-        duration = now - started_at
+        duration = max(0.0, now - started_at - lagged)
         timed_out = exc is not None and is_timeout(exc)
         kind = None if exc is None else classify(exc)
         if gated:
