@@ -30,6 +30,7 @@ from lngate.web import (
     routes_orders,
     routes_webhook,
 )
+from lngate.web.admission import Admission
 from lngate.web.client_ip import ClientIP
 from lngate.web.cors import PublicCORS
 from lngate.web.errors import ApiError
@@ -104,6 +105,10 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         app.include_router(routes_demo.router)
     install_openapi(app)
     app.add_middleware(HttpMetricsMiddleware)
+    # Around every route that serves a create (whatever serves it), inside CORS only, so the
+    # refusal carries the CORS headers a shop's page needs to read it: keep it added last
+    # but one.
+    app.add_middleware(Admission, limit=settings.max_creates_in_flight)
     app.add_middleware(PublicCORS, origins=settings.cors_allow_origins)
 
     @app.exception_handler(ApiError)
