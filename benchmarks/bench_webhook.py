@@ -1,23 +1,34 @@
 #!/usr/bin/env python3
-"""Webhook settlement and reconciler benchmark (issue 4).
+"""Webhook settlement at a fixed rate, and the reconciler's pass.
 
-Part ``webhook``: the gateway runs as a real server (``python -m lngate serve``, SQLite, SMTP to
-a local aiosmtpd) with LNbits 1.6.2 (FakeWallet) as its provider and ``PUBLIC_URL`` pointing at
-itself, so LNbits calls its webhook. ``--payments`` DazPay orders are created and paid one after
-the other from the peer's payer wallet; LNbits then calls the webhook (twice per payment). The
-figure is the gateway's own time per call, measured inside the handler (logged as
-``webhook_handled``): from the request reaching the route, through the token check, storing the
-event, asking LNbits for the payment (``settle``'s verification), the settlement transaction
-(invoice, order, post-payment step, outbox rows) and the event's outcome, to the answer. LNbits'
-delay in sending is excluded. First calls (which settle) and duplicate calls (which find the
-invoice already paid) are reported separately. Target: p99 <= 50 ms for settling calls.
+Part ``webhook``: webhook -> verified -> settled -> email queued, driven open loop. The gateway
+runs as a real server (``python -m lngate serve``, SQLite by default, SMTP to a local aiosmtpd)
+with LNbits 1.6.2 (FakeWallet) as its provider. Set-up: DazPay orders are created through the
+gateway and paid from LNbits' payer wallet; the gateway's ``PUBLIC_URL`` points at a capture
+server in this script, so LNbits' own webhook calls (its exact URLs, with their nonce and token,
+and bodies) are recorded there and nothing is settled yet. Timed phase: those calls are replayed
+to the gateway at ``--rate`` per second on a fixed schedule (open loop: call ``i`` is sent at
+``t0 + i / rate`` whether or not earlier calls have answered, each on a new connection as LNbits
+does), and each call's latency is measured from its *scheduled* send time to the end of the
+answer. The gateway verifies every call with LNbits (a real GET, timed inside the gateway and
+returned in ``Server-Timing``), settles the order and queues its receipt email.
+
+Reported per gateway variant: the end-to-end latency, the provider's look-up, and the gateway's
+own work = end-to-end minus the look-up (so send lag, connection, HTTP, queueing behind other
+calls and the event loop all count as the gateway's), p50/p99, with the share of each step:
+auth (request parsing, token check), read (the invoice read and the event stored), provider,
+settle (the settlement transaction: invoice, the order's post-payment step, outbox row),
+publish (telling listeners), outcome (the event's outcome stored), and HTTP/response (everything
+outside the handler: server, loopback, response). ``--baseline REF`` runs the gateway's source
+at git ``REF`` too, in interleaved rounds against the same LNbits, for a ratio within one run.
+Target: own work p99 <= 20 ms at 50 webhooks/s.
 
 Part ``reconciler``: ``--pending`` unpaid invoices are issued through LNbits, then one
 reconciliation pass checks them all at LNbits through ``settle`` (in-process, the gateway's own
 objects); reported as invoices checked per second, for several concurrency levels.
 
-    .venv/bin/python benchmarks/bench_webhook.py                      # both parts
-    .venv/bin/python benchmarks/bench_webhook.py --part webhook --payments 200
+    .venv/bin/python benchmarks/bench_webhook.py --part webhook --baseline main
+    .venv/bin/python benchmarks/bench_webhook.py --part webhook --postgres postgresql://postgres@127.0.0.1/test
 """
 
 from __future__ import annotations
@@ -25,24 +36,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
+import aiohttp
+from aiohttp import web
 
 from _common import (
     HOST,
     RESULTS_DIR,
-    ManagedProcess,
-    clean_env,
+    GatewayProcess,
+    cleanup_src,
     free_port,
     loadavg,
     log,
     machine_info,
     percentile,
+    snapshot_src,
+    src_path,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,6 +70,10 @@ from tests.peers.smtp_peer import SMTPPeer  # noqa: E402
 
 SECRET = "bench-webhook-secret-0123456789abcdef"
 SHOP = "shop@daznode.test"
+IDLE_SAMPLE = 3.0
+"""Seconds of the gateway's idle CPU measured before each replay (subtracted per webhook)."""
+STEPS = ("auth", "read", "provider", "settle", "publish", "outcome")
+"""The handler's steps, as named in the webhook's ``Server-Timing`` header."""
 
 
 def fund(peer: LNbitsPeer, sats: int) -> None:
@@ -63,99 +83,293 @@ def fund(peer: LNbitsPeer, sats: int) -> None:
         raise RuntimeError(f"funding the payer failed: {status} {body}")
 
 
-def gateway_env(peer: LNbitsPeer, smtp: SMTPPeer, port: int, database_url: str) -> dict[str, str]:
-    return clean_env(
-        LNBITS_ENDPOINT=peer.url, LNBITS_INVOICE_KEY=peer.merchant_inkey,
-        LNBITS_NODE_PUBKEY=fake_wallet_payee_pubkey(), LIGHTNING_TEST_MODE="false",
-        LNBITS_WEBHOOK_SECRET=SECRET, PUBLIC_URL=f"http://{HOST}:{port}",
-        SMTP_HOST=HOST, SMTP_PORT=str(smtp.port), SMTP_TLS="none",
-        EMAIL_FROM=f"DazNode <{SHOP}>", SHOP_EMAIL=SHOP,
-        RECONCILE_INTERVAL_SECONDS="3600", DATABASE_URL=database_url,
-        LOG_FORMAT="json", RATE_LIMIT="1000000/second", PYTHONPATH=str(REPO / "src"),
-    )
-
-
-def webhook_entries(log_path: Path) -> list[dict]:
-    entries = []
-    for line in log_path.read_text(errors="replace").splitlines():
-        if '"webhook_handled"' not in line:
-            continue
-        try:
-            entries.append(json.loads(line))
-        except ValueError:
-            continue
-    return entries
-
-
 def summary(values: list[float]) -> dict[str, float]:
     return {"n": len(values), "p50": percentile(values, 50), "p90": percentile(values, 90),
-            "p99": percentile(values, 99), "max": max(values) if values else float("nan")}
+            "p99": percentile(values, 99), "max": max(values) if values else float("nan"),
+            "mean": sum(values) / len(values) if values else float("nan")}
 
 
-async def part_webhook(peer: LNbitsPeer, payments: int, database_url: str | None) -> dict:
-    smtp = SMTPPeer().start()
-    workdir = Path(tempfile.mkdtemp(prefix="lngate-bench-webhook-"))
-    port = free_port()
-    proc = ManagedProcess("gateway", [sys.executable, "-m", "lngate", "serve", "--host", HOST,
-                                      "--port", str(port)],
-                          env=gateway_env(peer, smtp, port, database_url
-                                          or f"sqlite:///{workdir / 'gateway.sqlite3'}"),
-                          cwd=workdir, log_path=workdir / "gateway.log")
-    try:
-        async with httpx.AsyncClient(base_url=f"http://{HOST}:{port}", timeout=30) as http:
-            for _ in range(600):
-                try:
-                    if (await http.get("/api/check-invoice")).status_code == 400:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if not proc.alive():
-                    raise RuntimeError(proc.log_tail())
-                await asyncio.sleep(0.1)
-            fund(peer, 10 * payments + 1000)
-            log(f"webhook: {payments} payments through LNbits ({peer.url}) -> gateway :{port}")
-            started = time.monotonic()
-            order_ids = []
-            for i in range(payments):
-                created = await http.post("/api/orders", json={
-                    "product": "dazpay", "amount": 1 + i % 10,
-                    "customer": {"email": f"payer{i}@example.com"}})
-                created.raise_for_status()
-                order_ids.append(created.json()["order"]["id"])
-                await peer.apay(created.json()["invoice"]["payment_request"])
-                if (i + 1) % 50 == 0:
-                    log(f"  {i + 1} paid")
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:  # the late duplicate copies
-                entries = webhook_entries(proc.log_path)  # type: ignore[arg-type]
-                if len(entries) >= 2 * payments:
-                    break
-                await asyncio.sleep(0.5)
-            await asyncio.sleep(1.0)
-            entries = webhook_entries(proc.log_path)  # type: ignore[arg-type]
-            paid = 0
-            for order_id in order_ids:
-                order = (await http.get(f"/api/orders/{order_id}")).json()["order"]
-                paid += order["status"] == "paid"
-            wall = time.monotonic() - started
-            emails = len(smtp.received)
-    finally:
-        proc.stop()
-        smtp.stop()
-    settled = [e["duration_ms"] for e in entries if e["result"] == "settled"]
-    duplicates = [e["duration_ms"] for e in entries if e["result"] == "already_settled"]
-    other = [e["result"] for e in entries if e["result"] not in ("settled", "already_settled")]
-    first = [e for e in entries if e["result"] == "settled"]
-    provider = [e["provider_ms"] for e in first]
-    own = [e["duration_ms"] - e["provider_ms"] for e in first]
+@dataclass
+class Captured:
+    """One webhook call LNbits made, as received: replayed later to the gateway."""
+
+    path_qs: str
+    body: bytes
+    headers: dict[str, str]
+
+
+class WebhookCapture:
+    """Stands in for the gateway's public URL during set-up: keeps LNbits' first webhook call
+    per payment hash and answers 200, so nothing is settled before the timed phase."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.calls: dict[str, Captured] = {}
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/{tail:.*}", self._receive)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, HOST, self.port).start()
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _receive(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        data = json.loads(body)
+        if isinstance(data, str):
+            data = json.loads(data)
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() in ("content-type", "user-agent")}
+        self.calls.setdefault(data["payment_hash"], Captured(request.path_qs, body, headers))
+        return web.json_response({"message": "captured"})
+
+
+@dataclass
+class Variant:
+    """One gateway build under test, with its own process, database and SMTP sink."""
+
+    name: str
+    src: Path
+    database_url: str
+    smtp: SMTPPeer = field(default_factory=SMTPPeer)
+    gateway: GatewayProcess | None = None
+    calls: list[Captured] = field(default_factory=list)
+    results: list[dict] = field(default_factory=list)
+    cpu_seconds: float = 0.0
+    busy_seconds: float = 0.0
+    idle_cpu_per_second: list[float] = field(default_factory=list)
+    replayed: int = 0
+
+
+def parse_server_timing(value: str) -> dict[str, float]:
+    parts = {}
+    for entry in value.split(","):
+        name, _, duration = entry.strip().partition(";dur=")
+        if duration:
+            parts[name] = float(duration)
+    return parts
+
+
+async def prepare(variant: Variant, peer: LNbitsPeer, capture: WebhookCapture, count: int) -> None:
+    """Start the variant's gateway, create and pay ``count`` orders, collect their webhooks."""
+    variant.smtp.start()
+    variant.gateway = await asyncio.to_thread(GatewayProcess, {
+        "LNBITS_ENDPOINT": peer.url, "LNBITS_INVOICE_KEY": peer.merchant_inkey,
+        "LNBITS_NODE_PUBKEY": fake_wallet_payee_pubkey(), "LNBITS_WEBHOOK_SECRET": SECRET,
+        "PUBLIC_URL": capture.url, "SMTP_HOST": HOST, "SMTP_PORT": str(variant.smtp.port),
+        "SMTP_TLS": "none", "RATE_LIMIT_WEBHOOK": "1000000/second", "EMAIL_FROM": f"DazNode <{SHOP}>", "SHOP_EMAIL": SHOP,
+        # no reconciler look-ups while the set-up waits: only the timed webhooks settle
+        "RECONCILE_INTERVAL_SECONDS": "3600", "RECONCILE_FIRST_CHECK_SECONDS": "3600",
+        "RECONCILE_MAX_GAP_SECONDS": "3600",
+        "DATABASE_URL": variant.database_url, "PYTHONPATH": str(variant.src),
+    })
+    hashes: list[str] = []
+    semaphore = asyncio.Semaphore(4)
+    async with aiohttp.ClientSession(variant.gateway.url) as http:
+
+        async def one(i: int) -> None:
+            async with semaphore:
+                for attempt in range(10):  # a loaded LNbits times out now and then
+                    async with http.post("/api/orders", json={
+                            "product": "dazpay", "amount": 1 + i % 10,
+                            "customer": {"email": f"payer{i}@example.com"}}) as resp:
+                        if resp.status == 201:
+                            created = await resp.json()
+                            break
+                        if resp.status != 503 or attempt == 9:
+                            raise RuntimeError(f"create order: {resp.status} {await resp.text()}")
+                    await asyncio.sleep(1.0)
+                hashes.append(created["invoice"]["payment_hash"])
+                await peer.apay(created["invoice"]["payment_request"])
+
+        await asyncio.gather(*(one(i) for i in range(count)))
+    deadline = time.monotonic() + 60
+    while any(h not in capture.calls for h in hashes) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    variant.calls = [capture.calls[h] for h in hashes if h in capture.calls]
+    log(f"  {variant.name}: {len(variant.calls)} of {count} paid invoices' webhooks captured")
+
+
+async def replay(variant: Variant, calls: list[Captured], rate: float,
+                 profile: tuple[str, str] | None = None) -> None:
+    """Send ``calls`` to the variant's gateway at ``rate``/s on a fixed schedule (open loop)."""
+    assert variant.gateway is not None
+    loop = asyncio.get_running_loop()
+    # a new connection per call, as LNbits makes them
+    connector = aiohttp.TCPConnector(force_close=True, limit=0)
+    timeout = aiohttp.ClientTimeout(total=30)
+    base = variant.gateway.url
+
+    async def one(call: Captured, scheduled: float) -> dict:
+        sent = loop.time()
+        try:
+            async with session.post(base + call.path_qs, data=call.body,
+                                    headers=call.headers) as resp:
+                answer = await resp.json(content_type=None)
+                status, timing = resp.status, resp.headers.get("Server-Timing", "")
+        except aiohttp.ClientError as exc:
+            return {"status": None, "error": repr(exc)}
+        done = loop.time()
+        return {"status": status, "message": answer.get("message") or answer.get("code"),
+                "latency_ms": (done - scheduled) * 1000, "send_lag_ms": (sent - scheduled) * 1000,
+                "timing": parse_server_timing(timing)}
+
+    profiler = None
+    if profile is not None:  # py-spy's folded stacks of the gateway during this replay
+        profiler = await asyncio.create_subprocess_exec(
+            profile[0], "record", "--pid", str(variant.gateway.pid), "--format", "raw",
+            "--rate", "250", "--gil", "--output", profile[1], "--duration", str(int(len(calls) / rate) + 1),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+        await asyncio.sleep(1.0)
+    # the gateway's background work (probes, flushes, pollers) when no webhook arrives
+    idle_before, idle_started = variant.gateway.cpu_seconds(), loop.time()
+    await asyncio.sleep(IDLE_SAMPLE)
+    variant.idle_cpu_per_second.append(
+        (variant.gateway.cpu_seconds() - idle_before) / (loop.time() - idle_started))
+    cpu_before = variant.gateway.cpu_seconds()
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        t0 = loop.time() + 0.2
+        tasks = []
+        for i, call in enumerate(calls):
+            scheduled = t0 + i / rate
+            delay = scheduled - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(call, scheduled)))
+        results = await asyncio.gather(*tasks)
+        await asyncio.sleep(0.5)  # the outbox worker sends the last receipts
+    variant.cpu_seconds += variant.gateway.cpu_seconds() - cpu_before
+    variant.busy_seconds += loop.time() - t0
+    variant.results.extend(results)
+    if profiler is not None:
+        await profiler.wait()
+
+
+def analyse(variant: Variant) -> dict:
+    ok = [r for r in variant.results
+          if r["status"] == 200 and r["message"] == "Payment processed successfully"]
+    failed = [{k: r.get(k) for k in ("status", "message", "error")}
+              for r in variant.results if r not in ok]
+    e2e = [r["latency_ms"] for r in ok]
+    provider = [r["timing"].get("provider", 0.0) for r in ok]
+    own = [r["latency_ms"] - r["timing"].get("provider", 0.0) for r in ok]
+    handler_own = [r["timing"]["total"] - r["timing"].get("provider", 0.0) for r in ok]
+    steps: dict[str, list[float]] = {name: [r["timing"].get(name, 0.0) for r in ok]
+                                     for name in STEPS}
+    steps["http"] = [r["latency_ms"] - r["timing"]["total"] for r in ok]
+    own_mean = sum(own) / len(own) if own else float("nan")
+    idle = min(variant.idle_cpu_per_second, default=0.0)
     return {
-        "database": "postgresql" if database_url else "sqlite",
-        "payments": payments, "orders_paid": paid, "webhook_calls": len(entries),
-        "settling_calls": summary(settled), "duplicate_calls": summary(duplicates),
-        "provider_part_of_settling_calls": summary(provider),
-        "own_part_of_settling_calls": summary(own),
-        "other_results": other, "emails_received": emails, "wall_s": wall,
+        "variant": variant.name, "src": str(variant.src), "calls": len(variant.results),
+        "settled": len(ok), "failed": failed[:10], "failed_count": len(failed),
+        "emails": len(variant.smtp.received),
+        "cpu_ms_per_webhook": 1000 * variant.cpu_seconds / max(1, len(variant.results)),
+        "idle_cpu_ms_per_second": 1000 * idle,
+        "cpu_ms_per_webhook_net": 1000 * (variant.cpu_seconds - idle * variant.busy_seconds)
+        / max(1, len(variant.results)),
+        "end_to_end": summary(e2e), "provider": summary(provider), "own": summary(own),
+        "own_in_handler": summary(handler_own),
+        "send_lag": summary([r["send_lag_ms"] for r in ok]),
+        "steps": {name: {**summary(values), "share_of_own":
+                         (sum(values) / len(values)) / own_mean if values else float("nan")}
+                  for name, values in steps.items()},
     }
+
+
+async def part_webhook(peer: LNbitsPeer, *, rate: float, seconds: float, rounds: int,
+                       baseline: str | None, postgres: str | None,
+                       py_spy: str | None = None) -> dict:
+    sources: list[tuple[str, Path]] = []
+    snapshots: list[Path] = []
+    if baseline:
+        snapshots.append(snapshot_src(baseline).resolve())
+        sources.append((f"baseline ({baseline})", src_path()))
+    snapshots.append(snapshot_src(None).resolve())
+    sources.append(("working tree", src_path()))
+    workdir = Path(tempfile.mkdtemp(prefix="lngate-bench-webhook-"))
+    databases: list[str] = []
+    variants = []
+    for i, (name, src) in enumerate(sources):
+        if postgres:
+            database = f"lngate_bench_webhook_{i}"
+            await _recreate_database(postgres, database)
+            databases.append(database)
+            url = postgres.rsplit("/", 1)[0] + "/" + database
+        else:
+            url = f"sqlite:///{workdir / f'gateway-{i}.sqlite3'}"
+        variants.append(Variant(name, src, url))
+    per_round = int(rate * seconds)
+    capture = WebhookCapture()
+    await capture.start()
+    try:
+        fund(peer, 10 * per_round * rounds * len(variants) + 1000)
+        for variant in variants:
+            log(f"webhook: set-up of {variant.name}: {per_round * rounds} orders paid at LNbits")
+            await prepare(variant, peer, capture, per_round * rounds)
+        await asyncio.sleep(2.0)  # the last set-up work (LNbits' webhook retries) settles down
+        load = []
+        for r in range(rounds):
+            order = variants if r % 2 == 0 else variants[::-1]
+            for variant in order:
+                calls = variant.calls[variant.replayed:variant.replayed + per_round]
+                variant.replayed += len(calls)
+                load.append(loadavg())
+                log(f"  round {r + 1}: {variant.name}, {len(calls)} webhooks at {rate:g}/s")
+                profile = None
+                if py_spy and variant is variants[-1]:
+                    profile = (py_spy, str(RESULTS_DIR / f"webhook-profile-round{r + 1}.txt"))
+                await replay(variant, calls, rate, profile)
+                await asyncio.sleep(1.5)  # its emails leave before the next variant runs
+        await asyncio.sleep(2.0)
+        return {"rate": rate, "seconds_per_round": seconds, "rounds": rounds,
+                "database": "postgresql" if postgres else "sqlite", "load_during": load,
+                "variants": [analyse(v) for v in variants]}
+    finally:
+        await capture.stop()
+        for variant in variants:
+            if variant.gateway is not None:
+                variant.gateway.stop()
+                RESULTS_DIR.mkdir(exist_ok=True)  # its log, for what went wrong
+                shutil.copy(variant.gateway.workdir / "gateway.log",
+                            RESULTS_DIR / f"webhook-gateway-{variants.index(variant)}.log")
+                variant.gateway.cleanup()
+            variant.smtp.stop()
+        for database in databases:
+            await _drop_database(postgres or "", database)
+        shutil.rmtree(workdir, ignore_errors=True)
+        for snapshot in snapshots:
+            shutil.rmtree(snapshot, ignore_errors=True)
+        cleanup_src()
+
+
+async def _recreate_database(admin_url: str, name: str) -> None:
+    import asyncpg  # type: ignore[import-untyped]
+
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _drop_database(admin_url: str, name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
 
 
 async def part_reconciler(peer: LNbitsPeer, pending: int, concurrency: list[int]) -> dict:
@@ -227,19 +441,27 @@ async def part_reconciler(peer: LNbitsPeer, pending: int, concurrency: list[int]
 def print_tables(result: dict) -> None:
     if "webhook" in result:
         w = result["webhook"]
-        print(f"\nWebhook -> verified -> settled -> outbox committed (gateway's own time, ms), "
-              f"{w['database']}, {w['payments']} payments, {w['webhook_calls']} calls, "
-              f"{w['orders_paid']} orders paid, {w['emails_received']} emails")
-        print(f"{'calls':<28} {'n':>5} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8}")
-        for name, key in (("settling (first) calls", "settling_calls"),
-                          ("  LNbits' verification GET", "provider_part_of_settling_calls"),
-                          ("  the gateway's own work", "own_part_of_settling_calls"),
-                          ("duplicate calls", "duplicate_calls")):
-            s = w[key]
-            print(f"{name:<28} {s['n']:>5} {s['p50']:>8.2f} {s['p90']:>8.2f} {s['p99']:>8.2f} "
-                  f"{s['max']:>8.2f}")
-        if w["other_results"]:
-            print(f"other results: {w['other_results']}")
+        print(f"\nWebhook -> verified -> settled -> email queued, {w['database']}, "
+              f"{w['rate']:g} webhooks/s open loop, {w['rounds']} round(s) of "
+              f"{w['seconds_per_round']:g} s per variant, interleaved; ms from the scheduled "
+              f"send time; load average at each round: {', '.join(w['load_during'])}")
+        for v in w["variants"]:
+            print(f"\n{v['variant']}: {v['settled']} of {v['calls']} calls settled, "
+                  f"{v['emails']} emails, {v['cpu_ms_per_webhook']:.2f} ms gateway CPU per "
+                  f"webhook ({v['cpu_ms_per_webhook_net']:.2f} without the "
+                  f"{v['idle_cpu_ms_per_second']:.0f} ms/s it burns idle)" + (f", failures: {v['failed']}" if v["failed_count"] else ""))
+            print(f"{'':<34} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8} {'mean':>8} "
+                  f"{'share':>6}")
+            rows = [("end to end (from schedule)", v["end_to_end"], None),
+                    ("  provider look-up (LNbits GET)", v["provider"], None),
+                    ("  gateway's own work", v["own"], None),
+                    ("  own work inside the handler", v["own_in_handler"], None)]
+            rows += [(f"    step: {name}", s, s["share_of_own"])
+                     for name, s in v["steps"].items() if name != "provider"]
+            for name, s, share in rows:
+                share_text = f"{100 * share:>5.0f}%" if share is not None else ""
+                print(f"{name:<34} {s['p50']:>8.2f} {s['p90']:>8.2f} {s['p99']:>8.2f} "
+                      f"{s['max']:>8.2f} {s['mean']:>8.2f} {share_text:>6}")
     if "reconciler" in result:
         r = result["reconciler"]
         print(f"\nReconciler: one pass over {r['pending']} pending invoices (SQLite)")
@@ -253,11 +475,19 @@ def print_tables(result: dict) -> None:
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--part", choices=("webhook", "reconciler", "all"), default="all")
-    parser.add_argument("--payments", type=int, default=200)
+    parser.add_argument("--rate", type=float, default=50.0, help="webhooks per second")
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="seconds of webhooks per round and variant")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--baseline", default=None, metavar="REF",
+                        help="also run the gateway's src/ at this git ref, interleaved")
+    parser.add_argument("--postgres", default=None, metavar="URL",
+                        help="run the webhook part on PostgreSQL: a server URL whose user may "
+                        "create databases (fresh ones are created and dropped)")
+    parser.add_argument("--py-spy", default=None, metavar="PATH",
+                        help="py-spy executable: profile the working tree's gateway during its "
+                        "replays (raw folded stacks under benchmarks/results/)")
     parser.add_argument("--pending", type=int, default=500)
-    parser.add_argument("--database-url", default=None,
-                        help="postgresql://... for the webhook part (default: a SQLite file); "
-                        "the database must be empty")
     parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")],
                         default=[1, 4, 16, 32])
     args = parser.parse_args()
@@ -266,7 +496,9 @@ async def main() -> None:
     result: dict = {"machine": machine_info(), "load_before": loadavg()}
     try:
         if args.part in ("webhook", "all"):
-            result["webhook"] = await part_webhook(peer, args.payments, args.database_url)
+            result["webhook"] = await part_webhook(
+                peer, rate=args.rate, seconds=args.seconds, rounds=args.rounds,
+                baseline=args.baseline, postgres=args.postgres, py_spy=args.py_spy)
         if args.part in ("reconciler", "all"):
             result["reconciler"] = await part_reconciler(peer, args.pending, args.concurrency)
     finally:

@@ -7,6 +7,8 @@ import asyncio
 from collections import Counter
 from datetime import timedelta
 
+import pytest
+
 from lngate.domain import InvoiceState, OrderStatus, Plan, Product
 from lngate.providers.testprovider import TestProvider
 from lngate.services.fulfilment import add_months
@@ -67,6 +69,32 @@ async def test_twenty_concurrent_settles_settle_once(kit: Kit) -> None:
     snap = await kit.snapshot(created.order.id)
     assert len(snap["shipments"]) == 1 and len(snap["outbox"]) == 2
     assert kit.settled_hashes == [created.invoice.payment_hash]
+
+
+async def test_extra_writes_commit_with_the_settlement_and_only_the_winner_runs_them(
+        kit: Kit) -> None:
+    """``also`` runs once, for the caller that settles, in the settlement's transaction: when it
+    fails, the invoice, the order and the emails are rolled back with it."""
+    created = await kit.order(Product.DAZPAY)
+    await pay(kit, created.invoice.payment_hash)
+    before = await kit.snapshot(created.order.id)
+
+    async def fails(_conn) -> None:  # type: ignore[no-untyped-def]
+        raise RuntimeError("the extra write failed")
+
+    with pytest.raises(RuntimeError, match="the extra write failed"):
+        await kit.settler.settle(created.invoice.payment_hash, source="test", also=fails)
+    assert await kit.snapshot(created.order.id) == before
+    ran: list[object] = []
+
+    async def records(conn) -> None:  # type: ignore[no-untyped-def]
+        ran.append(conn)
+
+    outcomes = await asyncio.gather(*(
+        kit.settler.settle(created.invoice.payment_hash, source="test", also=records)
+        for _ in range(5)))
+    assert Counter(outcomes)[SettleOutcome.SETTLED] == 1 and len(ran) == 1
+    assert (await kit.snapshot(created.order.id))["order"].status is OrderStatus.PAID
 
 
 async def test_unpaid_invoice_changes_nothing(kit: Kit) -> None:

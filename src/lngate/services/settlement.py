@@ -31,10 +31,11 @@ import enum
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lngate.domain import InvoiceState, PaymentState
 from lngate.errors import ProviderError
@@ -73,6 +74,8 @@ def preimage_matches(preimage_hex: str, payment_hash: str) -> bool:
         return False
 
 
+AlsoOnSettle = Callable[[AsyncConnection], Awaitable[None]]
+"""More writes for the transaction that settles an invoice (see :meth:`Settler.settle`)."""
 _STATE_AFTER = {SettleOutcome.SETTLED: InvoiceState.PAID,
                 SettleOutcome.ALREADY_SETTLED: InvoiceState.PAID,
                 SettleOutcome.EXPIRED: InvoiceState.EXPIRED,
@@ -110,17 +113,22 @@ class Settler:
 
     async def settle(
         self, payment_hash: str, *, source: str, timings: dict[str, float] | None = None,
-        record: InvoiceRecord | None = None,
+        record: InvoiceRecord | None = None, also: AlsoOnSettle | None = None,
     ) -> SettleOutcome:
         """Verify with the issuing provider and mark the invoice (and its order) paid, once.
 
         ``source`` names the doorbell for the logs (webhook, reconciler, nwc, check-invoice...);
-        ``timings``, when given, receives ``lookup_ms`` (the provider's answer time);
+        ``timings``, when given, receives ``lookup_ms`` (the provider's answer time) and, when
+        it settles, ``transaction_ms`` (the settlement transaction: invoice, order's step,
+        outbox) and ``publish_ms`` (telling listeners it changed);
         ``record`` is the invoice when the caller has just read it (saves a read; the
-        conditional update makes staleness harmless).
+        conditional update makes staleness harmless); ``also(conn)``, when given, runs in
+        the settlement's transaction only when this call settles the invoice, so its writes
+        commit with it (the webhook stores its event's outcome there: no transaction of its
+        own on the doorbell's answer path).
         """
         outcome = await self._settle(payment_hash.lower(), source=source, timings=timings,
-                                     record=record)
+                                     record=record, also=also)
         if outcome is SettleOutcome.SETTLED and self.after_settle is not None:
             self.after_settle(payment_hash.lower())
         return outcome
@@ -171,7 +179,7 @@ class Settler:
 
     async def _settle(
         self, payment_hash: str, *, source: str, timings: dict[str, float] | None,
-        record: InvoiceRecord | None,
+        record: InvoiceRecord | None, also: AlsoOnSettle | None,
     ) -> SettleOutcome:
         db = self.db
         if record is None or record.payment_hash != payment_hash:
@@ -221,6 +229,7 @@ class Settler:
         # the provider's payment time, but never in our future (a provider clock running ahead)
         paid_at = min(status.paid_at, now) if status.paid_at else now
         late = paid_at > record.expires_at
+        started = time.perf_counter()
         async with db.transaction() as conn:
             won = await mark_paid(conn, payment_hash, paid_at=paid_at, late=late)
             order = None
@@ -228,6 +237,11 @@ class Settler:
                 order = await fulfil_paid_order(conn, payment_hash, paid_at=paid_at, late=late,
                                                 now=now)
                 await self.events.announce(conn, payment_hash)
+                if also is not None:
+                    await also(conn)
+        committed = time.perf_counter()
+        if timings is not None:
+            timings["transaction_ms"] = (committed - started) * 1000
         if not won:
             return SettleOutcome.ALREADY_SETTLED
         event = log.warning if late else log.info
@@ -235,6 +249,8 @@ class Settler:
               source=source, amount_msat=record.amount_msat, late=late,
               order_id=order.id if order else None)
         await self.events.committed(payment_hash)
+        if timings is not None:
+            timings["publish_ms"] = (time.perf_counter() - committed) * 1000
         return SettleOutcome.SETTLED
 
     async def close_test_invoices(self, *, created_before: datetime) -> int:

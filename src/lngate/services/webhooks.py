@@ -21,15 +21,18 @@ import hashlib
 import hmac
 import json
 import re
-from dataclasses import dataclass
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import urlencode
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lngate.domain import InvoiceState
 from lngate.services.settlement import SettleOutcome, Settler
 from lngate.store import Database
-from lngate.store.invoices import get_invoice
-from lngate.store.orders import get_order_by_payment_hash
+from lngate.store.invoices import get_invoice_and_order_id
 from lngate.store.webhook_events import insert_event, redact_credentials, set_outcome
 
 WEBHOOK_PATH = "/api/webhook/lnbits-payment"
@@ -119,8 +122,10 @@ class WebhookOutcome:
     result: WebhookResult
     order_id: str | None = None
     amount_sat: int | None = None
-    lookup_ms: float | None = None
-    """How long the provider took to answer settle's verification."""
+    timings: Mapping[str, float] = field(default_factory=dict)
+    """Milliseconds per step: ``read_ms`` (reading the invoice, storing the event), then from
+    settle ``lookup_ms`` (the provider's answer to its verification), ``transaction_ms`` and
+    ``publish_ms``, and ``outcome_ms`` (recording the event's outcome)."""
 
 
 _FROM_SETTLE = {
@@ -152,8 +157,10 @@ async def handle_webhook(
     authenticated by ``X-Api-Key``.
     """
     kept = {k.lower(): v for k, v in headers.items() if k.lower() in STORED_HEADERS}
+    started = time.perf_counter()
     async with db.transaction() as conn:
-        invoice = await get_invoice(conn, payment.payment_hash)
+        found = await get_invoice_and_order_id(conn, payment.payment_hash)
+        invoice, order_id = found if found is not None else (None, None)
         if invoice is not None and nonce is not None and not (
             invoice.webhook_nonce
             and hmac.compare_digest(invoice.webhook_nonce.encode(), nonce.encode())
@@ -171,18 +178,23 @@ async def handle_webhook(
             body=redact_credentials(raw_body.decode("utf-8", "replace"), known=(
                 nonce, invoice.webhook_nonce if invoice else None))[:MAX_STORED_BODY],
         )
-        order = (await get_order_by_payment_hash(conn, payment.payment_hash)
-                 if invoice is not None else None)
+    read = time.perf_counter()
+    timings = {"read_ms": (read - started) * 1000}
     if invoice is None:
-        return WebhookOutcome(WebhookResult.NO_MATCH)
+        return WebhookOutcome(WebhookResult.NO_MATCH, timings=timings)
     if invoice.state is InvoiceState.PAID:
-        return WebhookOutcome(WebhookResult.ALREADY_SETTLED, order.id if order else None,
-                              invoice.amount_msat // 1000)
-    timings: dict[str, float] = {}
+        return WebhookOutcome(WebhookResult.ALREADY_SETTLED, order_id,
+                              invoice.amount_msat // 1000, timings)
+
+    async def settled(conn: AsyncConnection) -> None:
+        await set_outcome(conn, event_id, WebhookResult.SETTLED.value)
+
     outcome = await settler.settle(payment.payment_hash, source="webhook", timings=timings,
-                                   record=invoice)
+                                   record=invoice, also=settled)
     result = _FROM_SETTLE[outcome]
-    async with db.transaction() as conn:
-        await set_outcome(conn, event_id, result.value)
-    return WebhookOutcome(result, order.id if order else None, invoice.amount_msat // 1000,
-                          timings.get("lookup_ms"))
+    if result is not WebhookResult.SETTLED:  # settled: stored with the settlement already
+        done = time.perf_counter()
+        async with db.transaction() as conn:
+            await set_outcome(conn, event_id, result.value)
+        timings["outcome_ms"] = (time.perf_counter() - done) * 1000
+    return WebhookOutcome(result, order_id, invoice.amount_msat // 1000, timings)

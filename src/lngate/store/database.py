@@ -30,6 +30,7 @@ from sqlalchemy.exc import OperationalError as SAOperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from lngate.store.sqlite_driver import one_hop_dbapi
 from lngate.store.tables import metadata
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -154,6 +155,8 @@ class Database:
                     ) from None
             engine = create_async_engine(
                 driver_url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=30,
+                # one hand-off to aiosqlite's thread per statement, not three or four
+                module=one_hop_dbapi(),
                 # pysqlite opens no transaction for reads and engine.begin() commits or rolls
                 # back itself, so the reset rollback on return is only a wasted thread hop.
                 pool_reset_on_return=None,

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lngate.domain import InvoiceState
-from lngate.store.tables import invoices
+from lngate.store.tables import invoices, orders
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,3 +116,22 @@ async def get_by_idempotency_key(conn: AsyncConnection, key: str) -> InvoiceReco
     row = result.first()
     return None if row is None else _record(row)
 
+
+
+async def get_invoice_and_order_id(
+    conn: AsyncConnection, payment_hash: str
+) -> tuple[InvoiceRecord, str | None] | None:
+    """The invoice with this payment hash and the id of the order it pays (``None`` for a bare
+    invoice), in one statement; ``None`` for an unknown hash."""
+    result = await conn.execute(
+        select(*_COLUMNS, orders.c.id.label("order_id"))
+        .select_from(invoices.outerjoin(orders, orders.c.payment_hash == invoices.c.payment_hash))
+        .where(invoices.c.payment_hash == payment_hash)
+    )
+    row = result.first()
+    if row is None:
+        return None
+    fields = row._asdict()
+    order_id = fields.pop("order_id")
+    fields["state"] = InvoiceState(fields["state"])
+    return InvoiceRecord(**fields), order_id

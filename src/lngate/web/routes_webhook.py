@@ -40,6 +40,10 @@ log = structlog.get_logger("lngate.webhook")
 MAX_WEBHOOK_BODY = 64 * 1024
 
 
+_STEPS = (("read_ms", "read"), ("lookup_ms", "provider"), ("transaction_ms", "settle"),
+          ("publish_ms", "publish"), ("outcome_ms", "outcome"))
+
+
 def _error(status: int, message: str, code: str, started: float) -> JsonResponse:
     return JsonResponse({"error": message, "code": code}, status_code=status,
                         headers=_timing(started))
@@ -115,9 +119,11 @@ async def lnbits_webhook(request: Request) -> JsonResponse:
         received_at=received_at, db=gateway.db, settler=gateway.settler,
     )
     done = time.perf_counter()
-    parts = {"auth": (verified - started) * 1000, "settle": (done - verified) * 1000}
-    if outcome.lookup_ms is not None:  # the provider's share of settle (its verification GET)
-        parts["provider"] = outcome.lookup_ms
+    parts = {"auth": (verified - started) * 1000, "handle": (done - verified) * 1000}
+    # handle's steps; "provider" is the provider's answer to the verification GET
+    for step, name in _STEPS:
+        if step in outcome.timings:
+            parts[name] = outcome.timings[step]
     timing = _timing(started, **parts)
     log.info("webhook_handled", payment_hash=payment.payment_hash, result=outcome.result.value,
              auth=method, order_id=outcome.order_id,
