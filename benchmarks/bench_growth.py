@@ -378,8 +378,17 @@ def _scans(plan: list[str]) -> list[str]:
 
 async def explain_all(engine: str, url: str, log_path: Path) -> list[dict[str, object]]:
     """Every statement of the SQL log, its plan on ``url``, the tables it scans."""
-    with open(log_path, "rb") as source:
-        captured: dict[str, list[object]] = pickle.load(source)
+    captured: dict[str, list[object]] = {}
+    for part in log_path.parent.glob(f"{log_path.name}.*"):  # one file per process
+        with open(part, "rb") as source:
+            for statement, entry in pickle.load(source).items():
+                if statement in captured:
+                    total = captured[statement]
+                    total[0] += entry[0]  # type: ignore[operator]
+                    total[1] += entry[1]  # type: ignore[operator]
+                    total[2] = max(total[2], entry[2])  # type: ignore[call-overload]
+                else:
+                    captured[statement] = entry
     results = []
     if engine == "sqlite":
         conn = sqlite3.connect(url.removeprefix("sqlite:///"))

@@ -5,7 +5,8 @@ through the environment, observes the process without changing what it does:
 
 - ``LNGATE_BENCH_SQL_LOG=<path>``: every SQL statement the process sends (SQLAlchemy's
   ``after_cursor_execute``, on every engine) is counted and timed; one example of its
-  parameters is kept. The totals are pickled to ``<path>`` every two seconds and at exit, as
+  parameters is kept. The totals are pickled to ``<path>.<pid>`` (one file per process: ``serve``
+  migrates in a child) every two seconds and at exit, as
   ``{statement: [count, total_seconds, max_seconds, example_parameters]}``.
 - ``LNGATE_BENCH_TRACEMALLOC=<folder>``: each ``SIGUSR2`` writes a tracemalloc snapshot to
   ``<folder>/snapshot-<n>.pickle``. Tracing (10 frames) starts at the first signal, not at
@@ -89,6 +90,6 @@ def _trace_memory(folder: str) -> None:
 
 
 if _SQL_LOG:
-    _capture_sql(_SQL_LOG)
+    _capture_sql(f"{_SQL_LOG}.{os.getpid()}")
 if _TRACE_DIR:
     _trace_memory(_TRACE_DIR)
