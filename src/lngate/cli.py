@@ -10,12 +10,15 @@ import asyncio
 import os
 import sys
 from collections.abc import Coroutine
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from lngate import __version__
 from lngate.settings import ConfigError, Settings, load_settings
+
+if TYPE_CHECKING:
+    from lngate.store.database import DatabaseUnusable
 
 app = typer.Typer(
     name="lngate",
@@ -45,11 +48,15 @@ def _run(coroutine: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coroutine)
     except DatabaseUnusable as exc:
-        typer.secho(f"cannot use the database (DATABASE_URL): {exc.reason}",
-                    fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
+        raise _unusable(exc) from None
     except ConfigError as exc:
         raise _config_error(exc) from None
+
+
+def _unusable(exc: DatabaseUnusable) -> typer.Exit:
+    typer.secho(f"cannot use the database (DATABASE_URL): {exc.reason}",
+                fg=typer.colors.RED, err=True)
+    return typer.Exit(1)
 
 
 async def _migrated(settings: Settings) -> None:
@@ -61,6 +68,57 @@ async def _migrated(settings: Settings) -> None:
         await db.migrate()
     finally:
         await db.aclose()
+
+
+class _MigrationChild:
+    """Migrates and checks the database in a child process, for ``serve``; :meth:`wait` ends
+    the command as ``migrate`` would when that failed, its one line printed here.
+
+    With one worker, the process of ``serve`` goes on to serve: migrating in it would keep
+    Alembic, its templates and the scripts in its memory for good (about 8 MiB of the worker's
+    RSS).
+    """
+
+    def __init__(self) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self._receiver, sender = context.Pipe(duplex=False)
+        self._child = context.Process(target=_migrate_child, args=(sender,),
+                                      name="lngate-migrate")
+        self._child.start()
+        sender.close()
+
+    def wait(self) -> None:
+        """Return once the database is migrated; raise ``typer.Exit(1)`` if it cannot be."""
+        from lngate.store.database import DatabaseUnusable
+
+        try:
+            failure = self._receiver.recv()
+        except EOFError:  # the child died before answering (its traceback is on stderr)
+            failure = ("down", "the migration process ended without an answer")
+        finally:
+            self._receiver.close()
+            self._child.join()
+        if failure is not None:
+            kind, reason = failure
+            raise _unusable(DatabaseUnusable(reason, kind=kind))
+
+
+def _migrate_child(sender: Any) -> None:
+    """:class:`_MigrationChild`'s process: sends ``None`` once migrated, else ``(kind, reason)``."""
+    from lngate.store.database import DatabaseUnusable
+
+    settings = _settings()
+    _configure_logs(settings)
+    try:
+        asyncio.run(_migrated(settings))
+    except DatabaseUnusable as exc:
+        sender.send((exc.kind, exc.reason))
+    else:
+        sender.send(None)
+    finally:
+        sender.close()
 
 
 def _configure_logs(settings: Settings) -> None:
@@ -88,9 +146,6 @@ def serve(
                                          help="Worker processes (more than 1 needs PostgreSQL).")] = 1,
 ) -> None:
     """Start the HTTP gateway (migrates the database first)."""
-    from lngate.web.asgi import SKIP_MIGRATIONS_ENV
-    from lngate.web.http_server import HttpLimits, run_server
-
     settings = _settings()
     if workers > 1 and settings.database_url.get_secret_value().startswith("sqlite"):
         typer.secho(f"--workers {workers} refused: DATABASE_URL is SQLite, which takes one "
@@ -98,8 +153,12 @@ def serve(
                     fg=typer.colors.RED, err=True)
         raise typer.Exit(2)
     _configure_logs(settings)
-    _run(_migrated(settings))
-    os.environ[SKIP_MIGRATIONS_ENV] = "1"  # workers inherit it: migrations ran once, here
+    migration = _MigrationChild()  # it migrates while this process imports the application
+    from lngate.web.asgi import SKIP_MIGRATIONS_ENV
+    from lngate.web.http_server import HttpLimits, run_server
+
+    migration.wait()
+    os.environ[SKIP_MIGRATIONS_ENV] = "1"  # workers inherit it: migrations ran once, before
     if settings.demo_mode:
         typer.secho("DEMO MODE: no real provider is configured; the test provider issues "
                     "every invoice, and its invoices are not real", fg=typer.colors.YELLOW,

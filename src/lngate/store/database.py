@@ -10,18 +10,13 @@ are the scripts' heads, and every table and column exists). Any failure is a
 
 from __future__ import annotations
 
-import functools
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg  # type: ignore[import-untyped]
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
@@ -30,8 +25,12 @@ from sqlalchemy.exc import OperationalError as SAOperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from lngate.store.migration_scripts import script_revisions
 from lngate.store.sqlite_driver import one_hop_dbapi
 from lngate.store.tables import metadata
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x6C6E67617465  # "lngate": serialises migrations of concurrent processes
@@ -86,10 +85,10 @@ def describe_error(exc: BaseException) -> str:
 
 
 # What a database that cannot be used raises; asyncpg raises some connection errors (bad
-# password, unknown database) without SQLAlchemy's wrapper.
+# password, unknown database) without SQLAlchemy's wrapper. (Alembic's CommandError too, caught
+# where migrations run: Alembic is imported only there, see store/migration_scripts.py.)
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    OSError, SQLAlchemyError, sqlite3.Error, CommandError, asyncpg.PostgresError,
-    asyncpg.InterfaceError,
+    OSError, SQLAlchemyError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError,
 )
 
 
@@ -121,10 +120,9 @@ def is_conflict(exc: BaseException) -> bool:
     return isinstance(exc, IntegrityError)
 
 
-@functools.cache
 def migration_heads() -> frozenset[str]:
     """The revisions a fully migrated database stores (read once from the packaged scripts)."""
-    return frozenset(ScriptDirectory.from_config(alembic_config()).get_heads())
+    return script_revisions().heads
 
 
 class Database:
@@ -192,6 +190,8 @@ class Database:
         Raises :class:`DatabaseUnusable` (one line) when the database cannot be reached,
         migrated, written to, or does not have the expected schema afterwards.
         """
+        from alembic.util import CommandError
+
         try:
             async with self.engine.begin() as conn:
                 if self.dialect == "postgresql":
@@ -263,12 +263,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 def alembic_config() -> Config:
     """An Alembic config pointing at the packaged migrations."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
 
 
 def _upgrade(sync_connection: Connection) -> None:
+    from alembic import command
+
     config = alembic_config()
     config.attributes["connection"] = sync_connection
     command.upgrade(config, "heads")
@@ -293,9 +297,7 @@ def _revision_problem(stored: frozenset[str]) -> str | None:
         return None
     found = ", ".join(sorted(stored)) or "none"
     wanted = ", ".join(sorted(expected))
-    known = {script.revision for script in
-             ScriptDirectory.from_config(alembic_config()).walk_revisions()}
-    if stored - known:
+    if stored - script_revisions().known:
         return (f"the schema is at revision {found}, which this lngate does not know "
                 f"(expects {wanted}): it was migrated by a newer version")
     return f"the schema is at revision {found}, this lngate expects {wanted}: run `lngate migrate`"

@@ -61,7 +61,7 @@ async def expire_test_invoices(conn: AsyncConnection, *, created_before: datetim
     payment hashes."""
     result = await conn.execute(
         update(invoices)
-        .where(invoices.c.is_test.is_(True), invoices.c.state == InvoiceState.PENDING.value,
+        .where(invoices.c.is_test.is_(True), invoices.c.state == _PENDING,
                invoices.c.created_at < created_before)
         .values(state=InvoiceState.EXPIRED.value)
         .returning(invoices.c.payment_hash)

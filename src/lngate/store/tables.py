@@ -77,6 +77,25 @@ invoices_unchecked_index = Index(
     postgresql_where=and_(invoices.c.next_check_at.is_(None), invoices.c.state == "pending"),
 )
 
+# Partial indexes holding only what two whole-table queries count (migration 0008): paid
+# invoices per provider (the settled-invoices gauge) and pending invoices by creation time
+# (closing the demo's test invoices). Their queries repeat the predicate as a constant; ``state``
+# leads so that SQLite, without statistics, prefers them to ix_invoices_state_expires_at.
+invoices_paid_index = Index(
+    "ix_invoices_paid_provider",
+    invoices.c.state,
+    invoices.c.provider,
+    sqlite_where=invoices.c.state == "paid",
+    postgresql_where=invoices.c.state == "paid",
+)
+invoices_pending_index = Index(
+    "ix_invoices_pending_created_at",
+    invoices.c.state,
+    invoices.c.created_at,
+    sqlite_where=invoices.c.state == "pending",
+    postgresql_where=invoices.c.state == "pending",
+)
+
 provider_calls = Table(
     "provider_calls",
     metadata,

@@ -1,0 +1,274 @@
+#!/usr/bin/env python3
+"""Memory of a gateway worker under a long run: RSS after 50,000 requests with 500 open streams.
+
+One gateway (``python -m lngate serve``, one worker, SQLite unless ``--database-url``) in front
+of the instantaneous LNbits upstream (``_instant_upstream.py``), rate limits off. First
+``--streams`` invoices are created and an event stream (``GET /api/invoices/{hash}/events``,
+Server-Sent Events) is opened on each and kept open, read as it comes, for the whole run (the
+streams' lifetime is set above the run's length). Then ``--requests`` requests from
+``--connections`` connections, alternately a create-invoice and a check-invoice of an invoice
+created a little earlier. The worker's RSS (``VmRSS`` in /proc) is sampled after the streams
+opened (0) and every ``--requests / 5`` requests; the high-water mark (``VmHWM``) at the end.
+
+Targets: RSS <= 120 MiB at the end, and no growth between the 10,000th and the 50,000th
+request (reported as MiB per 10,000 requests over that span; a few hundred KiB is allocator
+noise: fragments of freed memory that the allocator keeps).
+
+``--tracemalloc`` (measurement only: slower, and tracemalloc's own bookkeeping inflates RSS)
+runs the gateway with the tracemalloc hook of ``_probe/sitecustomize.py``, takes a snapshot at
+the first sample after 0 and at the end, and prints the 25 places whose live allocations grew
+most between the two.
+
+    .venv/bin/python benchmarks/bench_memory.py                        # ~5 min
+    .venv/bin/python benchmarks/bench_memory.py --requests 5000 --streams 100
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import tempfile
+import time
+from pathlib import Path
+
+from _common import (
+    BENCH_DIR,
+    GatewayProcess,
+    cleanup_src,
+    fmt,
+    loadavg,
+    log,
+    machine_info,
+    print_table,
+    process_cpu_seconds,
+    save_results,
+    snapshot_src,
+    src_label,
+    src_path,
+)
+from bench_create_invoice import EXPIRY, MEMO, Upstream
+
+MIB = 1024 * 1024
+
+
+def memory_kib(pid: int) -> dict[str, int]:
+    """VmRSS and VmHWM of a process, in KiB."""
+    figures = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            figures[name] = int(value.split()[0])
+    return figures
+
+
+async def run(gateway: GatewayProcess, args: argparse.Namespace,
+              snapshot_folder: Path | None) -> dict[str, object]:
+    import aiohttp
+
+    body = json.dumps({"amount": 100, "description": MEMO, "expiry": EXPIRY}).encode()
+    headers = {"Content-Type": "application/json"}
+    pid = gateway.pid
+    samples: list[dict[str, object]] = []
+    snapshots: list[Path] = []
+    counts = {"done": 0, "errors": 0, "stream_bytes": 0, "streams_open": 0, "streams_ended": 0}
+    recent: list[str] = []
+
+    def sample(label: int) -> None:
+        figures = memory_kib(pid)
+        samples.append({"requests": label, "rss_mib": figures["VmRSS"] / 1024,
+                        "hwm_mib": figures["VmHWM"] / 1024,
+                        "cpu_s": process_cpu_seconds(pid), "load": loadavg(),
+                        "streams_open": counts["streams_open"]})
+        log(f"  {label:>6} requests: RSS {figures['VmRSS'] / 1024:.1f} MiB, "
+            f"{counts['streams_open']} streams open, load {loadavg()}")
+        if snapshot_folder is not None and label and (len(snapshots) == 0
+                                                      or label == args.requests):
+            before = set(snapshot_folder.glob("snapshot-*.pickle"))
+            os.kill(pid, signal.SIGUSR2)
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                new = set(snapshot_folder.glob("snapshot-*.pickle")) - before
+                if new:
+                    time.sleep(1.0)  # let the dump finish
+                    snapshots.append(new.pop())
+                    break
+                time.sleep(0.2)
+
+    connector = aiohttp.TCPConnector(limit=0)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+
+        async def create() -> str | None:
+            async with session.post(f"{gateway.url}/api/create-invoice", data=body,
+                                    headers=headers) as resp:
+                if resp.status >= 300:
+                    await resp.read()
+                    return None
+                return (await resp.json())["invoice"]["payment_hash"]
+
+        async def follow(payment_hash: str, opened: asyncio.Event) -> None:
+            url = f"{gateway.url}/api/invoices/{payment_hash}/events"
+            async with session.get(url) as resp:
+                counts["streams_open"] += 1
+                opened.set()
+                async for chunk in resp.content.iter_any():
+                    counts["stream_bytes"] += len(chunk)
+            counts["streams_open"] -= 1
+            counts["streams_ended"] += 1
+
+        stream_hashes: list[str] = []
+        while len(stream_hashes) < args.streams:  # as many at once as the run's connections
+            batch = min(args.connections, args.streams - len(stream_hashes))
+            made = await asyncio.gather(*(create() for _ in range(batch)))
+            counts["errors"] += batch - len([h for h in made if h])
+            if counts["errors"] > args.streams:
+                raise RuntimeError("the gateway refused to create the streams' invoices")
+            stream_hashes.extend(h for h in made if h)
+        recent.extend(stream_hashes[-100:])
+        followers = []
+        for payment_hash in stream_hashes:
+            opened = asyncio.Event()
+            followers.append(asyncio.create_task(follow(payment_hash, opened)))
+            await asyncio.wait_for(opened.wait(), 30)
+        await asyncio.sleep(2)
+        sample(0)
+
+        step = max(1, args.requests // 5)
+        next_sample = step
+        lock = asyncio.Lock()
+
+        async def worker(index: int) -> None:
+            nonlocal next_sample
+            i = index
+            while counts["done"] < args.requests:
+                try:
+                    if i % 2 == 0:
+                        made = await create()
+                        if made is None:
+                            counts["errors"] += 1
+                        else:
+                            recent.append(made)
+                            if len(recent) > 1000:
+                                del recent[:500]
+                    else:
+                        target = recent[(i * 7919) % len(recent)]
+                        async with session.get(f"{gateway.url}/api/check-invoice",
+                                               params={"id": target}) as resp:
+                            await resp.read()
+                            counts["errors"] += resp.status >= 300
+                except aiohttp.ClientError:
+                    counts["errors"] += 1
+                i += args.connections
+                counts["done"] += 1
+                if counts["done"] >= next_sample:
+                    async with lock:
+                        if counts["done"] >= next_sample:
+                            label = next_sample
+                            next_sample += step
+                            sample(label)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(n) for n in range(args.connections)))
+        elapsed = time.perf_counter() - started
+        if not samples or samples[-1]["requests"] != args.requests:
+            sample(args.requests)
+        end = memory_kib(pid)
+        for task in followers:
+            task.cancel()
+        await asyncio.gather(*followers, return_exceptions=True)
+    return {"samples": samples, "hwm_mib": end["VmHWM"] / 1024, "elapsed_s": elapsed,
+            "errors": counts["errors"], "streams_ended_early": counts["streams_ended"],
+            "stream_bytes": counts["stream_bytes"], "snapshots": [str(p) for p in snapshots]}
+
+
+def snapshot_diff(first: str, last: str, top: int = 25) -> list[tuple[str, str, str]]:
+    """The places whose live memory grew most between two tracemalloc snapshots."""
+    import tracemalloc
+
+    before = tracemalloc.Snapshot.load(first)
+    after = tracemalloc.Snapshot.load(last)
+    rows = []
+    for stat in after.compare_to(before, "traceback")[:top]:
+        frames = [f"{Path(f.filename).name}:{f.lineno}" for f in stat.traceback][-4:]
+        rows.append((f"{stat.size_diff / 1024:+.1f}", f"{stat.count_diff:+d}",
+                     " < ".join(reversed(frames))))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=50_000)
+    parser.add_argument("--streams", type=int, default=500)
+    parser.add_argument("--connections", type=int, default=10)
+    parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument("--sse-recheck-seconds", type=float,
+                        help="SSE_RECHECK_SECONDS of the gateway (default: its own, 3 s: each "
+                        "open stream re-reads its invoice that often, 500 streams ~170 reads/s)")
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="measurement only: snapshot diff of the gateway's allocations")
+    parser.add_argument("--src-ref", help="measure the source of this git ref")
+    args = parser.parse_args()
+    info = machine_info()
+    log(f"machine: {info}, load {loadavg()}")
+    snapshot_src(args.src_ref)
+    workdir = Path(tempfile.mkdtemp(prefix="lngate-bench-memory-"))
+    upstream = Upstream(args.requests // 2 + args.streams + 500, 100, workdir)
+    settings = {
+        "LNBITS_ENDPOINT": upstream.url, "LNBITS_INVOICE_KEY": "bench-invoice-key",
+        "LNBITS_NODE_PUBKEY": upstream.pubkey, "RATE_LIMIT": "1000000/second",
+        "RATE_LIMIT_CHECK": "1000000/second", "SSE_MAX_SECONDS": "86400",
+    }
+    if args.sse_recheck_seconds:
+        settings["SSE_RECHECK_SECONDS"] = str(args.sse_recheck_seconds)
+    if args.database_url:
+        settings["DATABASE_URL"] = args.database_url
+    snapshot_folder = None
+    if args.tracemalloc:
+        snapshot_folder = workdir / "snapshots"
+        snapshot_folder.mkdir()
+        settings["PYTHONPATH"] = f"{BENCH_DIR / '_probe'}:{src_path()}"
+        settings["LNGATE_BENCH_TRACEMALLOC"] = str(snapshot_folder)
+    (workdir / "gateway").mkdir()
+    try:
+        gateway = GatewayProcess(settings, workdir=workdir / "gateway")
+        try:
+            result = asyncio.run(run(gateway, args, snapshot_folder))
+        finally:
+            gateway.stop()
+    finally:
+        upstream.stop()
+        cleanup_src()
+    samples: list[dict[str, float]] = result["samples"]  # type: ignore[assignment]
+    print_table(f"worker RSS, {args.streams} open event streams, {args.requests:,} requests "
+                f"({args.connections} connections, create and check alternately)",
+                ["requests", "RSS (MiB)", "high-water (MiB)", "CPU s", "streams open", "load"],
+                [(f"{s['requests']:,}", fmt(s["rss_mib"]), fmt(s["hwm_mib"]), fmt(s["cpu_s"]),
+                  s["streams_open"], s["load"]) for s in samples])
+    first_after = samples[1] if len(samples) > 1 else samples[0]
+    last = samples[-1]
+    span = (last["requests"] - first_after["requests"]) / 10_000
+    growth = (last["rss_mib"] - first_after["rss_mib"]) / span if span else float("nan")
+    print(f"\nRSS at the end {last['rss_mib']:.1f} MiB (high-water {result['hwm_mib']:.1f}); "
+          f"growth from {first_after['requests']:,} to {last['requests']:,} requests: "
+          f"{last['rss_mib'] - first_after['rss_mib']:+.1f} MiB ({growth:+.2f} MiB per 10,000); "
+          f"errors {result['errors']}, streams that ended early {result['streams_ended_early']}, "
+          f"{result['elapsed_s']:.0f} s; source {src_label()}; load {loadavg()}")
+    snapshots: list[str] = result["snapshots"]  # type: ignore[assignment]
+    if len(snapshots) >= 2:
+        print_table(f"tracemalloc: live allocations grown from {first_after['requests']:,} to "
+                    f"{last['requests']:,} requests (top 25, innermost frame first)",
+                    ["KiB", "blocks", "where"], snapshot_diff(snapshots[0], snapshots[-1]))
+    path = save_results("memory", {"machine": info, "args": vars(args), **result})
+    log(f"raw results: {path}")
+    with contextlib.suppress(OSError):
+        import shutil
+
+        shutil.rmtree(workdir)
+
+
+if __name__ == "__main__":
+    main()
