@@ -4,7 +4,8 @@ Where the counters live:
 
 - Redis (``REDIS_URL`` set): the ``limits`` library's sliding window counter;
 - PostgreSQL otherwise: the same algorithm in ``rate_limit_hits``
-  (:mod:`lngate.store.rate_limits`), one upsert per request;
+  (:mod:`lngate.store.rate_limits`), one upsert per request, in autocommit on the database's
+  direct lane;
 - memory on SQLite: one process (``lngate serve`` refuses several workers on SQLite), so the
   process's memory is the whole truth.
 
@@ -26,7 +27,7 @@ from limits.storage import storage_from_string
 
 from lngate.store import Database
 from lngate.store.database import is_transient
-from lngate.store.rate_limits import hit, prune
+from lngate.store.rate_limits import hit_direct, prune
 
 log = structlog.get_logger("lngate.ratelimit")
 PRUNE_INTERVAL = 60.0
@@ -85,11 +86,11 @@ class RateLimiter:
         assert self._db is not None
         now = self._clock()
         try:
-            async with self._db.transaction() as conn:
-                result = await hit(conn, route=route, key=key, limit=item.amount,
-                                   period=item.get_expiry(), now=now)
-                if now - self._pruned_at >= PRUNE_INTERVAL:
-                    self._pruned_at = now
+            result = await hit_direct(self._db, route=route, key=key, limit=item.amount,
+                                      period=item.get_expiry(), now=now)
+            if now - self._pruned_at >= PRUNE_INTERVAL:
+                self._pruned_at = now
+                async with self._db.transaction() as conn:
                     await prune(conn, now=now)
         except Exception as exc:
             if not is_transient(exc):
