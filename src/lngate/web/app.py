@@ -33,6 +33,7 @@ from lngate.web import (
 from lngate.web.client_ip import ClientIP
 from lngate.web.cors import PublicCORS
 from lngate.web.errors import ApiError
+from lngate.web.hot_paths import HotPaths, hot_routes
 from lngate.web.http_metrics import HttpMetricsMiddleware
 from lngate.web.openapi import install_openapi
 from lngate.web.ratelimit import RateLimiter
@@ -40,6 +41,8 @@ from lngate.web.responses import JsonResponse
 from lngate.web.state import WebState
 
 log = structlog.get_logger("lngate.web")
+HOT_PATHS = ("/api/create-invoice", "/api/check-invoice")
+"""Served by :class:`~lngate.web.hot_paths.HotPaths`, past FastAPI's routing."""
 FIRST_ROLE_TIMEOUT = 30.0
 """Seconds start-up waits for the first leadership attempt (and the probes it brings)."""
 
@@ -103,6 +106,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     if settings.demo_mode:  # never mounted when a real provider is configured
         app.include_router(routes_demo.router)
     install_openapi(app)
+    # innermost, so the HTTP metrics, CORS and the error handlers wrap these requests too
+    app.add_middleware(HotPaths, routes=hot_routes(app.routes, HOT_PATHS))
     app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(PublicCORS, origins=settings.cors_allow_origins)
 
