@@ -49,7 +49,7 @@ BENCHMARKS = (
     Benchmark("webhook", "LNbits peer, SMTP sink",
               ("--payments", "5", "--pending", "20", "--concurrency", "1,4")),
     Benchmark("create_invoice", "LNbits peer; wrk if installed",
-              ("--repeat", "1", "--calls", "20", "--warmup", "5", "--workers", "1",
+              ("--repeat", "1", "--calls", "20", "--warmup", "5", "--configs", "floor", "sqlite1",
                "--duration", "2", "--warmup-seconds", "1", "--pool", "2000")),
     Benchmark("failover", "LNbits peer, Nostr relay + NWC wallet (Node)",
               ("--repeat", "1", "--requests", "10", "--warmup", "3", "--rounds", "1",
