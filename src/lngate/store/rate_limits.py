@@ -90,11 +90,11 @@ async def _refused(conn: AsyncConnection, *, route: str, key: str, limit: int, p
             rate_limit_hits.c.window_start.in_([window_start, window_start - period])))
     counts: dict[int, int] = {int(start): int(n) for start, n in row_values(rows)}
     current, previous = counts.get(window_start, 0), counts.get(window_start - period, 0)
-    return HitResult(False, _retry_after(now, window_start, period, limit, current, previous))
+    return HitResult(False, retry_after(now, window_start, period, limit, current, previous))
 
 
-def _retry_after(now: float, window_start: int, period: int, limit: int, current: int,
-                 previous: int) -> int:
+def retry_after(now: float, window_start: int, period: int, limit: int, current: int,
+                previous: int) -> int:
     """Seconds until ``current + previous × weight + 1 <= limit`` holds again (at least 1)."""
     window_end = window_start + period
     if current + 1 <= limit and previous > 0:
