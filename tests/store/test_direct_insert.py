@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -65,3 +67,19 @@ async def test_the_lane_reopens_after_being_closed(db: Database) -> None:
     async with db.connect() as conn:
         count = len((await conn.execute(select(invoices.c.id))).all())
     assert count == 2
+
+
+async def test_on_sqlite_a_locked_database_is_waited_for_off_the_event_loop(
+        sqlite_db: Database) -> None:
+    """While the engine's connection holds SQLite's write lock, an insert waits without blocking
+    the event loop and is committed once the lock is released."""
+    async with sqlite_db.transaction() as conn:
+        await insert_invoice(conn, record("11" * 32))  # the engine now holds the write lock
+        waiting = asyncio.create_task(sqlite_db.direct.insert(invoices, [_row(record("22" * 32))]))
+        started = time.monotonic()
+        for _ in range(5):  # the loop keeps running while the insert waits (up to 5 s)
+            await asyncio.sleep(0.01)
+        assert time.monotonic() - started < 1.0
+        assert not waiting.done()
+    await asyncio.wait_for(waiting, 5)
+    assert (await _stored(sqlite_db, "22" * 32))["payment_hash"] == "22" * 32

@@ -6,11 +6,16 @@ pre-ping round trip; with SQLAlchemy's own statement handling that was the large
 created invoice's CPU. The group commit of new invoices (:mod:`lngate.store.invoice_writer`)
 writes one batch at a time, so it gets a lane of its own:
 
-- SQLite: a ``sqlite3`` connection of its own to the same file, used from one dedicated thread:
-  one hand-off per batch (``BEGIN IMMEDIATE``, one ``executemany``, ``COMMIT``), with the
-  engine's PRAGMAs (WAL, ``synchronous=NORMAL``, busy timeout). SQLite still has one writer at
-  a time: this connection and the engine's wait for each other in their own threads, never on
-  the event loop.
+- SQLite: a ``sqlite3`` connection of its own to the same file, with the engine's PRAGMAs (WAL,
+  ``synchronous=NORMAL``). A batch (``BEGIN IMMEDIATE``, one ``executemany``, ``COMMIT``) is
+  written on the event loop's thread: in WAL mode with ``synchronous=NORMAL`` a commit appends
+  to the log without an fsync, tens of microseconds, less than handing the batch to a thread
+  (a hand-off cost about as much as the write itself). The loop never waits for a lock: this
+  connection's busy timeout is 0, and when the engine's connection is writing (SQLite has one
+  writer at a time) the batch is written from a thread of its own instead, which waits there
+  (up to 5 s, as the engine does). Nor does it checkpoint: its automatic checkpoints are off,
+  and the engine's connection, which commits on every pass of the background loops (the
+  provider calls' flush among them), checkpoints the log as it grows.
 - PostgreSQL: a small asyncpg pool of its own (at most :data:`PG_POOL_SIZE` connections, no
   pre-ping), one statement run with ``executemany`` inside a transaction; a lost connection
   fails its batch and the pool replaces it. The PostgreSQL rate limit's one-statement hit
@@ -40,6 +45,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 Row = dict[str, Any]
+SQLITE_BUSY_TIMEOUT_MS = 5000
+"""How long a batch waits for SQLite's write lock, in the lane's thread (the engine's timeout)."""
 PG_POOL_SIZE = 4
 """Connections of the PostgreSQL lane's pool, beyond the engine's."""
 
@@ -62,6 +69,7 @@ class DirectInsert:
         self._statements: dict[tuple[str, tuple[str, ...]], _Statement] = {}
         self._thread: ThreadPoolExecutor | None = None
         self._sqlite: sqlite3.Connection | None = None
+        self._sqlite_lock = asyncio.Lock()
         self._pg: Any = None
         self._pg_opening = asyncio.Lock()
 
@@ -72,10 +80,7 @@ class DirectInsert:
         statement = self._statement(table, tuple(rows[0]))
         values = [statement.values(row) for row in rows]
         if self._dialect.name == "sqlite" and self._sqlite_path is not None:
-            if self._thread is None:
-                self._thread = ThreadPoolExecutor(1, thread_name_prefix="lngate-direct-insert")
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(self._thread, self._sqlite_write, statement.sql, values)
+            await self._sqlite_insert(statement.sql, values)
         elif self._postgres_pool is not None:
             await self._postgres_write(statement.sql, values)
         else:
@@ -90,9 +95,12 @@ class DirectInsert:
 
     async def aclose(self) -> None:
         """Close the lane's own connection (and thread); the next :meth:`insert` reopens them."""
+        async with self._sqlite_lock:
+            if self._sqlite is not None:
+                conn, self._sqlite = self._sqlite, None
+                conn.close()
         if self._thread is not None:
             thread, self._thread = self._thread, None
-            await asyncio.get_running_loop().run_in_executor(thread, self._sqlite_close)
             thread.shutdown(wait=False)
         if self._pg is not None:
             pool, self._pg = self._pg, None
@@ -108,32 +116,35 @@ class DirectInsert:
             cached = self._statements[(table.name, keys)] = _Statement(table, keys, self._dialect)
         return cached
 
-    # --- SQLite: runs in the lane's thread -------------------------------------------------
-    def _sqlite_write(self, sql: str, values: list[tuple[Any, ...]]) -> None:
-        conn = self._sqlite
-        if conn is None:
+    # --- SQLite ------------------------------------------------------------------------------
+    async def _sqlite_insert(self, sql: str, values: list[tuple[Any, ...]]) -> None:
+        async with self._sqlite_lock:  # one connection: one transaction at a time
+            conn = self._sqlite_connection()
+            try:
+                _sqlite_write(conn, sql, values)
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # or an extended BUSY_*
+                    raise
+            # another connection is writing: wait for it in a thread, not on the event loop
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="lngate-direct-insert")
+            await asyncio.get_running_loop().run_in_executor(
+                self._thread, _sqlite_write_waiting, conn, sql, values)
+
+    def _sqlite_connection(self) -> sqlite3.Connection:
+        if self._sqlite is None:
             assert self._sqlite_path is not None
-            # autocommit mode: the transaction is the explicit BEGIN ... COMMIT below
-            conn = sqlite3.connect(self._sqlite_path, isolation_level=None)
-            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "busy_timeout=5000",
+            # autocommit mode: the transaction is the explicit BEGIN ... COMMIT; timeout=0: a
+            # locked database is answered at once (see the module docstring); used from the
+            # loop's thread and, while it waits, from the lane's thread, never both at once
+            conn = sqlite3.connect(self._sqlite_path, isolation_level=None, timeout=0,
+                                   check_same_thread=False)
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "wal_autocheckpoint=0",
                            "foreign_keys=ON"):
                 conn.execute(f"PRAGMA {pragma}")
             self._sqlite = conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(sql, values)
-            conn.execute("COMMIT")
-        except BaseException as exc:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            if isinstance(exc, sqlite3.IntegrityError):
-                raise IntegrityError(sql, None, exc) from exc
-            raise
-
-    def _sqlite_close(self) -> None:
-        if self._sqlite is not None:
-            conn, self._sqlite = self._sqlite, None
-            conn.close()
+        return self._sqlite
 
     # --- PostgreSQL --------------------------------------------------------------------------
     async def _pool(self) -> Any:
@@ -153,6 +164,30 @@ class DirectInsert:
                     await conn.executemany(sql, values)
             except asyncpg.IntegrityConstraintViolationError as exc:
                 raise IntegrityError(sql, None, exc) from exc
+
+
+def _sqlite_write(conn: sqlite3.Connection, sql: str, values: list[tuple[Any, ...]]) -> None:
+    """``BEGIN IMMEDIATE``, the rows, ``COMMIT``; rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")  # SQLITE_BUSY here, before anything is written
+    try:
+        conn.executemany(sql, values)
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.IntegrityError):
+            raise IntegrityError(sql, None, exc) from exc
+        raise
+
+
+def _sqlite_write_waiting(conn: sqlite3.Connection, sql: str,
+                          values: list[tuple[Any, ...]]) -> None:
+    """:func:`_sqlite_write` waiting up to 5 s for the write lock (in the lane's thread)."""
+    conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    try:
+        _sqlite_write(conn, sql, values)
+    finally:
+        conn.execute("PRAGMA busy_timeout=0")
 
 
 class _Statement:

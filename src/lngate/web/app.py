@@ -89,8 +89,12 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             await gateway.aclose()
             log.info("gateway_stopped")
 
+    # FastAPI's OpenTelemetry hooks are off: lngate configures no OpenTelemetry provider, and
+    # asking whether one is configured read the environment on every request (a tenth of a
+    # created invoice's interpreter time)
     app = FastAPI(title="lngate", version=__version__, lifespan=lifespan,
-                  default_response_class=JsonResponse)
+                  default_response_class=JsonResponse,
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     app.include_router(routes_invoices.router)
     app.include_router(routes_orders.router)
     app.include_router(routes_webhook.router)
