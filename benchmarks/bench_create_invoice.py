@@ -271,7 +271,9 @@ class PostgresGateway(GatewayProcess):
         _pg_admin(f'CREATE DATABASE "{self.database}"')
         self.pg_url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + self.database
         try:
-            super().__init__({**settings, "DATABASE_URL": self.pg_url}, workers=workers)
+            # migrating a fresh database and two workers' start-ups take a while on a busy machine
+            super().__init__({**settings, "DATABASE_URL": self.pg_url}, workers=workers,
+                             start_timeout=180.0)
         except BaseException:
             _pg_admin(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
             raise
