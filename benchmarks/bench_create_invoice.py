@@ -50,6 +50,7 @@ import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -148,6 +149,42 @@ async def direct_vs_gateway(lnbits_url: str, inkey: str, gateway: GatewayProcess
     }
 
 
+def direct_run(peer: Any, args: argparse.Namespace, repeat: int,
+               source: str) -> dict[str, object]:
+    """One gateway (from the working tree's copy, or the baseline ref) against the peer."""
+    log(f"[direct] run {repeat}/{args.repeat} ({source}): starting the gateway")
+    settings = {
+        "LNBITS_ENDPOINT": peer.url,
+        "LNBITS_INVOICE_KEY": peer.merchant_inkey,
+        "LNBITS_NODE_PUBKEY": peer.payee_pubkey,
+    }
+    if source == "base":
+        settings["PYTHONPATH"] = str(BASELINE_SRC["path"])
+    gateway = GatewayProcess(settings)
+    try:
+        log(f"[direct] run {repeat}: {args.warmup} warm-up + {args.calls} interleaved pairs")
+        result = asyncio.run(direct_vs_gateway(
+            peer.url, peer.merchant_inkey, gateway, calls=args.calls,
+            warmup=args.warmup, amount=args.amount))
+    finally:
+        gateway.stop()
+        problems = log_problems(gateway.workdir / "gateway.log")
+        failed_calls: Counter[str] = Counter()
+        with contextlib.suppress(Exception):
+            for row in gateway.provider_calls():
+                if row["outcome"] != "success":
+                    message = re.sub(r"\d+(\.\d+)? s\b", "N s",
+                                     str(row["error_message"])[:100])
+                    failed_calls[f"{row['provider']} {row['operation']} {row['outcome']}"
+                                 f": {row['error_type']}: {message}"] += 1
+        gateway.cleanup()
+    result["run"] = f"{repeat}" if source == "current" else f"{repeat}@base"
+    result["source"] = source
+    result["log_problems"] = problems
+    result["failed_provider_calls"] = dict(failed_calls)
+    return result
+
+
 def run_direct(args: argparse.Namespace) -> list[dict[str, object]]:
     from tests.peers.lnbits_peer import LNbitsPeer
 
@@ -156,37 +193,15 @@ def run_direct(args: argparse.Namespace) -> list[dict[str, object]]:
     peer = LNbitsPeer(log=lambda m: log(f"lnbits-peer: {m}"))
     try:
         peer.launch()
+        sources = ["current", "base"] if "path" in BASELINE_SRC else ["current"]
         for repeat in range(1, args.repeat + 1):
-            log(f"[direct] run {repeat}/{args.repeat}: starting the gateway")
-            gateway = GatewayProcess({
-                "LNBITS_ENDPOINT": peer.url,
-                "LNBITS_INVOICE_KEY": peer.merchant_inkey,
-                "LNBITS_NODE_PUBKEY": peer.payee_pubkey,
-            })
-            try:
-                log(f"[direct] run {repeat}: {args.warmup} warm-up + {args.calls} interleaved "
-                    "pairs")
-                result = asyncio.run(direct_vs_gateway(
-                    peer.url, peer.merchant_inkey, gateway, calls=args.calls,
-                    warmup=args.warmup, amount=args.amount))
-            finally:
-                gateway.stop()
-                problems = log_problems(gateway.workdir / "gateway.log")
-                failed_calls: Counter[str] = Counter()
-                with contextlib.suppress(Exception):
-                    for row in gateway.provider_calls():
-                        if row["outcome"] != "success":
-                            message = re.sub(r"\d+(\.\d+)? s\b", "N s",
-                                             str(row["error_message"])[:100])
-                            failed_calls[f"{row['provider']} {row['operation']} {row['outcome']}"
-                                         f": {row['error_type']}: {message}"] += 1
-                gateway.cleanup()
-            result["run"] = repeat
-            result["log_problems"] = problems
-            result["failed_provider_calls"] = dict(failed_calls)
-            results.append(result)
-            log(f"[direct] run {repeat}: direct p50 {result['direct_p50_ms']:.2f} ms, gateway "
-                f"p50 {result['gateway_p50_ms']:.2f} ms, ratio {result['ratio_p50']:.3f}")
+            for source in sources if repeat % 2 else list(reversed(sources)):
+                result = direct_run(peer, args, repeat, source)
+                results.append(result)
+                log(f"[direct] run {repeat} ({source}): direct p50 "
+                    f"{result['direct_p50_ms']:.2f} ms, gateway p50 "
+                    f"{result['gateway_p50_ms']:.2f} ms, ratio {result['ratio_p50']:.3f}, "
+                    f"added {result['added_median_ms']:.2f} ms")
     finally:
         peer.close()
     return results
@@ -847,8 +862,8 @@ def main() -> int:
               fmt(r["ratio_p99"], 3), fmt(r["added_median_ms"], 2),
               fmt(r["gateway_cpu_ms_per_call"], 2), sum(r["errors"].values()), r["loadavg"]]
              for r in direct])
-        ratios = [float(r["ratio_p50"]) for r in direct]
-        added = [float(r["added_median_ms"]) for r in direct]
+        ratios = [float(r["ratio_p50"]) for r in direct if r["source"] == "current"]
+        added = [float(r["added_median_ms"]) for r in direct if r["source"] == "current"]
         print(f"\np50 ratio over runs: {min(ratios):.3f} .. {max(ratios):.3f} "
               f"(target <= 1.10: {'MET' if max(ratios) <= 1.10 else 'NOT MET'}); added at p50 "
               f"(median of pairs): {min(added):.2f} .. {max(added):.2f} ms (target <= 1.5 ms: "
