@@ -51,6 +51,8 @@ BENCHMARKS = (
     Benchmark("create_invoice", "LNbits peer; wrk if installed",
               ("--repeat", "1", "--calls", "20", "--warmup", "5", "--configs", "floor", "sqlite1",
                "--duration", "2", "--warmup-seconds", "1", "--pool", "2000")),
+    Benchmark("instructions", "valgrind (callgrind)",
+              ("--calls", "20", "--warmup", "10", "--concurrency", "2")),
     Benchmark("failover", "LNbits peer, Nostr relay + NWC wallet (Node)",
               ("--repeat", "1", "--requests", "10", "--warmup", "3", "--rounds", "1",
                "--round-requests", "5", "--flap-duration", "8", "--details", "3")),
