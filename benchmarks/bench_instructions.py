@@ -9,11 +9,12 @@ database and the background loops included). For each source (the working tree's
 ``--baseline-ref``), a 1-process gateway on SQLite is started under callgrind with counting
 off, in front of the instantaneous upstream of ``bench_create_invoice.py``; after ``--warmup``
 creates, counting is switched on, ``--calls`` creates are sent (``--concurrency`` at a time),
-counting is dumped, and the total is divided by the invoices created. Under callgrind the
+counting is dumped, and the total is divided by the invoices created. ``--floor`` counts the
+floor app of ``bench_create_invoice.py`` (FastAPI + aiohttp, nothing else) the same way. Under callgrind the
 gateway runs ~50× slower: its timeouts are raised for the run (the attempt timeout and the
 request deadline), which changes nothing on the counted path.
 
-    .venv/bin/python benchmarks/bench_instructions.py --baseline-ref main
+    .venv/bin/python benchmarks/bench_instructions.py --baseline-ref main --floor
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ SLOW_SETTINGS = {  # valgrind makes everything ~50x slower: no timeout may fire 
 class CallgrindGateway(ManagedProcess):
     """``lngate serve`` (one process, SQLite) under ``valgrind --tool=callgrind``."""
 
-    def __init__(self, src: Path, upstream: Upstream, workdir: Path) -> None:
+    def __init__(self, src: Path, upstream: Upstream, workdir: Path, *,
+                 floor: bool = False) -> None:
         self.port = free_port()
         self.workdir = workdir
         self.out = workdir / "callgrind.out"
@@ -72,10 +74,15 @@ class CallgrindGateway(ManagedProcess):
             LNBITS_INVOICE_KEY="bench-invoice-key", LNBITS_NODE_PUBKEY=upstream.pubkey,
             PYTHONMALLOC="malloc", **SLOW_SETTINGS,
         )
+        if floor:  # the floor app of bench_create_invoice.py, served the same way
+            program = [str(Path(__file__).resolve().parent / "_floor_app.py"), "--port",
+                       str(self.port), "--upstream", upstream.url]
+        else:
+            program = ["-m", "lngate", "serve", "--host", HOST, "--port", str(self.port)]
         argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
                 f"--callgrind-out-file={self.out}", "--dump-line=no", "--compress-strings=no",
-                sys.executable, "-m", "lngate", "serve", "--host", HOST, "--port",
-                str(self.port)]
+                sys.executable, *program]
+        self.ready_path = "/docs" if floor else "/api/check-invoice?id=ready"
         super().__init__("gateway", argv, env=env, cwd=workdir,
                          log_path=workdir / "gateway.log")
         try:
@@ -90,7 +97,7 @@ class CallgrindGateway(ManagedProcess):
             if not self.alive():
                 raise RuntimeError(f"gateway exited:\n{self.log_tail()}")
             with contextlib.suppress(OSError):
-                http_get(f"{self.url}/api/check-invoice?id=ready", timeout=30)
+                http_get(f"{self.url}{self.ready_path}", timeout=30)
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"gateway not ready:\n{self.log_tail()}")
@@ -141,10 +148,12 @@ async def send(url: str, calls: int, concurrency: int, amount: int) -> int:
     return ok
 
 
-def measure(src: Path, upstream: Upstream, args: argparse.Namespace) -> dict[str, object]:
+def measure(src: Path | None, upstream: Upstream,
+            args: argparse.Namespace) -> dict[str, object]:
+    """``src``: where the gateway's code is; ``None``: the floor app."""
     workdir = Path(tempfile.mkdtemp(prefix="lngate-bench-ir-"))
     upstream.control("/_bench/reset", "POST")
-    gateway = CallgrindGateway(src, upstream, workdir)
+    gateway = CallgrindGateway(src or src_path(), upstream, workdir, floor=src is None)
     try:
         asyncio.run(send(gateway.url, args.warmup, args.concurrency, args.amount))
         gateway.control("--zero")
@@ -172,13 +181,17 @@ def main() -> int:
     parser.add_argument("--amount", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--baseline-ref", default=None, metavar="REF")
+    parser.add_argument("--floor", action="store_true",
+                        help="also count the floor app (_floor_app.py) of bench_create_invoice.py")
     parser.add_argument("--src-ref", default=None, metavar="REF")
     args = parser.parse_args()
     if not shutil.which("valgrind"):
         log("valgrind is not installed (apt-get install -y valgrind)")
         return 2
     snapshot_src(args.src_ref)
-    sources = {"current": src_path()}
+    sources: dict[str, Path | None] = {"current": src_path()}
+    if args.floor:
+        sources["floor (FastAPI + aiohttp)"] = None
     base_dir = None
     if args.baseline_ref:
         base_dir = Path(tempfile.mkdtemp(prefix="lngate-bench-base-"))
@@ -214,9 +227,9 @@ def main() -> int:
         ["run", "source", "created", "M instructions / invoice", "load"],
         [[r["run"], r["source"], r["ok"], fmt(float(r["per_invoice"]) / 1e6, 2), r["loadavg"]]
          for r in rows])
-    if len(sources) > 1:
+    if args.baseline_ref:
         current = [float(r["per_invoice"]) for r in rows if r["source"] == "current"]
-        base = [float(r["per_invoice"]) for r in rows if r["source"] != "current"]
+        base = [float(r["per_invoice"]) for r in rows if r["source"].startswith("base")]
         print(f"\ncurrent / base: {min(current) / max(base):.3f} .. "
               f"{max(current) / min(base):.3f}")
     print(f"\nraw results: {path}")
