@@ -5,7 +5,8 @@ Run: ``.venv/bin/python benchmarks/bench_monitoring.py [--rows 1000000] [--skip-
 1. Probe round over three LNbits providers (real ``LNbitsProvider`` objects over HTTP): two
    answer from a local stub at once, one points at a server that accepts and never answers.
    Wall time of :meth:`HealthMonitor.run_once` (probes + storing the results), 20 rounds, with
-   ``HEALTH_CHECK_TIMEOUT`` = 1 s; and, for contrast, the same three probes one after another.
+   ``HEALTH_CHECK_TIMEOUT`` = 1 s (the round's deadline, bookkeeping included); and, for
+   contrast, the same three probes one after another. ``--only-probes`` stops there.
 2. ``stats`` (all providers + overall) and ``metrics`` (one provider) over ``--rows`` provider
    calls on SQLite and PostgreSQL, in two layouts: *spread* (the rows over the 30-day retention
    period, ~1,400 calls an hour) and *dense* (all of them in the last 24 hours, ~42,000 calls an
@@ -307,10 +308,13 @@ async def main() -> None:
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--skip-probes", action="store_true")
+    parser.add_argument("--only-probes", action="store_true", help="the probe rounds alone")
     args = parser.parse_args()
 
     if not args.skip_probes:
         await probe_section()
+    if args.only_probes:
+        return
 
     now = datetime.now(UTC).replace(microsecond=0)
     rows: list[tuple[str, str, str, float]] = []

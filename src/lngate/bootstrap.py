@@ -45,7 +45,8 @@ from lngate.providers.base import Provider
 from lngate.providers.cursors import CursorStore, MemoryCursorStore
 from lngate.providers.testprovider import TestProvider
 from lngate.resilience.breaker import CircuitBreaker
-from lngate.resilience.deadline import AttemptTimeoutPolicy
+from lngate.resilience.deadline import AttemptTimeoutPolicy, LagSource
+from lngate.resilience.looplag import LoopLagMonitor
 from lngate.resilience.router import AttemptRecord, Router
 from lngate.services.alerts import AlertThresholds
 from lngate.services.call_recorder import CallRecorder
@@ -126,6 +127,8 @@ class Gateway:
     outbox_wake: asyncio.Event
     reconciler_config: ReconcilerConfig
     monitoring: Monitoring
+    loop_lag: LoopLagMonitor
+    """This process's event-loop lag (its loop runs among ``instance_loops``)."""
     events: InvoiceEvents
     instance_loops: dict[str, Loop]
     """The loops every instance runs (the web lifespan starts them)."""
@@ -139,6 +142,10 @@ class Gateway:
             await self.recorder.flush()
         except Exception as exc:  # closing must go on
             log.error("provider_calls_final_flush_failed", error=type(exc).__name__)
+        try:
+            await self.monitoring.health.flush()  # a probe round's late store
+        except Exception as exc:
+            log.error("health_checks_final_store_failed", error=type(exc).__name__)
         for provider in self.providers:
             await provider.aclose()
         if self.test_provider not in self.providers:
@@ -202,8 +209,10 @@ def build_router(
     on_attempt: Callable[[AttemptRecord], object],
     last_resort: frozenset[str] = frozenset(),
     lookup_only: Sequence[Provider] = (),
+    lag: LagSource | None = None,
 ) -> Router:
-    """A router with one circuit breaker per provider, all on the monotonic clock."""
+    """A router with one circuit breaker per provider, all on the monotonic clock; ``lag``
+    keeps the process's own overload from counting against a provider."""
 
     def breaker(name: str) -> CircuitBreaker:  # the breaker logs its own state changes
         return CircuitBreaker(name, clock=time.monotonic,
@@ -222,6 +231,7 @@ def build_router(
         on_attempt=on_attempt,
         last_resort=last_resort,
         lookup_only=lookup_only,
+        lag=lag,
     )
 
 
@@ -260,9 +270,10 @@ async def build_gateway(settings: Settings, *, migrate: bool = True,
     recorder = CallRecorder(db)
     attempt_hooks = AttemptHooks(recorder.record_attempt)
     test_names = frozenset({test_provider.name})
+    loop_lag = LoopLagMonitor()
     router = build_router(settings, providers, on_attempt=attempt_hooks,
                           last_resort=test_names if demo else frozenset(),
-                          lookup_only=() if demo else (test_provider,))
+                          lookup_only=() if demo else (test_provider,), lag=loop_lag)
     webhook_auth = build_webhook_auth(settings, providers)
     context = InvoiceContext(
         db=db,
@@ -275,7 +286,7 @@ async def build_gateway(settings: Settings, *, migrate: bool = True,
         writer=InvoiceWriter(db),
     )
     simulation_router = build_router(settings, [test_provider], on_attempt=attempt_hooks,
-                                     last_resort=test_names)
+                                     last_resort=test_names, lag=loop_lag)
     outbox_wake = asyncio.Event()
 
     def after_settle(payment_hash: str) -> None:
@@ -294,9 +305,10 @@ async def build_gateway(settings: Settings, *, migrate: bool = True,
                 else alert_channels(settings, email_sender, sessions))
     monitoring = Monitoring(
         config=monitoring_config(settings), db=db, router=router, providers=providers,
-        clock=clock, channels=channels, metrics=GatewayMetrics(),
+        clock=clock, channels=channels, metrics=GatewayMetrics(), lag=loop_lag,
     )
     attempt_hooks.hooks.append(monitoring.observe_attempt)
+    monitoring.metrics.watch_loop_lag(loop_lag.recent_max, lambda: loop_lag.total_lag)
     outbox_config = OutboxConfig(
         poll_interval=settings.outbox_poll_interval_seconds,
         max_attempts=settings.outbox_max_attempts,
@@ -318,6 +330,7 @@ async def build_gateway(settings: Settings, *, migrate: bool = True,
     )
     email_templates = EmailTemplates()
     instance_loops: dict[str, Loop] = {
+        "event-loop-lag": loop_lag.run,
         "provider-call-recorder": partial(every, CALL_FLUSH_INTERVAL, recorder.flush,
                                           name="provider-call-recorder",
                                           wake=recorder.batch_full),
@@ -347,7 +360,7 @@ async def build_gateway(settings: Settings, *, migrate: bool = True,
         recorder=recorder, invoices=context, demo_mode=demo, test_provider=test_provider,
         simulation_invoices=dataclasses.replace(context, router=simulation_router,
                                                 webhook_url=None),
-        settler=settler,
+        settler=settler, loop_lag=loop_lag,
         orders=OrderContext(invoices=context, catalog=build_catalog(settings),
                             expiry=settings.invoice_expiry_seconds),
         webhook_auth=webhook_auth,

@@ -8,6 +8,8 @@
     │   ├── ProviderRejected          permanent: the provider refused this request; never retried
     │   │   └── ProviderAuthFailed    our credentials were refused
     │   └── InvalidInvoice            the provider returned a BOLT11 that fails validation
+    ├── GatewayOverloaded             our own event loop lagged a call out of its time (carries
+    │                                 ``provider``): says nothing about the provider
     └── NoProviderAvailable           no provider could issue a valid invoice (carries reasons)
 
 Expected outcomes (an unknown invoice, an unpaid one) are return values, not exceptions.
@@ -76,6 +78,22 @@ class InvalidInvoice(ProviderError):
     """The provider returned an invoice that fails validation; it is never shown to a client."""
 
     code = "invalid_invoice"
+
+
+class GatewayOverloaded(LngateError):
+    """A call ran out of time because this process's event loop lagged, not because the
+    provider was slow: the gateway is overloaded. It never counts against the provider
+    (:mod:`lngate.resilience.failures`)."""
+
+    code = "gateway_overloaded"
+
+    def __init__(self, message: str, *, provider: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.provider = provider
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.message}" if self.provider else self.message
 
 
 class NoProviderAvailable(LngateError):

@@ -14,12 +14,21 @@ Families (all prefixed ``lngate_``):
   every instance: aggregate with ``max``, not ``sum``);
 - ``outbox_backlog``: outbox messages waiting to be sent (database, when the outbox exists);
 - ``leader``: 1 on the instance that runs the work done once (probes, alerts, roll-ups,
-  retention, reconciler), 0 on the others (``sum`` over instances is 1).
+  retention, reconciler), 0 on the others (``sum`` over instances is 1);
+- ``event_loop_lag_max_seconds``: the largest lateness of the event loop over the last 15 s,
+  and ``event_loop_lag_seconds_total``: the summed lateness (its ``rate`` is the share of time
+  the loop ran late: the process is overloaded), see :mod:`lngate.resilience.looplag`;
+- ``creates_in_flight`` and ``admission_refused_total{path}``: creates (create-invoice,
+  orders) being served, and those refused at the door because ``MAX_CREATES_IN_FLIGHT`` were
+  (:mod:`lngate.web.admission`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -63,6 +72,21 @@ class GatewayMetrics:
                             "1 when this instance leads (runs the work done once), else 0.",
                             registry=r)
 
+        self.loop_lag_max = Gauge("lngate_event_loop_lag_max_seconds",
+                                  "Largest event-loop lateness over the last 15 s.", registry=r)
+        self.creates_in_flight = Gauge("lngate_creates_in_flight",
+                                       "Creates (create-invoice, orders) being served.",
+                                       registry=r)
+        self.admission_refused = Counter("lngate_admission_refused",
+                                         "Creates refused at the door: too many in flight.",
+                                         ["path"], registry=r)
+
+    def watch_loop_lag(self, recent_max: Callable[[], float],
+                       total: Callable[[], float]) -> None:
+        """Read the event loop's lag from a monitor at each scrape."""
+        self.loop_lag_max.set_function(recent_max)
+        self.registry.register(_LagTotal(total))
+
     def observe_http(self, route: str, method: str, status: int, seconds: float) -> None:
         """Count one answered request."""
         self.http_requests.labels(route, method, str(status)).inc()
@@ -94,3 +118,14 @@ class GatewayMetrics:
     def render(self) -> bytes:
         """The registry in the Prometheus text format."""
         return generate_latest(self.registry)
+
+
+class _LagTotal:
+    """``lngate_event_loop_lag_seconds_total``, read from the monitor at each scrape."""
+
+    def __init__(self, total: Callable[[], float]) -> None:
+        self._total = total
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("lngate_event_loop_lag_seconds",
+                                  "Summed event-loop lateness.", value=self._total())

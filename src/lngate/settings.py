@@ -158,6 +158,8 @@ class Settings(BaseSettings):
     cors_allow_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["*"], validation_alias="CORS_ALLOW_ORIGINS"
     )
+    max_creates_in_flight: int = Field(default=64, ge=0, le=100_000,
+                                       validation_alias="MAX_CREATES_IN_FLIGHT")
 
     # --- HTTP server (`lngate serve`) ---------------------------------------------------
     http_max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024,

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import select
 
 from lngate.domain import HealthReport
 from lngate.providers.base import Capabilities
 from lngate.resilience.breaker import BreakerState, CircuitBreaker
 from lngate.resilience.deadline import AttemptTimeoutPolicy
+from lngate.resilience.looplag import LoopLagMonitor
 from lngate.resilience.router import Router
-from lngate.services.health import HealthMonitor, probe_all
+from lngate.services.health import HealthMonitor, ProbeResult, probe_all
 from lngate.store import Database
 from lngate.store.tables import health_checks
 from tests.resilience import FakeClock
@@ -143,3 +146,82 @@ async def test_probes_leave_a_closed_breaker_alone(sqlite_db: Database) -> None:
     for _ in range(5):
         await monitor.run_once()
     assert router.breaker("a").state is BreakerState.CLOSED
+
+
+class ClockJumpingProvider(ProbedProvider):
+    """Hangs, after moving the round's clock past its deadline (time spent elsewhere)."""
+
+    def __init__(self, name: str, clock: FakeClock, jump: float) -> None:
+        super().__init__(name, "hang")
+        self.clock, self.jump = clock, jump
+
+    async def health(self) -> HealthReport:
+        self.clock.advance(self.jump)
+        return await super().health()
+
+
+async def test_a_round_keeps_its_bookkeeping_within_its_deadline(sqlite_db: Database) -> None:
+    """A round of ``timeout`` has one deadline: a hung provider's probe gets the round less
+    the bookkeeping reserve, and the store is not waited for past the deadline (it finishes
+    in the background, before the next round's)."""
+    clock = FakeClock()
+    providers = [ProbedProvider("a"), ClockJumpingProvider("hung", clock, jump=5.0)]
+    router = make_router(providers, FakeClock())
+    monitor = HealthMonitor(providers, router=router, db=sqlite_db, timeout=0.3,  # type: ignore[arg-type]
+                            clock=utcnow, monotonic=clock)
+    results = await monitor.run_once()
+    by_name = {r.provider: r for r in results}
+    # 0.3 s less the reserve (a tenth of it): the probe alone can no longer fill the round
+    assert by_name["hung"].error == "no answer within 0.27 s"
+    assert by_name["a"].healthy
+    # the deadline had passed when the probes ended: run_once returned without waiting for
+    # the store; flush waits for it, and nothing is lost
+    assert monitor.store_pending
+    await monitor.flush()
+    assert not monitor.store_pending
+    async with sqlite_db.connect() as conn:
+        rows = (await conn.execute(select(health_checks.c.provider))).all()
+    assert sorted(rows) == [("a",), ("hung",)]
+
+
+class LoopBlockingProvider(ProbedProvider):
+    """Answers healthy, but only after our own loop was blocked past the probe's timeout."""
+
+    async def health(self) -> HealthReport:
+        time.sleep(0.4)  # noqa: ASYNC251 -- the point: our own loop is stuck, not the provider
+        await asyncio.sleep(3600)
+        return await super().health()
+
+
+@pytest.mark.parametrize("with_lag", [False, True])
+async def test_a_probe_our_own_lag_timed_out_is_not_judged(sqlite_db: Database,
+                                                           with_lag: bool) -> None:
+    """A probe that ran out of time while our event loop was blocked is not held against the
+    provider when the loop's lag is known: not applied to the router, nor to the listeners
+    (alert rules), nor stored. Without the lag monitor, the same probe marks it unhealthy."""
+    providers = [ProbedProvider("a"), LoopBlockingProvider("b")]
+    router = make_router(providers, FakeClock())
+    heard: list[ProbeResult] = []
+    monitor_lag = LoopLagMonitor(interval=0.01)
+    task = asyncio.create_task(monitor_lag.run())
+    await asyncio.sleep(0.02)
+    try:
+        monitor = HealthMonitor(providers, router=router, db=sqlite_db, timeout=0.3,  # type: ignore[arg-type]
+                                clock=utcnow, listeners=[heard.append],
+                                lag=monitor_lag if with_lag else None)
+        results = await monitor.run_once()
+        await monitor.flush()
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    b = results[1]
+    async with sqlite_db.connect() as conn:
+        stored = {row[0] for row in (await conn.execute(select(health_checks.c.provider))).all()}
+    if with_lag:
+        assert not b.judged and b.error is not None and b.error.startswith("not judged")
+        assert router.snapshot()["b"]["healthy"] is None
+        assert [r.provider for r in heard] == ["a"] and stored == {"a"}
+    else:
+        assert b.judged and router.snapshot()["b"]["healthy"] is False
+        assert [r.provider for r in heard] == ["a", "b"] and stored == {"a", "b"}

@@ -19,7 +19,7 @@ from lngate.tasks.leadership import Leadership, Role, SoleElector
 
 TAKEOVER_BOUND = 2.0
 """The documented bound (docs/architecture.md): retry interval (1 s) plus a round trip."""
-SLACK = 4.0
+SLACK = 13.0
 """What a loaded machine may add to the bound (other suites sharing the two cores). The test
 checks that a takeover happens, and within a few retries; the bound itself is a measured
 figure (docs/architecture.md), printed by these tests, not a timing asserted on any machine."""

@@ -9,10 +9,12 @@ from lngate.resilience.deadline import (
     AttemptTimeoutPolicy,
     Clock,
     Deadline,
+    LagSource,
     LatencyWindow,
     bounded,
     is_timeout,
 )
+from lngate.resilience.looplag import LoopLagMonitor
 from lngate.resilience.failures import FailureKind, classify, classify_code
 from lngate.resilience.retry import is_transient, retry_read
 from lngate.resilience.router import (
@@ -31,7 +33,9 @@ __all__ = [
     "Clock",
     "Deadline",
     "FailureKind",
+    "LagSource",
     "LatencyWindow",
+    "LoopLagMonitor",
     "Outcome",
     "RoutePlan",
     "RouteResult",

@@ -1,17 +1,19 @@
 """Time budgets: recent latencies, per-attempt timeouts derived from them, and deadlines.
 
 Every function here takes an injected ``clock`` (a callable returning monotonic seconds) so
-tests control time. Timeouts themselves are enforced with :func:`asyncio.wait_for`, i.e. in
-real time, by :func:`bounded`.
+tests control time. Timeouts themselves are enforced in real time by :func:`bounded`; given a
+:class:`LagSource` it counts only the time the event loop actually ran for the call (see
+:mod:`lngate.resilience.looplag`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from lngate.errors import ProviderUnavailable
 from lngate.percentiles import percentile
@@ -20,6 +22,15 @@ T = TypeVar("T")
 
 Clock = Callable[[], float]
 """Returns monotonic seconds (``time.monotonic`` in production, a fake in tests)."""
+
+
+class LagSource(Protocol):
+    """Tells how much event-loop lag was seen since a moment (a
+    :class:`~lngate.resilience.looplag.LoopLagMonitor`)."""
+
+    def lag_since(self, start: float) -> float:
+        """Seconds of event-loop lag seen since ``start`` (``time.monotonic`` seconds)."""
+        ...
 
 
 class LatencyWindow:
@@ -109,17 +120,57 @@ class Deadline:
 
 
 async def bounded(
-    call: Callable[[], Awaitable[T]], timeout: float, *, provider: str | None = None
+    call: Callable[[], Awaitable[T]], timeout: float, *, provider: str | None = None,
+    lag: LagSource | None = None, limit: float | None = None,
 ) -> T:
     """Await ``call()`` for at most ``timeout`` seconds.
 
     When the time is up the call is cancelled and :class:`ProviderUnavailable` ("timed out
     after …") is raised from the :class:`TimeoutError`; :func:`is_timeout` recognises it.
+
+    With ``lag``, the time the event loop lagged while the call ran does not count: when
+    ``timeout`` has passed, the call is given the lagged time again, up to ``limit`` seconds of
+    real time in all (the request's deadline), so an answer that sat unread behind our own
+    backlog is not a timeout. It runs in the caller's task (no task is created), with one
+    timer that is only re-armed when it fires.
     """
+    if lag is None:
+        try:
+            return await asyncio.wait_for(call(), timeout)
+        except TimeoutError as exc:
+            raise ProviderUnavailable(f"timed out after {timeout:.2f} s",
+                                      provider=provider) from exc
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    hard = max(timeout, limit if limit is not None else timeout)
+    started = time.monotonic()
+    cancelling = task.cancelling()
+    expired = False
+    handle: asyncio.TimerHandle | None = None
+
+    def check() -> None:
+        nonlocal handle, expired
+        elapsed = time.monotonic() - started
+        ran = elapsed - lag.lag_since(started)
+        if ran < timeout and elapsed < hard:
+            handle = loop.call_later(min(timeout - ran, hard - elapsed), check)
+            return
+        expired = True
+        task.cancel()
+
+    handle = loop.call_later(timeout, check)
     try:
-        return await asyncio.wait_for(call(), timeout)
-    except TimeoutError as exc:
-        raise ProviderUnavailable(f"timed out after {timeout:.2f} s", provider=provider) from exc
+        return await call()
+    except BaseException:
+        if not expired or task.uncancel() > cancelling:
+            raise  # not our timer, or cancelled from outside as well
+        elapsed = time.monotonic() - started
+        raise ProviderUnavailable(f"timed out after {elapsed:.2f} s",
+                                  provider=provider) from TimeoutError()
+    finally:
+        if handle is not None:
+            handle.cancel()
 
 
 def is_timeout(exc: BaseException) -> bool:

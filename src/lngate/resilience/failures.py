@@ -14,6 +14,9 @@ malformed answer),
 outside the tree (a bug)
 ``ProviderAuthFailed``             ``CREDENTIALS``            no       failure      failure
 ``ProviderRejected``               ``REFUSAL``                no       not counted  not counted
+``GatewayOverloaded`` (our own     ``OVERLOAD``               no       not counted  not counted
+event loop lagged the call out
+of its time)
 ``CancelledError`` and other       ``ABANDONED``              no       not counted  not counted
 ``BaseException``\\s
 =================================  =========================  =======  ===========  ======
@@ -23,7 +26,10 @@ cool-down cannot fix it, and an open breaker would hide it behind "circuit open"
 outage alerts, then flap open and half-open forever. It still counts as a failure in the
 statistics (the provider goes behind the others) and in the alert rules (an operator must
 act). A refusal of one request (an amount the provider does not take) says nothing about the
-provider at all.
+provider at all. Nor does a call that ran out of time while our own event loop lagged
+(:mod:`lngate.resilience.looplag`): under CPU saturation an instantaneous provider's answer can
+wait unread past the attempt's timeout, and counting that would open the breaker on a healthy
+provider and refuse every customer for the cool-down. Such an attempt is recorded as skipped.
 
 Where only the error's ``code`` is known (attempt records, ``provider_calls``), use
 :func:`classify_code`: it is derived from the same classes, so a code and its exception always
@@ -34,7 +40,7 @@ from __future__ import annotations
 
 import enum
 
-from lngate.errors import LngateError, ProviderAuthFailed, ProviderRejected
+from lngate.errors import GatewayOverloaded, LngateError, ProviderAuthFailed, ProviderRejected
 
 INTERNAL_ERROR = "internal_error"
 """The code recorded for an exception outside the error tree (a bug)."""
@@ -46,6 +52,7 @@ class FailureKind(enum.StrEnum):
     OUTAGE = "outage"
     CREDENTIALS = "credentials"
     REFUSAL = "refusal"
+    OVERLOAD = "overload"
     ABANDONED = "abandoned"
 
     @property
@@ -85,6 +92,8 @@ def _classify_type(cls: type[BaseException]) -> FailureKind:
         return FailureKind.CREDENTIALS
     if issubclass(cls, ProviderRejected):
         return FailureKind.REFUSAL
+    if issubclass(cls, GatewayOverloaded):
+        return FailureKind.OVERLOAD
     return FailureKind.OUTAGE
 
 

@@ -59,6 +59,17 @@ time left)`` seconds, enforced with :func:`asyncio.wait_for`. Then:
 When every provider fails or is skipped, :class:`~lngate.errors.NoProviderAvailable` is raised
 with one reason per configured provider.
 
+Our own lag is not the provider's failure. Given a ``lag`` source (the process's
+:class:`~lngate.resilience.looplag.LoopLagMonitor`), an attempt's timeout counts only the time
+the event loop ran for it: past its timeout it gets the lagged time again, within the
+request's deadline (:func:`~lngate.resilience.deadline.bounded`), and the lag is taken out of
+the latency it records (timeouts, demotion for slowness, slow-response alerts). An attempt that
+still runs out of time, or fails only after its timeout's worth of wall time, while the loop
+lagged for at least half of it and ran for it less than its timeout, is
+:class:`~lngate.errors.GatewayOverloaded`: the breaker, the statistics and the timeouts are
+left alone, and its record is ``skipped`` with the code ``gateway_overloaded`` (so the alert
+rules and the provider's metrics ignore it too).
+
 Looking up (:meth:`Router.run_lookup`)
 --------------------------------------
 Never fails over: an invoice is only known to the provider that issued it. Lookups are retried
@@ -73,6 +84,7 @@ from __future__ import annotations
 
 import enum
 import math
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -80,7 +92,12 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 
-from lngate.errors import NoProviderAvailable, ProviderError, ProviderUnavailable
+from lngate.errors import (
+    GatewayOverloaded,
+    NoProviderAvailable,
+    ProviderError,
+    ProviderUnavailable,
+)
 from lngate.percentiles import percentile
 from lngate.providers.base import Provider
 from lngate.resilience.breaker import BreakerState, CircuitBreaker
@@ -88,10 +105,11 @@ from lngate.resilience.deadline import (
     AttemptTimeoutPolicy,
     Clock,
     Deadline,
+    LagSource,
     bounded,
     is_timeout,
 )
-from lngate.resilience.failures import classify, error_code
+from lngate.resilience.failures import FailureKind, classify, error_code
 from lngate.resilience.retry import is_transient, retry_read
 
 T = TypeVar("T")
@@ -99,6 +117,8 @@ T = TypeVar("T")
 log = structlog.get_logger("lngate.resilience.router")
 
 CREATE_INVOICE = "create_invoice"
+OVERLOAD_LOG_INTERVAL = 1.0
+"""Seconds between two warnings of attempts abandoned for our own overload."""
 
 
 class Outcome(enum.StrEnum):
@@ -108,6 +128,8 @@ class Outcome(enum.StrEnum):
     FAILURE = "failure"
     TIMEOUT = "timeout"
     SKIPPED = "skipped"
+    """Not tried (breaker, deadline), or abandoned because our own event loop lagged it out
+    of its time (code ``gateway_overloaded``): says nothing about the provider."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,13 +201,16 @@ class Router:
         on_attempt: AttemptHook | None = None,
         last_resort: frozenset[str] = frozenset(),
         lookup_only: Sequence[Provider] = (),
+        lag: LagSource | None = None,
     ) -> None:
         """``providers`` in priority order; one missing from ``breakers`` gets a default breaker.
 
         Providers named in ``last_resort`` (the test provider in demo mode) stay behind every
         other one, however degraded the others are. ``lookup_only`` providers are never asked
         to create an invoice, but invoices they issued elsewhere (the admin's simulations on
-        the private test provider) can still be looked up, hence settled.
+        the private test provider) can still be looked up, hence settled. ``lag`` (the
+        process's event-loop lag) keeps our own overload from counting against a provider (see
+        the module's docstring).
         """
         names = [p.name for p in providers]
         every = names + [p.name for p in lookup_only]
@@ -208,6 +233,8 @@ class Router:
         self._lookup_attempts = lookup_attempts
         self._on_attempt = on_attempt
         self._last_resort = last_resort
+        self._lag = lag
+        self._overload_logged_at = -OVERLOAD_LOG_INTERVAL
         self._stats: dict[str, deque[_Sample]] = {n: deque(maxlen=stats_window) for n in names}
         self._health: dict[str, bool | None] = dict.fromkeys(names)
 
@@ -347,12 +374,14 @@ class Router:
                                 message="the failed attempt may have minted an invoice that "
                                 "will never be shown")
                 started_at = self._clock()
+                began = time.monotonic()
                 try:
                     value = await bounded(lambda: attempt(provider, timeout), timeout,
-                                          provider=name)
+                                          provider=name, lag=self._lag, limit=budget)
                 except Exception as exc:
+                    exc = self._overloaded(exc, began, timeout) or exc
                     emit(self._finish(name, CREATE_INVOICE, started_at, exc, retry=retry,
-                                      gated=True))
+                                      gated=True, lagged=self._lagged(exc, began)))
                     reasons[name], codes[name] = _reason(exc), _code(exc)
                     if retry or not _retry_create(exc):
                         break
@@ -362,11 +391,43 @@ class Router:
                     breaker.release()  # cancelled: not the provider's fault
                     raise
                 emit(self._finish(name, CREATE_INVOICE, started_at, None, retry=retry,
-                                  gated=True))
+                                  gated=True, lagged=self._lagged(None, began)))
                 return RouteResult(value, name, records, skipped)
 
         raise NoProviderAvailable({p.name: reasons[p.name] for p in self._providers},
                                   {p.name: codes[p.name] for p in self._providers})
+
+    def _lagged(self, exc: Exception | None, began: float) -> float:
+        """Seconds of our own loop lag within an attempt that began at ``began``, taken out of
+        its recorded duration (not for one abandoned as overloaded: its record says how long
+        the customer waited)."""
+        if self._lag is None or isinstance(exc, GatewayOverloaded):
+            return 0.0
+        return self._lag.lag_since(began)
+
+    def _overloaded(self, exc: Exception, began: float, timeout: float) -> Exception | None:
+        """``exc`` as :class:`GatewayOverloaded` when our own lag, not the provider, ran the
+        attempt out of time (rule in the module's docstring); else ``None``."""
+        if self._lag is None or not isinstance(exc, ProviderUnavailable):
+            return None
+        elapsed = time.monotonic() - began
+        if elapsed < timeout and not is_timeout(exc):
+            return None  # it failed before its time was up: the provider's own answer
+        lagged = min(self._lag.lag_since(began), elapsed)
+        if lagged < elapsed / 2 or elapsed - lagged >= timeout:
+            return None
+        overloaded = GatewayOverloaded(
+            f"abandoned after {elapsed:.2f} s, {lagged:.2f} s of them the gateway's own event-loop "
+            f"lag (overloaded): not the provider's failure", provider=exc.provider)
+        overloaded.__cause__ = exc
+        now = time.monotonic()
+        if now - self._overload_logged_at >= OVERLOAD_LOG_INTERVAL:
+            # once a second at most: under overload, a line per request adds to the overload
+            self._overload_logged_at = now
+            log.warning("create_attempt_overloaded", provider=exc.provider,
+                        elapsed_s=round(elapsed, 3), loop_lag_s=round(lagged, 3),
+                        timeout_s=round(timeout, 3))
+        return overloaded
 
     # -- looking up -----------------------------------------------------------------------
 
@@ -413,15 +474,19 @@ class Router:
         *,
         gated: bool,
         retry: bool = False,
+        lagged: float = 0.0,
     ) -> AttemptRecord:
         """Feed a create's outcome to the breaker, latencies and stats; return its record.
 
         Lookups (``gated=False``) only produce their record: a burst of reconciler lookups
         failing (a rate-limited relay, a slow status endpoint) must not open the breaker that
-        gates invoice creation, nor drag the create timeouts.
+        gates invoice creation, nor drag the create timeouts. ``lagged`` seconds of our own
+        event-loop lag are not the provider's latency: they are taken out of the duration
+        that feeds the timeouts, the statistics (demotion for slowness), the record and so the
+        alert rules' slow-response rule.
         """
         now = self._clock()
-        duration = now - started_at
+        duration = max(0.0, now - started_at - lagged)
         timed_out = exc is not None and is_timeout(exc)
         kind = None if exc is None else classify(exc)
         if gated:
@@ -432,7 +497,7 @@ class Router:
                 breaker.record_failure()
             else:
                 breaker.release()
-        if exc is not None and not isinstance(exc, ProviderError):
+        if exc is not None and not isinstance(exc, ProviderError | GatewayOverloaded):
             log.error("provider_unexpected_error", provider=name, operation=operation,
                       error=type(exc).__name__, exc_info=exc)
 
@@ -448,12 +513,16 @@ class Router:
         if exc is None:
             return AttemptRecord(name, operation, started_at, duration, Outcome.SUCCESS,
                                  retry=retry)
+        if kind is FailureKind.OVERLOAD:
+            outcome = Outcome.SKIPPED  # ignored by the alert rules and the provider's metrics
+        else:
+            outcome = Outcome.TIMEOUT if timed_out else Outcome.FAILURE
         return AttemptRecord(
             name,
             operation,
             started_at,
             duration,
-            Outcome.TIMEOUT if timed_out else Outcome.FAILURE,
+            outcome,
             _code(exc),
             _message(exc),
             retry,
@@ -511,7 +580,7 @@ def _code(exc: Exception) -> str:
 
 
 def _message(exc: Exception) -> str:
-    if isinstance(exc, ProviderError):
+    if isinstance(exc, ProviderError | GatewayOverloaded):
         return exc.message
     return f"{type(exc).__name__}: {exc}"
 

@@ -22,6 +22,7 @@ import structlog
 from lngate.metrics import GatewayMetrics
 from lngate.notify.alerts import AlertChannel, AlertDeliveryError, AlertMessage
 from lngate.providers.base import Provider
+from lngate.resilience.deadline import LagSource
 from lngate.resilience.router import AttemptRecord, Outcome, Router
 from lngate.services.alerts import AlertEngine, AlertEvent, AlertThresholds
 from lngate.services.call_tail import CallTail
@@ -177,6 +178,7 @@ class Monitoring:
         clock: WallClock,
         channels: Sequence[AlertChannel] = (),
         metrics: GatewayMetrics | None = None,
+        lag: LagSource | None = None,
     ) -> None:
         self.config = config
         self.db = db
@@ -187,7 +189,7 @@ class Monitoring:
         self.dispatcher = AlertDispatcher(db, channels, timeout=config.channel_timeout)
         self.alerts = AlertEngine(config.thresholds, clock=clock, emit=self.dispatcher.submit)
         self.health = HealthMonitor(providers, router=router, db=db, timeout=config.probe_timeout,
-                                    clock=clock, listeners=[self._on_probe])
+                                    clock=clock, listeners=[self._on_probe], lag=lag)
         self.calls = CallTail(db)
         self.leading = False
         """Whether this process runs the alert rules (it leads, see the module docstring)."""

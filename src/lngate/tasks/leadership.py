@@ -101,8 +101,9 @@ class Leadership:
 
     @property
     def is_leader(self) -> bool:
-        """Whether this process leads now."""
-        return self._role is self.leader
+        """Whether this process leads now: the role is taken, its ``enter`` done and its loops
+        started (work that waits for a leader must not start against a half-entered one)."""
+        return self._role is self.leader and self._loops is not None
 
     @property
     def role(self) -> str | None:

@@ -30,6 +30,7 @@ from lngate.web import (
     routes_orders,
     routes_webhook,
 )
+from lngate.web.admission import Admission
 from lngate.web.client_ip import ClientIP
 from lngate.web.cors import PublicCORS
 from lngate.web.errors import ApiError
@@ -113,6 +114,10 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     # innermost, so the HTTP metrics, CORS and the error handlers wrap these requests too
     app.add_middleware(HotPaths, routes=hot_routes(app.routes, HOT_PATHS))
     app.add_middleware(HttpMetricsMiddleware)
+    # Around every route that serves a create (whatever serves it), inside CORS only, so the
+    # refusal carries the CORS headers a shop's page needs to read it: keep it added last
+    # but one.
+    app.add_middleware(Admission, limit=settings.max_creates_in_flight)
     app.add_middleware(PublicCORS, origins=settings.cors_allow_origins)
 
     @app.exception_handler(ApiError)

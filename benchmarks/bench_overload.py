@@ -1,0 +1,338 @@
+"""Overload benchmark: twice the capacity offered, open loop; served, refused, lag, recovery.
+
+Run: ``.venv/bin/python benchmarks/bench_overload.py [--over 8] [--after 8] [--repeat 2]``
+
+1. *Capacity*, measured again before each round (the machine is shared; its capacity moves
+   from minute to minute): one worker (SQLite) in front of the instantaneous upstream
+   (``benchmarks/_instant_upstream.py``), ``wrk`` (else the asyncio generator) closed loop at
+   20 connections: invoices/s = C.
+2. For each variant, interleaved in one run: a fresh gateway, then an open-loop load
+   (``benchmarks/_openloop.py``: requests start at their due times, answered or not) of
+   ``0.5 × C`` for ``--warmup`` s, ``2 × C`` for ``--over`` s, ``0.5 × C`` for ``--after`` s.
+   Variants: ``admission`` (``MAX_CREATES_IN_FLIGHT``, default 64) and ``baseline``, the same
+   gateway with admission off (``MAX_CREATES_IN_FLIGHT=0``); with ``--compare-ref main``, also
+   that commit's gateway (before the loop-lag classification and admission), to show what they
+   change. Each gateway's closed-loop warm-up also gives its capacity just before its run.
+3. Reported per variant: served/s during the 2× phase (answers 200 completed in it) and its
+   ratio to C; refusals at the door (status, with ``Retry-After``, latency p50/p99); 503s
+   because a breaker was open (``circuit_open`` among the providers' codes; must be 0) and
+   breakers opened (the gateway's log); other errors; the largest event-loop lag
+   (``lngate_event_loop_lag_max_seconds``, scraped every 0.5 s) and the share of time the loop
+   lagged (rate of ``lngate_event_loop_lag_seconds_total``); recovery after the load drops: the
+   time until every later 0.25 s slice of requests is ≥ 99 % answered 200 with a p99 under
+   0.5 s; and the 200s' latency p50/p99 in each phase.
+
+The gateway's CPU comes from /proc; the load average is printed: the machine is shared, so
+compare the variants within one run, never across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    BENCH_DIR,
+    REPO,
+    GatewayProcess,
+    cleanup_src,
+    fmt,
+    loadavg,
+    log,
+    machine_info,
+    percentile,
+    print_table,
+    save_results,
+    snapshot_src,
+    src_label,
+)
+from bench_create_invoice import EXPIRY, MEMO, Upstream, load_python, load_wrk  # noqa: E402
+
+SLICE = 0.25
+RECOVERED_SHARE = 0.99
+RECOVERED_P99 = 0.5
+
+
+class Scraper(threading.Thread):
+    """Reads the gateway's /metrics every ``interval`` seconds while a load runs."""
+
+    def __init__(self, url: str, interval: float = 0.5) -> None:
+        super().__init__(daemon=True)
+        self.url, self.interval = url, interval
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self.stopped = threading.Event()
+        self.t0 = time.monotonic()
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                with urllib.request.urlopen(self.url, timeout=5) as resp:
+                    text = resp.read().decode()
+                self.samples.append((time.monotonic() - self.t0, _parse(text)))
+            except OSError:
+                pass
+            self.stopped.wait(self.interval)
+
+
+def _parse(text: str) -> dict[str, float]:
+    wanted = ("lngate_event_loop_lag_max_seconds", "lngate_event_loop_lag_seconds_total",
+              "lngate_circuit_breaker_state", "lngate_creates_in_flight")
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith(wanted):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+def breaker_opens(log_path: Path) -> tuple[int, int]:
+    """(breakers opened, attempts abandoned for our own overload: logged at most once a second)
+    from the gateway's JSON log."""
+    opened = overloaded = 0
+    for line in log_path.read_text(errors="replace").splitlines():
+        if '"breaker_state_changed"' in line and '"new": "open"' in line:
+            opened += 1
+        elif '"create_attempt_overloaded"' in line:
+            overloaded += 1
+    return opened, overloaded
+
+
+def measure_capacity(upstream: Upstream, args: argparse.Namespace, loader, workdir: Path,
+                     body: str) -> float:
+    upstream.control("/_bench/reset", "POST")
+    gateway = GatewayProcess(gateway_settings(upstream, args.limit))
+    try:
+        url = f"{gateway.url}/api/create-invoice"
+        loader(url, body, 20, 2.0, workdir)  # warm-up
+        result = loader(url, body, 20, args.capacity_seconds, workdir)
+    finally:
+        gateway.stop()
+        gateway.cleanup()
+    ok = int(result["requests"]) - int(result["non2xx"])
+    return ok / float(result["elapsed"])
+
+
+def gateway_settings(upstream: Upstream, limit: int) -> dict[str, str]:
+    return {"LNBITS_ENDPOINT": upstream.url, "LNBITS_INVOICE_KEY": "bench-invoice-key",
+            "LNBITS_NODE_PUBKEY": upstream.pubkey, "MAX_CREATES_IN_FLIGHT": str(limit)}
+
+
+def extract_ref(ref: str) -> Path:
+    """``src/`` of git ``ref`` in a temporary folder (removed by the caller)."""
+    target = Path(tempfile.mkdtemp(prefix="lngate-bench-overload-ref-"))
+    archive = subprocess.run(["git", "archive", "--format=tar", ref, "src"], cwd=REPO,
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target / "src"
+
+
+def overload_run(variant: str, limit: int, capacity: float, upstream: Upstream,
+                 args: argparse.Namespace, loader, workdir: Path, body: str,
+                 src: Path | None = None) -> dict[str, object]:
+    upstream.control("/_bench/reset", "POST")
+    settings = gateway_settings(upstream, limit)
+    if src is not None:
+        settings["PYTHONPATH"] = str(src)
+    gateway = GatewayProcess(settings)
+    low, high = args.after_factor * capacity, args.factor * capacity
+    phases = [(low, args.warmup), (high, args.over), (low, args.after)]
+    out = workdir / f"openloop-{variant}.json"
+    try:
+        url = f"{gateway.url}/api/create-invoice"
+        # warm-up (connections, caches, timeouts) and this gateway's closed-loop capacity now:
+        # the machine is shared, its capacity moves between runs
+        warm = loader(url, body, 20, args.local_capacity_seconds, workdir)
+        local_capacity = (int(warm["requests"]) - int(warm["non2xx"])) / float(warm["elapsed"])
+        scraper = Scraper(f"{gateway.url}/metrics")
+        cpu0 = gateway.cpu_seconds()
+        scraper.start()
+        started = time.monotonic() - scraper.t0
+        subprocess.run(
+            [sys.executable, str(BENCH_DIR / "_openloop.py"), url, "--body", body,
+             "--phases", ",".join(f"{r:.1f}:{d:g}" for r, d in phases), "--out", str(out)],
+            check=True, timeout=sum(d for _, d in phases) + 120)
+        scraper.stopped.set()
+        scraper.join()
+        cpu = gateway.cpu_seconds() - cpu0
+    finally:
+        gateway.stop()
+        opened, overloaded_logs = breaker_opens(gateway.workdir / "gateway.log")
+        gateway.cleanup()
+    data = json.loads(out.read_text())
+    result = analyse(variant, limit, capacity, data, scraper.samples, started, opened,
+                     overloaded_logs, cpu)
+    result["local_capacity_per_s"] = local_capacity
+    result["served_over_local_ratio"] = float(result["served_over_per_s"]) / local_capacity
+    return result
+
+
+def analyse(variant: str, limit: int, capacity: float, data: dict, samples: list,
+            started: float, opened: int, overloaded_logs: int, cpu: float) -> dict[str, object]:
+    (w0, w1, _), (o0, o1, high), (a0, a1, low) = data["phases"]
+    requests = data["requests"]
+    served_over = sum(1 for p, due, lat, status, *_ in requests
+                      if status == 200 and lat is not None and o0 <= due + lat < o1)
+    refused = [r for r in requests if r[3] in (429, 503) and r[4] == "overloaded"]
+    breaker_503 = [r for r in requests if r[3] == 503 and "circuit_open" in (r[4] or "")]
+    others: dict[str, int] = {}
+    for r in requests:
+        if r[3] != 200 and r not in refused:
+            key = f"{r[3]} {r[4]}"
+            others[key] = others.get(key, 0) + 1
+    refused_ms = sorted(r[2] * 1000 for r in refused if r[2] is not None)
+
+    def ok_latency(phase: int, q: float) -> float:
+        values = [r[2] * 1000 for r in requests if r[0] == phase and r[3] == 200]
+        return percentile(values, q)
+
+    # recovery: slices of requests (by due time) after the drop
+    slices: list[bool] = []
+    t = a0
+    while t < a1 - 1e-9:
+        chunk = [r for r in requests if t <= r[1] < t + SLICE]
+        oks = [r[2] for r in chunk if r[3] == 200 and r[2] is not None]
+        good = bool(chunk) and len(oks) >= RECOVERED_SHARE * len(chunk) and (
+            percentile(oks, 99) <= RECOVERED_P99)
+        slices.append(good)
+        t += SLICE
+    recovery: float | None = None
+    for i in range(len(slices)):
+        if all(slices[i:]):
+            recovery = i * SLICE
+            break
+
+    # the loop's lag while overloaded and after: the gauge's max over the 2x and after phases
+    in_load = [s for at, s in samples if started + o0 <= at <= started + a1 + 1]
+    lag_max = max((s["lngate_event_loop_lag_max_seconds"] for s in in_load
+                   if "lngate_event_loop_lag_max_seconds" in s), default=float("nan"))
+    over = [(at, s) for at, s in samples if started + o0 <= at <= started + o1]
+    lag_share = float("nan")
+    if len(over) >= 2:
+        (t_a, s_a), (t_b, s_b) = over[0], over[-1]
+        key = "lngate_event_loop_lag_seconds_total"
+        if key in s_a and key in s_b:
+            lag_share = (s_b[key] - s_a[key]) / (t_b - t_a)
+    return {
+        "variant": variant, "limit": limit, "capacity_per_s": capacity,
+        "offered_over_per_s": high, "offered_after_per_s": low,
+        "served_over_per_s": served_over / (o1 - o0),
+        "served_over_ratio": served_over / (o1 - o0) / capacity,
+        "refused": len(refused),
+        "refused_with_retry_after": sum(1 for r in refused if r[5]),
+        "refused_statuses": sorted({r[3] for r in refused}),
+        "refused_p50_ms": percentile(refused_ms, 50), "refused_p99_ms": percentile(refused_ms, 99),
+        "breaker_503": len(breaker_503), "breakers_opened": opened,
+        "overloaded_attempt_logs": overloaded_logs,
+        "other_non_200": others,
+        "lag_max_s": lag_max, "lag_share_over": lag_share,
+        "recovery_s": recovery,
+        "ok_p50_ms": [ok_latency(i, 50) for i in range(3)],
+        "ok_p99_ms": [ok_latency(i, 99) for i in range(3)],
+        "gateway_cpu_s": cpu, "loadavg": loadavg(),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--capacity-seconds", type=float, default=6.0)
+    parser.add_argument("--capacity", type=float, help="skip measuring: invoices/s")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds at the low rate first")
+    parser.add_argument("--over", type=float, default=8.0, help="seconds at factor x capacity")
+    parser.add_argument("--after", type=float, default=8.0, help="seconds at the low rate after")
+    parser.add_argument("--factor", type=float, default=2.0)
+    parser.add_argument("--after-factor", type=float, default=0.5)
+    parser.add_argument("--limit", type=int, default=64, help="MAX_CREATES_IN_FLIGHT")
+    parser.add_argument("--local-capacity-seconds", type=float, default=3.0,
+                        help="closed-loop warm-up of each gateway, also its capacity then")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--pool", type=int, default=60_000)
+    parser.add_argument("--amount", type=int, default=100)
+    parser.add_argument("--compare-ref", default=None,
+                        help="also run the gateway of this git ref (e.g. main), admission-less")
+    parser.add_argument("--ref", default=None, help="git ref to take src/ from (default: the "
+                        "working tree, copied at the start)")
+    args = parser.parse_args()
+
+    snapshot_src(args.ref)
+    other_src = extract_ref(args.compare_ref) if args.compare_ref else None
+    loader = load_wrk if shutil.which("wrk") else load_python
+    workdir = Path(tempfile.mkdtemp(prefix="lngate-bench-overload-"))
+    body = json.dumps({"amount": args.amount, "description": MEMO, "expiry": EXPIRY})
+    results: list[dict[str, object]] = []
+    log(f"source: {src_label()}; load average {loadavg()}")
+    log(f"signing a pool of {args.pool} invoices for the instantaneous upstream")
+    upstream = Upstream(args.pool, args.amount, workdir)
+    try:
+        capacity = 0.0
+        for repeat in range(args.repeat):
+            # measured again before each round: the machine is shared and its capacity moves
+            capacity = args.capacity or measure_capacity(upstream, args, loader, workdir, body)
+            log(f"capacity: {capacity:.0f} invoices/s (1 worker, 20 connections, closed loop)")
+            order: list[tuple[str, int, Path | None]] = [
+                ("admission", args.limit, None), ("baseline", 0, None)]
+            if other_src is not None:
+                order.append((f"git {args.compare_ref}", 0, other_src))
+            if repeat % 2:
+                order.reverse()
+            for variant, limit, src in order:
+                log(f"run {repeat + 1}/{args.repeat}, {variant}: {args.after_factor:g}x "
+                    f"{args.warmup:g} s, {args.factor:g}x {args.over:g} s, {args.after_factor:g}x "
+                    f"{args.after:g} s; load average {loadavg()}")
+                result = overload_run(variant, limit, capacity, upstream, args, loader,
+                                      workdir, body, src)
+                result["run"] = repeat + 1
+                results.append(result)
+                log(f"  served {result['served_over_per_s']:.0f}/s "
+                    f"({result['served_over_ratio']:.2f} x C), refused {result['refused']}, "
+                    f"breaker 503s {result['breaker_503']}, breakers opened "
+                    f"{result['breakers_opened']}, recovery {result['recovery_s']}, "
+                    f"other {result['other_non_200']}")
+    finally:
+        upstream.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+        if other_src is not None:
+            shutil.rmtree(other_src.parent, ignore_errors=True)
+        cleanup_src()
+
+    print(f"\nmachine: {machine_info()}, load average at the end {loadavg()}")
+    print(f"capacity C measured before each round (last {capacity:.0f} invoices/s); offered "
+          f"{args.factor:g} x C for {args.over:g} s "
+          f"after {args.warmup:g} s at {args.after_factor:g} x C, then {args.after_factor:g} x C "
+          f"for {args.after:g} s")
+    print_table(
+        "Overload: one worker, instantaneous upstream, open loop",
+        ["run", "variant", "C", "served/s at 2x (x C)", "C just before (served x it)", "refused (status, Retry-After)",
+         "refusal p50 / p99 ms", "breaker 503s", "breakers opened", "other non-200",
+         "max loop lag s", "lagging share", "recovery s", "200s p50/p99 ms at 2x",
+         "200s p99 ms after"],
+        [[r["run"], r["variant"], f"{r['capacity_per_s']:.0f}",
+          f"{r['served_over_per_s']:.0f} ({r['served_over_ratio']:.2f})",
+          f"{r['local_capacity_per_s']:.0f} ({r['served_over_local_ratio']:.2f})",
+          f"{r['refused']} ({'/'.join(map(str, r['refused_statuses'])) or '-'}, "
+          f"{r['refused_with_retry_after']})",
+          f"{fmt(r['refused_p50_ms'])} / {fmt(r['refused_p99_ms'])}",
+          r["breaker_503"], r["breakers_opened"],
+          ", ".join(f"{k}: {v}" for k, v in sorted(r["other_non_200"].items())) or "0",
+          fmt(r["lag_max_s"], 2), fmt(r["lag_share_over"], 2),
+          "not within the phase" if r["recovery_s"] is None else fmt(r["recovery_s"], 2),
+          f"{fmt(r['ok_p50_ms'][1])} / {fmt(r['ok_p99_ms'][1])}",
+          fmt(r["ok_p99_ms"][2])]
+         for r in results])
+    path = save_results("overload", {"machine": machine_info(), "source": src_label(),
+                                     "args": vars(args), "results": results})
+    log(f"raw results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Admission at the door: a bound on the creates served at once, the excess refused fast.
+
+Each create (``POST /api/create-invoice``, ``POST /api/orders``) costs about a millisecond of
+CPU in this process. Offered more than the process can do, an unbounded server takes every
+request in and serves them all late: the event loop's backlog grows, every create waits behind
+every other, attempt timeouts fire against providers that answered at once, and customers get
+their answers after they gave up. Bounding the creates in flight keeps the backlog, hence the
+latency, bounded: with ``limit`` in flight and a capacity of C creates a second, a create waits
+about ``limit / C`` seconds, and the requests beyond the bound are answered at once with ``503``
+and ``Retry-After`` (a client or proxy then retries later, the shop's front end retries a failed
+create), which costs a small fraction of a create.
+
+:class:`Admission` wraps the whole ASGI application (inside CORS only, so a browser on the
+shop's origin can read the refusal and its ``Retry-After``): whatever route serves a create,
+it is counted. Other paths and methods pass through untouched. The bound is per process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+ADMITTED_PATHS = frozenset({"/api/create-invoice", "/api/orders"})
+"""The creates that are bounded (POST only)."""
+RETRY_AFTER_SECONDS = 1
+OVERLOADED_MESSAGE = "Service momentanément surchargé, réessayez dans un instant"
+OVERLOADED_CODE = "overloaded"
+
+
+def refusal_body(retry_after: int = RETRY_AFTER_SECONDS) -> bytes:
+    """The public error shape of the refusal: nothing about the gateway's inside."""
+    return orjson.dumps({"error": OVERLOADED_MESSAGE, "code": OVERLOADED_CODE,
+                         "retryAfter": retry_after})
+
+
+class Admission:
+    """Serves at most ``limit`` creates at once in this process; refuses the others with 503.
+
+    ``limit`` 0 turns the bound off. ``in_flight`` and ``refused`` are read by tests and the
+    metrics (found on the app's gateway, as for the HTTP metrics).
+    """
+
+    def __init__(self, app: ASGIApp, *, limit: int,
+                 retry_after: int = RETRY_AFTER_SECONDS) -> None:
+        if limit < 0:
+            raise ValueError("limit must not be negative")
+        self.app = app
+        self.limit = limit
+        self.in_flight = 0
+        self.refused = 0
+        body = refusal_body(retry_after)
+        self._start = {
+            "type": "http.response.start", "status": 503,
+            "headers": [(b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"retry-after", str(retry_after).encode())],
+        }
+        self._body = {"type": "http.response.body", "body": body}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (not self.limit or scope["type"] != "http" or scope["method"] != "POST"
+                or scope["path"] not in ADMITTED_PATHS):
+            await self.app(scope, receive, send)
+            return
+        metrics = _metrics(scope)
+        if self.in_flight >= self.limit:
+            self.refused += 1
+            if metrics is not None:
+                metrics.admission_refused.labels(scope["path"]).inc()
+            # The body is left unread: the server discards it and keeps the connection.
+            await send(self._start)
+            await send(self._body)
+            return
+        self.in_flight += 1
+        if metrics is not None:
+            metrics.creates_in_flight.set(self.in_flight)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+            if metrics is not None:
+                metrics.creates_in_flight.set(self.in_flight)
+
+
+def _metrics(scope: Scope) -> Any:
+    gateway = getattr(getattr(scope.get("app"), "state", None), "gateway", None)
+    monitoring = getattr(gateway, "monitoring", None)
+    return getattr(monitoring, "metrics", None)
