@@ -25,6 +25,15 @@ def test_the_previous_window_counts_less_as_time_passes() -> None:
     assert one(T0 + 90, key="198.51.100.1").allowed  # each key its own counters
 
 
+def test_retry_after_is_at_most_one_period() -> None:
+    """A full window refuses with a Retry-After within the period (1 to 60 s a minute)."""
+    counters = MemoryCounters()
+    for _ in range(3):
+        assert counters.hit("a", "k", limit=3, period=60, now=T0 + 0.5).allowed
+    refused = counters.hit("a", "k", limit=3, period=60, now=T0 + 0.5)  # exact: 80 s
+    assert not refused.allowed and 1 <= refused.retry_after <= 60
+
+
 def test_routes_and_periods_count_apart() -> None:
     """A route's hits never count against another route's limit."""
     counters = MemoryCounters()

@@ -68,8 +68,10 @@ class MemoryCounters:
         if current + 1 + previous * weight <= limit:
             self._hits[(route, key, period, window_start)] = current + 1
             return RateDecision(True)
-        return RateDecision(False, retry_after(now, window_start, period, limit, current,
-                                               previous))
+        # at most one period, as the limits library's storage answered before (the exact time
+        # can be later: a full window still weighs on the next one)
+        return RateDecision(False, min(period, retry_after(now, window_start, period, limit,
+                                                           current, previous)))
 
     def _prune(self, now: float) -> None:
         """Drop the counters of windows that ended more than a period ago (no hit reads them)."""
