@@ -1,22 +1,27 @@
 #!/usr/bin/env python3
-"""Create-invoice benchmark (issue 2).
+"""Create-invoice benchmark: CPU per invoice beside a floor, capacity, and added latency.
 
 Part ``direct``: create-invoice through the gateway vs directly against the same real LNbits
 1.6.2 (FakeWallet) peer. The gateway runs as a real server (``python -m lngate serve``) with
 LNBITS_* pointing at the peer's merchant wallet. One keep-alive aiohttp session sends ``--calls``
 sequential calls to each, interleaved (direct and gateway alternate, and which goes first
 alternates too), after ``--warmup`` calls of each. Reports p50/p99 of both, their ratio, the
-median of the paired differences, and the gateway's CPU ms per request. Target: gateway p50
-<= 1.10 x direct p50.
+median of the paired differences (the latency the gateway adds), and the gateway's CPU ms per
+request. Targets: gateway p50 <= 1.10 x direct p50, and <= 1.5 ms added.
 
 Part ``capacity``: the gateway's own capacity with an instantaneous upstream: an
 LNbits-compatible aiohttp server in a separate process answering ``POST /api/v1/payments`` at
 once from a pool of invoices signed before the run. ``wrk`` (or, without it, an asyncio
 closed-loop generator in its own process) drives ``--connections`` connections for
-``--duration`` s, against 1 and 2 gateway workers on SQLite. Reports invoices/s (2xx answers per
-second, cross-checked against the rows stored), latency, CPU ms per invoice of the gateway (from
-/proc), and how busy the whole machine was. Target: >= 1,000 invoices/s. ``--profile`` adds a
-run with py-spy attached to a 1-worker gateway and prints where its time goes.
+``--duration`` s against each of ``--configs``: the floor (``_floor_app.py``: a FastAPI +
+aiohttp proxy to the same upstream that stores and checks nothing, served like the gateway),
+the gateway on SQLite in one process, and on PostgreSQL (a fresh database per run) with two
+workers. Reports invoices/s (2xx answers per second, cross-checked against the rows stored),
+latency, the server's CPU ms per invoice (all its processes and threads, background loops
+included, from /proc) beside the floor's of the same repeat, and how busy the whole machine
+was. Targets: <= 0.75 CPU ms per invoice; >= 1,200 invoices/s on one SQLite process, >= 1,500 on
+two PostgreSQL workers. ``--profile`` adds a run with py-spy attached to a 1-worker gateway and
+prints where its time goes.
 
 Every configuration is run ``--repeat`` times (interleaved) and all runs are shown: loopback
 figures move by up to +-35 % between periods on this kind of machine, so compare within a run.
@@ -24,6 +29,7 @@ Everything is on 127.0.0.1 and every process started here is stopped at the end.
 
     .venv/bin/python benchmarks/bench_create_invoice.py                 # both parts
     .venv/bin/python benchmarks/bench_create_invoice.py --part capacity --profile
+    .venv/bin/python benchmarks/bench_create_invoice.py --part capacity --configs floor sqlite1
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ import time
 import urllib.request
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -56,6 +63,7 @@ from _common import (  # noqa: E402
     cleanup_src,
     fmt,
     free_port,
+    http_get,
     loadavg,
     log,
     machine_busy_seconds,
@@ -141,6 +149,42 @@ async def direct_vs_gateway(lnbits_url: str, inkey: str, gateway: GatewayProcess
     }
 
 
+def direct_run(peer: Any, args: argparse.Namespace, repeat: int,
+               source: str) -> dict[str, object]:
+    """One gateway (from the working tree's copy, or the baseline ref) against the peer."""
+    log(f"[direct] run {repeat}/{args.repeat} ({source}): starting the gateway")
+    settings = {
+        "LNBITS_ENDPOINT": peer.url,
+        "LNBITS_INVOICE_KEY": peer.merchant_inkey,
+        "LNBITS_NODE_PUBKEY": peer.payee_pubkey,
+    }
+    if source == "base":
+        settings["PYTHONPATH"] = str(BASELINE_SRC["path"])
+    gateway = GatewayProcess(settings)
+    try:
+        log(f"[direct] run {repeat}: {args.warmup} warm-up + {args.calls} interleaved pairs")
+        result = asyncio.run(direct_vs_gateway(
+            peer.url, peer.merchant_inkey, gateway, calls=args.calls,
+            warmup=args.warmup, amount=args.amount))
+    finally:
+        gateway.stop()
+        problems = log_problems(gateway.workdir / "gateway.log")
+        failed_calls: Counter[str] = Counter()
+        with contextlib.suppress(Exception):
+            for row in gateway.provider_calls():
+                if row["outcome"] != "success":
+                    message = re.sub(r"\d+(\.\d+)? s\b", "N s",
+                                     str(row["error_message"])[:100])
+                    failed_calls[f"{row['provider']} {row['operation']} {row['outcome']}"
+                                 f": {row['error_type']}: {message}"] += 1
+        gateway.cleanup()
+    result["run"] = f"{repeat}" if source == "current" else f"{repeat}@base"
+    result["source"] = source
+    result["log_problems"] = problems
+    result["failed_provider_calls"] = dict(failed_calls)
+    return result
+
+
 def run_direct(args: argparse.Namespace) -> list[dict[str, object]]:
     from tests.peers.lnbits_peer import LNbitsPeer
 
@@ -149,37 +193,15 @@ def run_direct(args: argparse.Namespace) -> list[dict[str, object]]:
     peer = LNbitsPeer(log=lambda m: log(f"lnbits-peer: {m}"))
     try:
         peer.launch()
+        sources = ["current", "base"] if "path" in BASELINE_SRC else ["current"]
         for repeat in range(1, args.repeat + 1):
-            log(f"[direct] run {repeat}/{args.repeat}: starting the gateway")
-            gateway = GatewayProcess({
-                "LNBITS_ENDPOINT": peer.url,
-                "LNBITS_INVOICE_KEY": peer.merchant_inkey,
-                "LNBITS_NODE_PUBKEY": peer.payee_pubkey,
-            })
-            try:
-                log(f"[direct] run {repeat}: {args.warmup} warm-up + {args.calls} interleaved "
-                    "pairs")
-                result = asyncio.run(direct_vs_gateway(
-                    peer.url, peer.merchant_inkey, gateway, calls=args.calls,
-                    warmup=args.warmup, amount=args.amount))
-            finally:
-                gateway.stop()
-                problems = log_problems(gateway.workdir / "gateway.log")
-                failed_calls: Counter[str] = Counter()
-                with contextlib.suppress(Exception):
-                    for row in gateway.provider_calls():
-                        if row["outcome"] != "success":
-                            message = re.sub(r"\d+(\.\d+)? s\b", "N s",
-                                             str(row["error_message"])[:100])
-                            failed_calls[f"{row['provider']} {row['operation']} {row['outcome']}"
-                                         f": {row['error_type']}: {message}"] += 1
-                gateway.cleanup()
-            result["run"] = repeat
-            result["log_problems"] = problems
-            result["failed_provider_calls"] = dict(failed_calls)
-            results.append(result)
-            log(f"[direct] run {repeat}: direct p50 {result['direct_p50_ms']:.2f} ms, gateway "
-                f"p50 {result['gateway_p50_ms']:.2f} ms, ratio {result['ratio_p50']:.3f}")
+            for source in sources if repeat % 2 else list(reversed(sources)):
+                result = direct_run(peer, args, repeat, source)
+                results.append(result)
+                log(f"[direct] run {repeat} ({source}): direct p50 "
+                    f"{result['direct_p50_ms']:.2f} ms, gateway p50 "
+                    f"{result['gateway_p50_ms']:.2f} ms, ratio {result['ratio_p50']:.3f}, "
+                    f"added {result['added_median_ms']:.2f} ms")
     finally:
         peer.close()
     return results
@@ -217,6 +239,112 @@ class Upstream(ManagedProcess):
                                      else None)
         with urllib.request.urlopen(req, timeout=5) as resp:
             return json.loads(resp.read())
+
+
+POSTGRES_URL = os.environ.get("LNGATE_BENCH_POSTGRES_URL",
+                              "postgresql://postgres@127.0.0.1:5432/test")
+
+
+class Floor(ManagedProcess):
+    """The floor app (benchmarks/_floor_app.py): FastAPI + aiohttp, nothing else."""
+
+    def __init__(self, upstream: Upstream, workdir: Path) -> None:
+        self.port = free_port()
+        super().__init__("floor", [sys.executable, str(BENCH_DIR / "_floor_app.py"),
+                                   "--port", str(self.port), "--upstream", upstream.url],
+                         log_path=workdir / "floor.log")
+        self.workdir = workdir
+        deadline = time.monotonic() + 30
+        while True:  # its lifespan says "ready" before uvicorn binds: wait for an answer
+            with contextlib.suppress(OSError):
+                http_get(f"{self.url}/docs", timeout=1.0)
+                break
+            if not self.alive() or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"floor app did not start:\n{self.log_tail()}")
+            time.sleep(0.1)
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def worker_pids(self) -> list[int]:
+        return [self.pid]
+
+    def count_invoices(self) -> int | None:
+        return None  # stores nothing
+
+    def cleanup(self) -> None:
+        pass
+
+
+class PostgresGateway(GatewayProcess):
+    """A gateway on a fresh PostgreSQL database of its own, dropped by :meth:`cleanup`."""
+
+    def __init__(self, settings: dict[str, str], *, workers: int) -> None:
+        self.database = f"lngate_bench_{os.getpid()}_{free_port()}"
+        _pg_admin(f'CREATE DATABASE "{self.database}"')
+        self.pg_url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + self.database
+        try:
+            # migrating a fresh database and two workers' start-ups take a while on a busy machine
+            super().__init__({**settings, "DATABASE_URL": self.pg_url}, workers=workers,
+                             start_timeout=180.0)
+        except BaseException:
+            _pg_admin(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+            raise
+
+    def count_invoices(self) -> int:
+        return int(_pg_fetch(self.pg_url, "SELECT count(*) FROM invoices"))
+
+    def cleanup(self) -> None:
+        super().cleanup()
+        _pg_admin(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+
+
+def _pg_fetch(url: str, sql: str) -> object:
+    import asyncpg
+
+    async def run() -> object:
+        conn = await asyncpg.connect(url)
+        try:
+            return await conn.fetchval(sql)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def _pg_admin(sql: str) -> None:
+    _pg_fetch(POSTGRES_URL, sql)
+
+
+BASELINE_SRC: dict[str, Path] = {}
+"""src/ as of --baseline-ref, for the ``<config>@base`` runs."""
+
+
+def snapshot_baseline(ref: str) -> None:
+    """Extract src/ as of ``ref`` to a temporary folder (removed by :func:`drop_baseline`)."""
+    target = Path(tempfile.mkdtemp(prefix="lngate-bench-base-"))
+    archive = subprocess.run(["git", "archive", "--format=tar", ref, "src"], cwd=BENCH_DIR.parent,
+                             capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    BASELINE_SRC["path"] = target / "src"
+
+
+def drop_baseline() -> None:
+    if "path" in BASELINE_SRC:
+        shutil.rmtree(BASELINE_SRC.pop("path").parent, ignore_errors=True)
+
+
+CONFIGS = {
+    "floor": ("floor", 1, "none"),
+    "sqlite1": ("gateway", 1, "sqlite"),
+    "sqlite2": ("gateway", 2, "sqlite"),
+    "pg1": ("gateway", 1, "postgresql"),
+    "pg2": ("gateway", 2, "postgresql"),
+    "pg2redis": ("gateway", 2, "postgresql+redis"),
+}
+"""Capacity configurations: (what runs, processes, database)."""
 
 
 _WRK_LUA = """
@@ -289,25 +417,37 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def capacity_run(upstream: Upstream, workers: int, args: argparse.Namespace, loader,
+def capacity_run(upstream: Upstream, config: str, args: argparse.Namespace, loader,
                  workdir: Path, *, profile_out: Path | None = None,
                  ablate: str = "") -> dict[str, object]:
     body = json.dumps({"amount": args.amount, "description": MEMO, "expiry": EXPIRY})
     upstream.control("/_bench/reset", "POST")
+    name, _, variant = config.partition("@")
+    kind, workers, database = CONFIGS[name]
     settings = {
         "LNBITS_ENDPOINT": upstream.url,
         "LNBITS_INVOICE_KEY": "bench-invoice-key",
         "LNBITS_NODE_PUBKEY": upstream.pubkey,
     }
+    if database.endswith("+redis"):
+        settings["REDIS_URL"] = args.redis_url
+    if variant == "base":
+        settings["PYTHONPATH"] = str(BASELINE_SRC["path"])
     if ablate:
         settings["PYTHONPATH"] = f"{BENCH_DIR / '_ablate'}:{src_path()}"
         settings["LNGATE_BENCH_ABLATE"] = ablate
-    gateway = GatewayProcess(settings, workers=workers)
+    gateway: GatewayProcess | Floor
+    if kind == "floor":
+        gateway = Floor(upstream, workdir)
+    elif database.startswith("postgresql"):
+        gateway = PostgresGateway(settings, workers=workers)
+    else:
+        gateway = GatewayProcess(settings, workers=workers)
     spy: subprocess.Popen[bytes] | None = None
     try:
         url = f"{gateway.url}/api/create-invoice"
         loader(url, body, args.connections, args.warmup_seconds, workdir)  # warm-up, discarded
-        stored_before = gateway.count_invoices()
+        stored_before = gateway.count_invoices() or 0
         served_before = upstream.control("/_bench/stats")
         if profile_out is not None:
             spy = subprocess.Popen(
@@ -329,20 +469,23 @@ def capacity_run(upstream: Upstream, workers: int, args: argparse.Namespace, loa
             if spy.returncode != 0:
                 log(f"py-spy failed: {err.decode(errors='replace')[-500:]}")
             spy = None
-        stored = gateway.count_invoices() - stored_before
+        counted = gateway.count_invoices()
+        stored = None if counted is None else counted - stored_before
         served = upstream.control("/_bench/stats")
     finally:
         if spy is not None:
             spy.kill()
             spy.wait()
         gateway.stop()
-        problems = log_problems(gateway.workdir / "gateway.log")
+        problems = log_problems(gateway.workdir / "gateway.log") if kind == "gateway" else {}
         gateway.cleanup()
     ok = int(load["requests"]) - int(load["non2xx"])
     elapsed = float(load["elapsed"])
     machine_total = total1 - total0
     return {
+        "config": config,
         "workers": workers,
+        "database": database,
         "invoices_per_s": ok / elapsed,
         "ok": ok,
         "non2xx": load["non2xx"],
@@ -400,11 +543,20 @@ def run_capacity(args: argparse.Namespace) -> tuple[list[dict[str, object]], dic
     try:
         log(f"[capacity] upstream ready on {upstream.url}")
         for repeat in range(1, args.repeat + 1):
-            for workers in args.workers:
-                log(f"[capacity] run {repeat}/{args.repeat}, {workers} worker(s): "
+            # interleaved, and the order turned each repeat: no configuration always runs
+            # first (or last) in a period of the shared machine's load
+            order = args.configs if repeat % 2 else list(reversed(args.configs))
+            for config in order:
+                log(f"[capacity] run {repeat}/{args.repeat}, {config}: "
                     f"{args.warmup_seconds:g} s warm-up + {args.duration:g} s with {loader_name} "
                     f"at {args.connections} connections")
-                result = capacity_run(upstream, workers, args, loader, workdir)
+                try:
+                    result = capacity_run(upstream, config, args, loader, workdir)
+                except RuntimeError as exc:
+                    log(f"[capacity]   {config} did not start: {str(exc)[-300:]}")
+                    results.append({"config": config, "run": repeat, "loadgen": loader_name,
+                                    "failed": str(exc).splitlines()[0][:200]})
+                    continue
                 result.update(run=repeat, loadgen=loader_name)
                 results.append(result)
                 log(f"[capacity]   {result['invoices_per_s']:.0f} invoices/s, "
@@ -439,7 +591,7 @@ def run_ablations(upstream: Upstream, args: argparse.Namespace, loader,
         for ablate in ABLATIONS:
             name = ablate or "baseline"
             log(f"[ablation] run {repeat}/{args.repeat}: {name}")
-            result = capacity_run(upstream, 1, args, loader, workdir, ablate=ablate)
+            result = capacity_run(upstream, "sqlite1", args, loader, workdir, ablate=ablate)
             result.update(run=repeat, ablate=name)
             results.append(result)
             log(f"[ablation]   {result['invoices_per_s']:.0f} invoices/s, "
@@ -460,8 +612,10 @@ def run_profile(upstream: Upstream, args: argparse.Namespace, loader,
             return None
         args.py_spy = found
     out = workdir / "profile.txt"
-    log(f"[profile] 1 worker, py-spy --gil at 250 Hz (non-blocking) for {args.duration:g} s")
-    result = capacity_run(upstream, 1, args, loader, workdir, profile_out=out)
+    log(f"[profile] {args.profile_config}, py-spy --gil at 250 Hz (non-blocking) for "
+        f"{args.duration:g} s")
+    result = capacity_run(upstream, args.profile_config, args, loader, workdir,
+                          profile_out=out)
     log(f"[profile]   under py-spy: {result['invoices_per_s']:.0f} invoices/s")
     if not out.exists():
         return None
@@ -573,11 +727,57 @@ def _short(file: str) -> str:
 
 # ============================================================================ main
 
+TARGET_CPU_MS = 0.75
+TARGET_RATE = {"sqlite1": 1200, "pg2": 1500, "pg2redis": 1500}
+
+
+def print_capacity(capacity: list[dict[str, object]], args: argparse.Namespace) -> None:
+    """The capacity table, the CPU per invoice beside the floor's, and the targets."""
+    ran = [r for r in capacity if "failed" not in r]
+    for r in capacity:
+        if "failed" in r:
+            print(f"\n{r['config']} run {r['run']} did not start: {r['failed']}")
+    if not ran:
+        return
+    print_table(
+        f"Capacity, instantaneous upstream, {args.connections} connections, {args.duration:g} s "
+        f"({ran[0]['loadgen']}); floor = FastAPI + aiohttp proxy, no storage",
+        ["run", "config", "processes", "database", "invoices/s", "p50 ms", "p99 ms",
+         "CPU ms/invoice", "server cores", "upstream cores", "loadgen cores", "other cores",
+         "machine busy %", "non-2xx", "errors", "stored", "load"],
+        [[r["run"], r["config"], r["workers"], r["database"], fmt(r["invoices_per_s"], 0),
+          fmt(r["p50_ms"], 1), fmt(r["p99_ms"], 1), fmt(r["gateway_cpu_ms_per_invoice"], 3),
+          fmt(r["gateway_cores"], 2), fmt(r["upstream_cores"], 2), fmt(r["loadgen_cores"], 2),
+          fmt(r["other_cores"], 2), fmt(r["machine_busy_pct"], 0), r["non2xx"], r["errors"],
+          "-" if r["stored"] is None else r["stored"], r["loadavg"]]
+         for r in ran])
+    floors = {r["run"]: float(r["gateway_cpu_ms_per_invoice"]) for r in ran
+              if r["config"] == "floor" and r["gateway_cpu_ms_per_invoice"]}
+    print()
+    for config in dict.fromkeys(r["config"] for r in ran):
+        if config == "floor":
+            continue
+        rows = [r for r in ran if r["config"] == config]
+        cpu = [float(r["gateway_cpu_ms_per_invoice"]) for r in rows]
+        rates = [float(r["invoices_per_s"]) for r in rows]
+        beside = [f"{float(r['gateway_cpu_ms_per_invoice']):.3f} vs floor "
+                  f"{floors[r['run']]:.3f} (+{float(r['gateway_cpu_ms_per_invoice']) - floors[r['run']]:.3f})"
+                  for r in rows if r["run"] in floors]
+        line = (f"{config}: CPU ms/invoice {min(cpu):.3f} .. {max(cpu):.3f} (target <= "
+                f"{TARGET_CPU_MS}: {'MET' if max(cpu) <= TARGET_CPU_MS else 'NOT MET'})")
+        if beside:
+            line += "; per run: " + ", ".join(beside)
+        line += f"; {min(rates):.0f} .. {max(rates):.0f} invoices/s"
+        if config in TARGET_RATE:
+            target = TARGET_RATE[config]
+            line += f" (target >= {target}: {'MET' if min(rates) >= target else 'NOT MET'})"
+        print(line)
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(
-        description="Create-invoice benchmarks of issue 2: gateway vs direct LNbits, and the "
-        "gateway's own capacity with an instantaneous upstream.",
+        description="Create-invoice benchmarks: gateway vs direct LNbits, and the gateway's "
+        "CPU per invoice and capacity with an instantaneous upstream, beside a floor app.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--part", choices=("all", "direct", "capacity"), default="all")
@@ -590,7 +790,15 @@ def main() -> int:
     group.add_argument("--calls", type=int, default=200, help="measured calls of each kind")
     group.add_argument("--warmup", type=int, default=20, help="warm-up calls of each kind")
     group = parser.add_argument_group("capacity")
-    group.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    group.add_argument("--configs", nargs="+", choices=list(CONFIGS), metavar="CONFIG",
+                       default=["floor", "sqlite1", "pg2"],
+                       help="what to load: the floor app, the gateway on SQLite or PostgreSQL "
+                       "with 1 or 2 processes (pg2redis: rate limits in Redis); sqlite2 is "
+                       "refused by `lngate serve` (SQLite takes one writer process)")
+    group.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    group.add_argument("--baseline-ref", default=None, metavar="REF",
+                       help="also run each gateway configuration from src/ as of this git ref "
+                       "(shown as <config>@base), interleaved with the others")
     group.add_argument("--connections", type=int, default=20)
     group.add_argument("--duration", type=float, default=10.0, help="seconds of load per run")
     group.add_argument("--warmup-seconds", type=float, default=2.0)
@@ -599,6 +807,8 @@ def main() -> int:
     group.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     group.add_argument("--profile", action="store_true",
                        help="add a 1-worker run under py-spy and summarise where time goes")
+    group.add_argument("--profile-config", default="sqlite1", choices=["sqlite1", "pg1"],
+                       help="the configuration --profile runs (one process)")
     group.add_argument("--ablations", action="store_true",
                        help="add 1-worker runs with pieces of the path switched off "
                        "(measurement-only patches in benchmarks/_ablate)")
@@ -613,6 +823,10 @@ def main() -> int:
 
     set_gateway_env(args.gateway_env)
     snapshot_src(args.src_ref)
+    if args.baseline_ref:
+        snapshot_baseline(args.baseline_ref)
+        args.configs = [c for config in args.configs
+                        for c in ((config,) if config == "floor" else (config, f"{config}@base"))]
     info = machine_info()
     info["gateway_source"] = src_label()
     info["gateway_env"] = dict(GATEWAY_ENV)
@@ -648,31 +862,19 @@ def main() -> int:
               fmt(r["ratio_p99"], 3), fmt(r["added_median_ms"], 2),
               fmt(r["gateway_cpu_ms_per_call"], 2), sum(r["errors"].values()), r["loadavg"]]
              for r in direct])
-        ratios = [float(r["ratio_p50"]) for r in direct]
+        ratios = [float(r["ratio_p50"]) for r in direct if r["source"] == "current"]
+        added = [float(r["added_median_ms"]) for r in direct if r["source"] == "current"]
         print(f"\np50 ratio over runs: {min(ratios):.3f} .. {max(ratios):.3f} "
-              f"(target <= 1.10: {'MET' if max(ratios) <= 1.10 else 'NOT MET'})")
+              f"(target <= 1.10: {'MET' if max(ratios) <= 1.10 else 'NOT MET'}); added at p50 "
+              f"(median of pairs): {min(added):.2f} .. {max(added):.2f} ms (target <= 1.5 ms: "
+              f"{'MET' if max(added) <= 1.5 else 'NOT MET'})")
         for r in direct:
             for err, n in r["errors"].items():
                 print(f"  run {r['run']}: {n} x {err}")
             for call, n in r.get("failed_provider_calls", {}).items():
                 print(f"  run {r['run']}: failed provider call x{n}: {call}")
     if capacity:
-        print_table(
-            f"Gateway capacity, instantaneous upstream, {args.connections} connections, "
-            f"{args.duration:g} s, SQLite ({capacity[0]['loadgen']})",
-            ["run", "workers", "invoices/s", "p50 ms", "p99 ms", "gateway CPU ms/invoice",
-             "gateway cores", "upstream cores", "loadgen cores", "other cores", "machine busy %",
-             "non-2xx", "errors", "stored"],
-            [[r["run"], r["workers"], fmt(r["invoices_per_s"], 0), fmt(r["p50_ms"], 1),
-              fmt(r["p99_ms"], 1), fmt(r["gateway_cpu_ms_per_invoice"], 2),
-              fmt(r["gateway_cores"], 2), fmt(r["upstream_cores"], 2),
-              fmt(r["loadgen_cores"], 2), fmt(r["other_cores"], 2),
-              fmt(r["machine_busy_pct"], 0), r["non2xx"], r["errors"], r["stored"]]
-             for r in capacity])
-        for workers in args.workers:
-            rates = [float(r["invoices_per_s"]) for r in capacity if r["workers"] == workers]
-            print(f"{workers} worker(s): {min(rates):.0f} .. {max(rates):.0f} invoices/s "
-                  f"(target >= 1000: {'MET' if min(rates) >= 1000 else 'NOT MET'})")
+        print_capacity(capacity, args)
     if ablations:
         base = {r["run"]: r for r in ablations if r["ablate"] == "baseline"}
         print_table(
@@ -706,3 +908,4 @@ if __name__ == "__main__":
             sys.exit(main())
     finally:
         cleanup_src()
+        drop_baseline()

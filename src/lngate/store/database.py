@@ -25,6 +25,7 @@ from sqlalchemy.exc import OperationalError as SAOperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from lngate.store.direct_insert import PG_POOL_SIZE, DirectInsert
 from lngate.store.migration_scripts import script_revisions
 from lngate.store.sqlite_driver import one_hop_dbapi
 from lngate.store.tables import metadata
@@ -131,6 +132,13 @@ class Database:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self._schema_checked_at: frozenset[str] | None = None
+        sqlite_path = engine.url.database if engine.dialect.name == "sqlite" else None
+        if not sqlite_path or sqlite_path == ":memory:" or sqlite_path.startswith("file:"):
+            sqlite_path = None  # a second connection would not see the same database
+        self.direct = DirectInsert(
+            engine, sqlite_path=sqlite_path,
+            postgres_pool=self._direct_pool if engine.dialect.name == "postgresql" else None)
+        """Inserts in transactions of their own through the driver (the create path's lane)."""
 
     @classmethod
     def from_url(cls, url: str, *, echo: bool = False) -> Database:
@@ -242,13 +250,23 @@ class Database:
         ``application_name`` names it in ``pg_stat_activity``."""
         if self.dialect != "postgresql":
             raise RuntimeError("dedicated connections are for PostgreSQL only")
-        dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         return await asyncpg.connect(
-            dsn, timeout=PG_CONNECT_TIMEOUT,
+            self._postgres_dsn(), timeout=PG_CONNECT_TIMEOUT,
             server_settings={"application_name": application_name, **(server_settings or {})})
 
+    async def _direct_pool(self) -> Any:
+        """The direct lane's asyncpg pool (no pre-ping: a lost connection fails one statement,
+        and the pool replaces it)."""
+        return await asyncpg.create_pool(
+            self._postgres_dsn(), min_size=1, max_size=PG_POOL_SIZE, timeout=PG_CONNECT_TIMEOUT,
+            server_settings={"application_name": "lngate-direct"})
+
+    def _postgres_dsn(self) -> str:
+        return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
     async def aclose(self) -> None:
-        """Close every pooled connection."""
+        """Close the direct-insert lane and every pooled connection."""
+        await self.direct.aclose()
         await self.engine.dispose()
 
 

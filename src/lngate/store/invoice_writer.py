@@ -1,10 +1,10 @@
 """Group commit for new invoices: concurrent creates share one transaction.
 
-Each insert on its own costs a transaction (on SQLite through aiosqlite, four thread hops:
-cursor, execute, close, commit), which dominated the create path's CPU. Requests that arrive
-while a write is under way are queued and written together in one multi-row insert and one
-commit. Every caller still returns only after its invoice is committed: durability is the
-same as one transaction per invoice.
+Each insert on its own costs a transaction, which dominated the create path's CPU. Requests
+that arrive while a write is under way are queued and written together in one statement and one
+commit, through the database's direct lane (:mod:`lngate.store.direct_insert`: the driver
+itself, one thread hand-off per batch on SQLite). Every caller still returns only after its
+invoice is committed: durability is the same as one transaction per invoice.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from lngate.store.database import Database
-from lngate.store.invoices import DuplicateInvoice, InvoiceRecord, insert_invoices
+from lngate.store.invoices import DuplicateInvoice, InvoiceRecord, store_invoices
 
 
 class InvoiceWriter:
@@ -36,8 +36,7 @@ class InvoiceWriter:
         while self._queue:
             batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
             try:
-                async with self._db.transaction() as conn:
-                    await insert_invoices(conn, [record for record, _ in batch])
+                await store_invoices(self._db, [record for record, _ in batch])
             except DuplicateInvoice:
                 await self._one_by_one(batch)  # find which one conflicts; store the others
                 continue
@@ -49,8 +48,7 @@ class InvoiceWriter:
     async def _one_by_one(self, batch: list[tuple[InvoiceRecord, asyncio.Future[None]]]) -> None:
         for record, done in batch:
             try:
-                async with self._db.transaction() as conn:
-                    await insert_invoices(conn, [record])
+                await store_invoices(self._db, [record])
             except Exception as exc:
                 _settle_all([(record, done)], exc)
             else:

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lngate.domain import InvoiceState
+from lngate.store.database import Database
 from lngate.store.tables import invoices, orders
 
 
@@ -78,6 +79,16 @@ async def insert_invoices(conn: AsyncConnection, records: list[InvoiceRecord]) -
     """Store new invoices in one statement; :class:`DuplicateInvoice` if any is known."""
     try:
         await conn.execute(insert(invoices), [_row(record) for record in records])
+    except IntegrityError as exc:
+        raise DuplicateInvoice(str(exc.orig)) from exc
+
+
+async def store_invoices(db: Database, records: list[InvoiceRecord]) -> None:
+    """Store new invoices in one transaction of their own, committed on return, through the
+    database's direct lane (:mod:`lngate.store.direct_insert`); :class:`DuplicateInvoice` if
+    any is known (then none is stored)."""
+    try:
+        await db.direct.insert(invoices, [_row(record) for record in records])
     except IntegrityError as exc:
         raise DuplicateInvoice(str(exc.orig)) from exc
 

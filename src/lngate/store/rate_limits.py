@@ -14,11 +14,13 @@ number of processes are serialised per (route, key, window) and the limit is exa
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lngate.store.database import Database
 from lngate.store.rows import row_values
 from lngate.store.tables import rate_limit_hits
 
@@ -35,6 +37,9 @@ ON CONFLICT (route, key, window_start) DO UPDATE SET hits = r.hits + 1
 WHERE r.hits + 1 + {_PREVIOUS} * {_WEIGHT} <= {_LIMIT}
 RETURNING r.hits
 """)
+_DIRECT_PARAMS = ("route", "key", "window_start", "expires_at", "previous_start", "weight", "limit")
+_HIT_DIRECT = re.sub(r":(\w+)", lambda m: f"${_DIRECT_PARAMS.index(m[1]) + 1}", _HIT.text)
+""":data:`_HIT` for the driver itself (``$n`` parameters in :data:`_DIRECT_PARAMS` order)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,17 +61,40 @@ async def hit(conn: AsyncConnection, *, route: str, key: str, limit: int, period
               "expires_at": window_start + 2 * period}
     if (await conn.execute(_HIT, params)).first() is not None:
         return HitResult(True)
+    return await _refused(conn, route=route, key=key, limit=limit, period=period, now=now)
+
+
+async def hit_direct(db: Database, *, route: str, key: str, limit: int, period: int,
+                     now: float) -> HitResult:
+    """:func:`hit` as one statement in autocommit on the database's direct lane (no pool
+    checkout, ``BEGIN`` or ``COMMIT``: the row lock is held for the statement alone)."""
+    window_start = int(now // period) * period
+    weight = 1 - (now - window_start) / period
+    params = {"route": route, "key": key, "window_start": window_start,
+              "previous_start": window_start - period, "weight": weight, "limit": limit,
+              "expires_at": window_start + 2 * period}
+    row = await db.direct.fetch_row(_HIT_DIRECT, *(params[name] for name in _DIRECT_PARAMS))
+    if row is not None:
+        return HitResult(True)
+    async with db.connect() as conn:
+        return await _refused(conn, route=route, key=key, limit=limit, period=period, now=now)
+
+
+async def _refused(conn: AsyncConnection, *, route: str, key: str, limit: int, period: int,
+                   now: float) -> HitResult:
+    """The refusal of a hit over the limit, with the seconds until one would pass."""
+    window_start = int(now // period) * period
     rows = await conn.execute(
         select(rate_limit_hits.c.window_start, rate_limit_hits.c.hits).where(
             rate_limit_hits.c.route == route, rate_limit_hits.c.key == key,
             rate_limit_hits.c.window_start.in_([window_start, window_start - period])))
     counts: dict[int, int] = {int(start): int(n) for start, n in row_values(rows)}
     current, previous = counts.get(window_start, 0), counts.get(window_start - period, 0)
-    return HitResult(False, _retry_after(now, window_start, period, limit, current, previous))
+    return HitResult(False, retry_after(now, window_start, period, limit, current, previous))
 
 
-def _retry_after(now: float, window_start: int, period: int, limit: int, current: int,
-                 previous: int) -> int:
+def retry_after(now: float, window_start: int, period: int, limit: int, current: int,
+                previous: int) -> int:
     """Seconds until ``current + previous × weight + 1 <= limit`` holds again (at least 1)."""
     window_end = window_start + period
     if current + 1 <= limit and previous > 0:

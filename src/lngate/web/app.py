@@ -34,6 +34,7 @@ from lngate.web.admission import Admission
 from lngate.web.client_ip import ClientIP
 from lngate.web.cors import PublicCORS
 from lngate.web.errors import ApiError
+from lngate.web.hot_paths import HotPaths, hot_routes
 from lngate.web.http_metrics import HttpMetricsMiddleware
 from lngate.web.openapi import install_openapi
 from lngate.web.ratelimit import RateLimiter
@@ -41,6 +42,8 @@ from lngate.web.responses import JsonResponse
 from lngate.web.state import WebState
 
 log = structlog.get_logger("lngate.web")
+HOT_PATHS = ("/api/create-invoice", "/api/check-invoice")
+"""Served by :class:`~lngate.web.hot_paths.HotPaths`, past FastAPI's routing."""
 FIRST_ROLE_TIMEOUT = 30.0
 """Seconds start-up waits for the first leadership attempt (and the probes it brings)."""
 
@@ -87,8 +90,12 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
             await gateway.aclose()
             log.info("gateway_stopped")
 
+    # FastAPI's OpenTelemetry hooks are off: lngate configures no OpenTelemetry provider, and
+    # asking whether one is configured read the environment on every request (a tenth of a
+    # created invoice's interpreter time)
     app = FastAPI(title="lngate", version=__version__, lifespan=lifespan,
-                  default_response_class=JsonResponse)
+                  default_response_class=JsonResponse,
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     app.include_router(routes_invoices.router)
     app.include_router(routes_orders.router)
     app.include_router(routes_webhook.router)
@@ -104,6 +111,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     if settings.demo_mode:  # never mounted when a real provider is configured
         app.include_router(routes_demo.router)
     install_openapi(app)
+    # innermost, so the HTTP metrics, CORS and the error handlers wrap these requests too
+    app.add_middleware(HotPaths, routes=hot_routes(app.routes, HOT_PATHS))
     app.add_middleware(HttpMetricsMiddleware)
     # Around every route that serves a create (whatever serves it), inside CORS only, so the
     # refusal carries the CORS headers a shop's page needs to read it: keep it added last

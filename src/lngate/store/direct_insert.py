@@ -1,0 +1,213 @@
+"""Inserting rows in a transaction of their own through the driver itself (the create path's).
+
+Through SQLAlchemy's async engine one small transaction costs, on SQLite, four hand-offs to
+aiosqlite's thread (cursor, execute, close, commit) and, on PostgreSQL, a pool checkout with its
+pre-ping round trip; with SQLAlchemy's own statement handling that was the largest share of a
+created invoice's CPU. The group commit of new invoices (:mod:`lngate.store.invoice_writer`)
+writes one batch at a time, so it gets a lane of its own:
+
+- SQLite: a ``sqlite3`` connection of its own to the same file, with the engine's PRAGMAs (WAL,
+  ``synchronous=NORMAL``). A batch (``BEGIN IMMEDIATE``, one ``executemany``, ``COMMIT``) is
+  written on the event loop's thread: in WAL mode with ``synchronous=NORMAL`` a commit appends
+  to the log without an fsync, tens of microseconds, less than handing the batch to a thread
+  (a hand-off cost about as much as the write itself). The loop never waits for a lock: this
+  connection's busy timeout is 0, and when the engine's connection is writing (SQLite has one
+  writer at a time) the batch is written from a thread of its own instead, which waits there
+  (up to 5 s, as the engine does). Nor does it checkpoint: its automatic checkpoints are off,
+  and the engine's connection, which commits on every pass of the background loops (the
+  provider calls' flush among them), checkpoints the log as it grows.
+- PostgreSQL: a small asyncpg pool of its own (at most :data:`PG_POOL_SIZE` connections, no
+  pre-ping), one statement run with ``executemany`` inside a transaction; a lost connection
+  fails its batch and the pool replaces it. The PostgreSQL rate limit's one-statement hit
+  (:func:`lngate.store.rate_limits.hit_direct`) runs on it too, in autocommit.
+- anything else (an in-memory SQLite database, which a second connection cannot see): the
+  engine, in one transaction.
+
+Values go through the columns' own SQLAlchemy bind processors for the engine's dialect, so a
+row is stored exactly as the engine would store it. Durability is the engine's: :meth:`insert`
+returns once ``COMMIT`` has returned (on SQLite in WAL mode with ``synchronous=NORMAL``, the
+commit is in the write-ahead log and survives the process crashing; PostgreSQL's commit is
+durable per its ``synchronous_commit``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import Table, insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+Row = dict[str, Any]
+SQLITE_BUSY_TIMEOUT_MS = 5000
+"""How long a batch waits for SQLite's write lock, in the lane's thread (the engine's timeout)."""
+PG_POOL_SIZE = 4
+"""Connections of the PostgreSQL lane's pool, beyond the engine's."""
+
+
+class DirectInsert:
+    """Inserts rows of one table, each call in one transaction committed before it returns.
+
+    Raises SQLAlchemy's ``IntegrityError`` when a row breaks a unique constraint (nothing of the
+    call is stored then), the driver's own error otherwise.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, sqlite_path: str | None,
+                 postgres_pool: Callable[[], Awaitable[Any]] | None) -> None:
+        """``sqlite_path``: the SQLite file (``None``: not a file, use the engine);
+        ``postgres_pool``: opens the lane's asyncpg pool on PostgreSQL."""
+        self._engine = engine
+        self._dialect: Dialect = engine.dialect
+        self._sqlite_path = sqlite_path
+        self._postgres_pool = postgres_pool
+        self._statements: dict[tuple[str, tuple[str, ...]], _Statement] = {}
+        self._thread: ThreadPoolExecutor | None = None
+        self._sqlite: sqlite3.Connection | None = None
+        self._sqlite_lock = asyncio.Lock()
+        self._pg: Any = None
+        self._pg_opening = asyncio.Lock()
+
+    async def insert(self, table: Table, rows: Sequence[Row]) -> None:
+        """Store ``rows`` (keyed by column key) in one committed transaction."""
+        if not rows:
+            return
+        statement = self._statement(table, tuple(rows[0]))
+        values = [statement.values(row) for row in rows]
+        if self._dialect.name == "sqlite" and self._sqlite_path is not None:
+            await self._sqlite_insert(statement.sql, values)
+        elif self._postgres_pool is not None:
+            await self._postgres_write(statement.sql, values)
+        else:
+            async with self._engine.begin() as conn:
+                await conn.execute(insert(table), list(rows))
+
+    async def fetch_row(self, sql: str, *args: Any) -> Any:
+        """One statement with ``$n`` parameters, in autocommit, on the PostgreSQL lane; its
+        first row (an ``asyncpg.Record``) or ``None``."""
+        pool = await self._pool()
+        return await pool.fetchrow(sql, *args)
+
+    async def aclose(self) -> None:
+        """Close the lane's own connection (and thread); the next :meth:`insert` reopens them."""
+        async with self._sqlite_lock:
+            if self._sqlite is not None:
+                conn, self._sqlite = self._sqlite, None
+                conn.close()
+        if self._thread is not None:
+            thread, self._thread = self._thread, None
+            thread.shutdown(wait=False)
+        if self._pg is not None:
+            pool, self._pg = self._pg, None
+            try:
+                await asyncio.wait_for(pool.close(), 5.0)
+            except Exception:  # connections already gone: nothing left but the objects
+                pool.terminate()
+
+    # --- statements ------------------------------------------------------------------------
+    def _statement(self, table: Table, keys: tuple[str, ...]) -> _Statement:
+        cached = self._statements.get((table.name, keys))
+        if cached is None:
+            cached = self._statements[(table.name, keys)] = _Statement(table, keys, self._dialect)
+        return cached
+
+    # --- SQLite ------------------------------------------------------------------------------
+    async def _sqlite_insert(self, sql: str, values: list[tuple[Any, ...]]) -> None:
+        async with self._sqlite_lock:  # one connection: one transaction at a time
+            conn = self._sqlite_connection()
+            try:
+                _sqlite_write(conn, sql, values)
+                return
+            except sqlite3.OperationalError as exc:
+                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # or an extended BUSY_*
+                    raise
+            # another connection is writing: wait for it in a thread, not on the event loop
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(1, thread_name_prefix="lngate-direct-insert")
+            await asyncio.get_running_loop().run_in_executor(
+                self._thread, _sqlite_write_waiting, conn, sql, values)
+
+    def _sqlite_connection(self) -> sqlite3.Connection:
+        if self._sqlite is None:
+            assert self._sqlite_path is not None
+            # autocommit mode: the transaction is the explicit BEGIN ... COMMIT; timeout=0: a
+            # locked database is answered at once (see the module docstring); used from the
+            # loop's thread and, while it waits, from the lane's thread, never both at once
+            conn = sqlite3.connect(self._sqlite_path, isolation_level=None, timeout=0,
+                                   check_same_thread=False)
+            for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "wal_autocheckpoint=0",
+                           "foreign_keys=ON"):
+                conn.execute(f"PRAGMA {pragma}")
+            self._sqlite = conn
+        return self._sqlite
+
+    # --- PostgreSQL --------------------------------------------------------------------------
+    async def _pool(self) -> Any:
+        if self._pg is None:
+            async with self._pg_opening:
+                if self._pg is None:
+                    if self._postgres_pool is None:
+                        raise RuntimeError("the direct lane's statements are for PostgreSQL")
+                    self._pg = await self._postgres_pool()
+        return self._pg
+
+    async def _postgres_write(self, sql: str, values: list[tuple[Any, ...]]) -> None:
+        pool = await self._pool()
+        async with pool.acquire() as conn:
+            try:
+                async with conn.transaction():
+                    await conn.executemany(sql, values)
+            except asyncpg.IntegrityConstraintViolationError as exc:
+                raise IntegrityError(sql, None, exc) from exc
+
+
+def _sqlite_write(conn: sqlite3.Connection, sql: str, values: list[tuple[Any, ...]]) -> None:
+    """``BEGIN IMMEDIATE``, the rows, ``COMMIT``; rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")  # SQLITE_BUSY here, before anything is written
+    try:
+        conn.executemany(sql, values)
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.IntegrityError):
+            raise IntegrityError(sql, None, exc) from exc
+        raise
+
+
+def _sqlite_write_waiting(conn: sqlite3.Connection, sql: str,
+                          values: list[tuple[Any, ...]]) -> None:
+    """:func:`_sqlite_write` waiting up to 5 s for the write lock (in the lane's thread)."""
+    conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    try:
+        _sqlite_write(conn, sql, values)
+    finally:
+        conn.execute("PRAGMA busy_timeout=0")
+
+
+class _Statement:
+    """The INSERT for one table and set of columns, and the columns' bind processors."""
+
+    def __init__(self, table: Table, keys: tuple[str, ...], dialect: Dialect) -> None:
+        self.keys = keys
+        columns = [table.c[key] for key in keys]
+        names = ", ".join(dialect.identifier_preparer.quote(column.name) for column in columns)
+        if dialect.name == "postgresql":
+            marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+        else:
+            marks = ", ".join("?" for _ in columns)
+        self.sql = f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({names}) " \
+                   f"VALUES ({marks})"
+        self.processors = [column.type.dialect_impl(dialect).bind_processor(dialect)
+                           for column in columns]
+
+    def values(self, row: Row) -> tuple[Any, ...]:
+        """The row's values in statement order, as the driver takes them."""
+        return tuple(value if process is None else process(value)
+                     for process, value in zip(self.processors, (row[k] for k in self.keys),
+                                               strict=True))

@@ -1,0 +1,55 @@
+"""The hot-path dispatcher answers its routes from their endpoints and passes the rest on."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi.routing import APIRoute
+from starlette.requests import Request
+from starlette.types import Receive, Scope, Send
+
+from lngate.web.errors import ApiError
+from lngate.web.hot_paths import HotPaths, hot_routes
+from lngate.web.responses import JsonResponse
+
+
+async def _create(request: Request) -> JsonResponse:
+    body = await request.json()
+    if body.get("fail"):
+        raise ApiError(400, "Montant invalide", "invalid_amount")
+    return JsonResponse({"seen": body, "route": request.scope["route"].path})
+
+
+async def _downstream(scope: Scope, receive: Receive, send: Send) -> None:
+    await JsonResponse({"downstream": scope["method"]}, status_code=405)(scope, receive, send)
+
+
+def _client() -> httpx.AsyncClient:
+    routes = hot_routes([APIRoute("/api/create-invoice", _create, methods=["POST"])],
+                        ("/api/create-invoice",))
+    app = HotPaths(_downstream, routes=routes)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t")
+
+
+async def test_its_route_is_answered_by_the_endpoint_with_the_route_in_scope() -> None:
+    """A POST to the hot path reaches the endpoint, which sees the route (for the metrics)."""
+    async with _client() as client:
+        answer = await client.post("/api/create-invoice", json={"amount": 21})
+    assert answer.status_code == 200
+    assert answer.json() == {"seen": {"amount": 21}, "route": "/api/create-invoice"}
+
+
+async def test_an_api_error_is_answered_as_the_app_answers_it() -> None:
+    """An ApiError from the endpoint becomes its JSON answer, status and code."""
+    async with _client() as client:
+        answer = await client.post("/api/create-invoice", json={"fail": True})
+    assert answer.status_code == 400
+    assert answer.json() == {"error": "Montant invalide", "code": "invalid_amount"}
+
+
+async def test_other_methods_and_paths_go_to_the_app() -> None:
+    """Another method on the hot path, or another path, is passed to the wrapped app."""
+    async with _client() as client:
+        other_method = await client.get("/api/create-invoice")
+        other_path = await client.post("/api/orders", json={})
+    assert other_method.json() == {"downstream": "GET"}
+    assert other_path.json() == {"downstream": "POST"}
