@@ -17,10 +17,11 @@ it is counted. Other paths and methods pass through untouched. The bound is per 
 
 from __future__ import annotations
 
-from typing import Any
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+from lngate.web.http_metrics import gateway_metrics
 
 ADMITTED_PATHS = frozenset({"/api/create-invoice", "/api/orders"})
 """The creates that are bounded (POST only)."""
@@ -64,7 +65,7 @@ class Admission:
                 or scope["path"] not in ADMITTED_PATHS):
             await self.app(scope, receive, send)
             return
-        metrics = _metrics(scope)
+        metrics = gateway_metrics(scope)
         if self.in_flight >= self.limit:
             self.refused += 1
             if metrics is not None:
@@ -82,9 +83,3 @@ class Admission:
             self.in_flight -= 1
             if metrics is not None:
                 metrics.creates_in_flight.set(self.in_flight)
-
-
-def _metrics(scope: Scope) -> Any:
-    gateway = getattr(getattr(scope.get("app"), "state", None), "gateway", None)
-    monitoring = getattr(gateway, "monitoring", None)
-    return getattr(monitoring, "metrics", None)

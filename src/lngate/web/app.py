@@ -30,7 +30,7 @@ from lngate.web import (
     routes_orders,
     routes_webhook,
 )
-from lngate.web.admission import Admission
+from lngate.web.admission import ADMITTED_PATHS, Admission
 from lngate.web.client_ip import ClientIP
 from lngate.web.cors import PublicCORS
 from lngate.web.errors import ApiError
@@ -57,6 +57,10 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         gateway = await build_gateway(settings, migrate=migrate)
         supervisor = Supervisor()
         app.state.gateway = gateway
+        # every path's refusal counter exists from the start, so a dashboard and an alert rule
+        # read 0 rather than no data before the first refusal
+        for path in ADMITTED_PATHS:
+            gateway.monitoring.metrics.admission_refused.labels(path)
         app.state.web = WebState(
             rate_limiter=RateLimiter(
                 settings.rate_limit,

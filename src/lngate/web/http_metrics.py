@@ -34,14 +34,15 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_watch)
         finally:
-            metrics = _metrics(scope)
+            metrics = gateway_metrics(scope)
             if metrics is not None:
                 route = getattr(scope.get("route"), "path", None) or "unmatched"
                 metrics.observe_http(route, scope["method"], status,
                                      time.perf_counter() - started)
 
 
-def _metrics(scope: Scope) -> Any:
+def gateway_metrics(scope: Scope) -> Any:
+    """The running gateway's metrics, or ``None`` before it started (or in a bare app)."""
     gateway = getattr(getattr(scope.get("app"), "state", None), "gateway", None)
     monitoring = getattr(gateway, "monitoring", None)
     return getattr(monitoring, "metrics", None)
