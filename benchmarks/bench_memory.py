@@ -216,7 +216,9 @@ def main() -> None:
     log(f"machine: {info}, load {loadavg()}")
     snapshot_src(args.src_ref)
     workdir = Path(tempfile.mkdtemp(prefix="lngate-bench-memory-"))
-    upstream = Upstream(args.requests // 2 + args.streams + 500, 100, workdir)
+    # one signed invoice per request at most: the create workers may outpace the check workers,
+    # and an exhausted pool would answer 503 and open the breaker
+    upstream = Upstream(args.requests + args.streams + 500, 100, workdir)
     settings = {
         "LNBITS_ENDPOINT": upstream.url, "LNBITS_INVOICE_KEY": "bench-invoice-key",
         "LNBITS_NODE_PUBKEY": upstream.pubkey, "RATE_LIMIT": "1000000/second",
