@@ -3,13 +3,15 @@
 ::
 
     LngateError
-    ├── ProviderError                 a provider call failed (carries ``provider``)
-    │   ├── ProviderUnavailable       transient: retried, counts for the breaker, fails over
-    │   ├── ProviderRejected          permanent: the provider refused this request; never retried
-    │   │   └── ProviderAuthFailed    our credentials were refused
-    │   └── InvalidInvoice            the provider returned a BOLT11 that fails validation
-    ├── GatewayOverloaded             our own event loop lagged a call out of its time (carries
-    │                                 ``provider``): says nothing about the provider
+    ├── CallFailed                    a call to a provider ended without an answer (carries
+    │   │                             ``provider``), whoever's fault it was
+    │   ├── ProviderError             the provider's side failed
+    │   │   ├── ProviderUnavailable   transient: retried, counts for the breaker, fails over
+    │   │   ├── ProviderRejected      permanent: the provider refused this request; never retried
+    │   │   │   └── ProviderAuthFailed  our credentials were refused
+    │   │   └── InvalidInvoice        the provider returned a BOLT11 that fails validation
+    │   └── GatewayOverloaded         our own event loop lagged the call out of its time: says
+    │                                 nothing about the provider
     └── NoProviderAvailable           no provider could issue a valid invoice (carries reasons)
 
 Expected outcomes (an unknown invoice, an unpaid one) are return values, not exceptions.
@@ -36,10 +38,10 @@ class LngateError(Exception):
     code = "error"
 
 
-class ProviderError(LngateError):
-    """A call to a provider failed."""
+class CallFailed(LngateError):
+    """A call to a provider ended without an answer."""
 
-    code = "provider_error"
+    code = "call_failed"
 
     def __init__(self, message: str, *, provider: str | None = None) -> None:
         super().__init__(message)
@@ -48,6 +50,12 @@ class ProviderError(LngateError):
 
     def __str__(self) -> str:
         return f"{self.provider}: {self.message}" if self.provider else self.message
+
+
+class ProviderError(CallFailed):
+    """A call to a provider failed on the provider's side."""
+
+    code = "provider_error"
 
 
 class ProviderUnavailable(ProviderError):
@@ -80,20 +88,12 @@ class InvalidInvoice(ProviderError):
     code = "invalid_invoice"
 
 
-class GatewayOverloaded(LngateError):
+class GatewayOverloaded(CallFailed):
     """A call ran out of time because this process's event loop lagged, not because the
     provider was slow: the gateway is overloaded. It never counts against the provider
     (:mod:`lngate.resilience.failures`)."""
 
     code = "gateway_overloaded"
-
-    def __init__(self, message: str, *, provider: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.provider = provider
-
-    def __str__(self) -> str:
-        return f"{self.provider}: {self.message}" if self.provider else self.message
 
 
 class NoProviderAvailable(LngateError):

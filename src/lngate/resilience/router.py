@@ -93,9 +93,9 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from lngate.errors import (
+    CallFailed,
     GatewayOverloaded,
     NoProviderAvailable,
-    ProviderError,
     ProviderUnavailable,
 )
 from lngate.percentiles import percentile
@@ -497,7 +497,7 @@ class Router:
                 breaker.record_failure()
             else:
                 breaker.release()
-        if exc is not None and not isinstance(exc, ProviderError | GatewayOverloaded):
+        if exc is not None and not isinstance(exc, CallFailed):
             log.error("provider_unexpected_error", provider=name, operation=operation,
                       error=type(exc).__name__, exc_info=exc)
 
@@ -580,7 +580,7 @@ def _code(exc: Exception) -> str:
 
 
 def _message(exc: Exception) -> str:
-    if isinstance(exc, ProviderError | GatewayOverloaded):
+    if isinstance(exc, CallFailed):
         return exc.message
     return f"{type(exc).__name__}: {exc}"
 
