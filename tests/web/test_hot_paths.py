@@ -7,9 +7,11 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.types import Receive, Scope, Send
 
+from lngate.web.app import HOT_PATHS, create_app
 from lngate.web.errors import ApiError
 from lngate.web.hot_paths import HotPaths, hot_routes
 from lngate.web.responses import JsonResponse
+from tests.web.conftest import make_settings
 
 
 async def _create(request: Request) -> JsonResponse:
@@ -53,3 +55,14 @@ async def test_other_methods_and_paths_go_to_the_app() -> None:
         other_path = await client.post("/api/orders", json={})
     assert other_method.json() == {"downstream": "GET"}
     assert other_path.json() == {"downstream": "POST"}
+
+
+def test_the_app_dispatches_create_and_check_past_fastapi(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The app's dispatcher holds the create and check routes themselves (FastAPI lists an
+    included router as one opaque entry among the app's routes, which must not hide them)."""
+    app = create_app(make_settings(tmp_path))
+    dispatcher = next(m for m in app.user_middleware if m.cls is HotPaths)
+    served = {(method, route.path) for route in dispatcher.kwargs["routes"]
+              for method in route.methods}
+    assert served >= {("POST", "/api/create-invoice"), ("GET", "/api/check-invoice")}
+    assert {path for _method, path in served} == set(HOT_PATHS)

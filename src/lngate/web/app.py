@@ -115,8 +115,9 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
     if settings.demo_mode:  # never mounted when a real provider is configured
         app.include_router(routes_demo.router)
     install_openapi(app)
-    # innermost, so the HTTP metrics, CORS and the error handlers wrap these requests too
-    app.add_middleware(HotPaths, routes=hot_routes(app.routes, HOT_PATHS))
+    # innermost, so the HTTP metrics, CORS and the error handlers wrap these requests too; the
+    # routes come from their own router: the app lists an included router as one entry
+    app.add_middleware(HotPaths, routes=hot_routes(routes_invoices.router.routes, HOT_PATHS))
     app.add_middleware(HttpMetricsMiddleware)
     # Around every route that serves a create (whatever serves it), inside CORS only, so the
     # refusal carries the CORS headers a shop's page needs to read it: keep it added last
