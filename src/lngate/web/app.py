@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lngate import __version__
 from lngate.bootstrap import build_gateway, utcnow
+from lngate.heap import settle_heap
 from lngate.settings import Settings
 from lngate.tasks import Supervisor
 from lngate.web import (
@@ -48,8 +49,12 @@ FIRST_ROLE_TIMEOUT = 30.0
 """Seconds start-up waits for the first leadership attempt (and the probes it brings)."""
 
 
-def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
-    """Build the application; the gateway itself is built when the app starts."""
+def create_app(settings: Settings, *, migrate: bool = True, serving: bool = False) -> FastAPI:
+    """Build the application; the gateway itself is built when the app starts.
+
+    ``serving``: this process exists to serve the app (a uvicorn worker), so the garbage
+    collector is settled once the app has started (:func:`~lngate.heap.settle_heap`).
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,6 +92,8 @@ def create_app(settings: Settings, *, migrate: bool = True) -> FastAPI:
         log.info("gateway_started", providers=[p.name for p in gateway.providers],
                  network=settings.lightning_network.name.lower(), demo=gateway.demo_mode,
                  role=gateway.leadership.role, rate_limits=app.state.web.rate_limiter.storage)
+        if serving:
+            settle_heap()
         try:
             yield
         finally:

@@ -28,4 +28,4 @@ def app_factory() -> FastAPI:
         raise SystemExit(2) from None
     configure_logging(verbose=settings.verbose, fmt=settings.log_format,
                       secrets=secret_values(settings))
-    return create_app(settings, migrate=os.environ.get(SKIP_MIGRATIONS_ENV) != "1")
+    return create_app(settings, migrate=os.environ.get(SKIP_MIGRATIONS_ENV) != "1", serving=True)

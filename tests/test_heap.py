@@ -1,0 +1,44 @@
+"""A serving process settles its garbage collector once started; other processes keep the defaults."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from lngate.heap import YOUNG_THRESHOLD
+
+# Run in a child process: freezing the heap is process-wide and must not touch the test session.
+_PROBE = """
+import asyncio, gc, json, sys
+from asgi_lifespan import LifespanManager
+from lngate.web.asgi import app_factory
+from lngate.web.app import create_app
+from lngate.settings import load_settings
+
+async def started(app):
+    async with LifespanManager(app):
+        return {"frozen": gc.get_freeze_count(), "young": gc.get_threshold()[0]}
+
+plain = asyncio.run(started(create_app(load_settings())))
+served = asyncio.run(started(app_factory()))
+print(json.dumps({"plain": plain, "served": served}))
+"""
+
+
+def test_the_served_app_freezes_its_start_up_objects_and_collects_the_young_less_often(
+        tmp_path: Path) -> None:
+    """The uvicorn factory's app settles the heap once started; a plain create_app does not."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("LNBITS_", "NWC_", "DATABASE_", "PROVIDERS"))}
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'gateway.sqlite3'}",
+               EMAIL_FOLDER=str(tmp_path / "mail"))
+    result = subprocess.run([sys.executable, "-c", _PROBE], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.splitlines()[-1])
+    assert seen["plain"] == {"frozen": 0, "young": 700}
+    assert seen["served"]["young"] == YOUNG_THRESHOLD
+    assert seen["served"]["frozen"] > 10_000
