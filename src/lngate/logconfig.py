@@ -18,13 +18,18 @@ OWN_LOGGER = "lngate"
 """The standard-library logger tree of lngate's own modules (``lngate.*``)."""
 
 
-def configure_logging(*, verbose: bool, fmt: str = "auto", secrets: Iterable[str] = ()) -> None:
+def configure_logging(*, verbose: bool, fmt: str = "auto", secrets: Iterable[str] = (),
+                      final: bool = False) -> None:
     """Configure structlog and the standard library's loggers once, at start-up.
 
     ``fmt`` is ``json``, ``console`` or ``auto`` (console when stderr is a terminal).
     ``verbose`` (``DEBUG=lightning:*``) turns on lngate's own debug logs only: the root logger
     stays at WARNING, because at DEBUG SQLAlchemy, aiosqlite, asyncio, aiohttp and nostr-sdk
     log every SQL statement with its values (customers' emails, webhook tokens) and more.
+
+    ``final``: nothing will configure logging again in this process (a serving worker), so each
+    logger is built once, on first use, instead of at every call: a filtered-out debug call
+    otherwise still rebuilt its logger.
     """
     level = logging.DEBUG if verbose else logging.INFO
     as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -40,7 +45,7 @@ def configure_logging(*, verbose: bool, fmt: str = "auto", secrets: Iterable[str
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=lambda *_args: LossyPrintLogger(sys.stderr),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=final,
     )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s", force=True)

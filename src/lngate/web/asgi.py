@@ -27,5 +27,5 @@ def app_factory() -> FastAPI:
         print(exc, file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(verbose=settings.verbose, fmt=settings.log_format,
-                      secrets=secret_values(settings))
+                      secrets=secret_values(settings), final=True)
     return create_app(settings, migrate=os.environ.get(SKIP_MIGRATIONS_ENV) != "1", serving=True)
