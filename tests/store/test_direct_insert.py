@@ -83,3 +83,21 @@ async def test_on_sqlite_a_locked_database_is_waited_for_off_the_event_loop(
         assert not waiting.done()
     await asyncio.wait_for(waiting, 5)
     assert (await _stored(sqlite_db, "22" * 32))["payment_hash"] == "22" * 32
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_a_released_lane_connection_is_not_reset(
+        shared_postgres_url: str) -> None:
+    """The lane's connection sends its statement and nothing after it: no reset round trip on
+    release (the last query PostgreSQL saw from the lane is the insert itself)."""
+    db = Database.from_url(shared_postgres_url)
+    try:
+        await db.direct.insert(invoices, [_row(record("ab" * 32))])
+        async with db.connect() as conn:
+            last = (await conn.exec_driver_sql(
+                "SELECT query FROM pg_stat_activity WHERE application_name = 'lngate-direct'"
+                " AND pid <> pg_backend_pid()")).scalars().all()
+    finally:
+        await db.aclose()
+    assert last and all(query.lstrip().upper().startswith(("INSERT", "COMMIT"))
+                        for query in last), last

@@ -259,7 +259,7 @@ class Database:
         and the pool replaces it)."""
         return await asyncpg.create_pool(
             self._postgres_dsn(), min_size=1, max_size=PG_POOL_SIZE, timeout=PG_CONNECT_TIMEOUT,
-            server_settings={"application_name": "lngate-direct"})
+            server_settings={"application_name": "lngate-direct"}, reset=_session_unchanged)
 
     def _postgres_dsn(self) -> str:
         return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
@@ -268,6 +268,16 @@ class Database:
         """Close the direct-insert lane and every pooled connection."""
         await self.direct.aclose()
         await self.engine.dispose()
+
+
+async def _session_unchanged(_conn: Any) -> None:
+    """The direct lane's release step: nothing to reset.
+
+    asyncpg's default reset sends ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``
+    on every release, a second round trip for each one-statement hit or batch. The lane's
+    statements (inserts, the rate limit's upsert) change no session state; asyncpg still rolls
+    back a transaction left open before calling this.
+    """
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
