@@ -22,6 +22,13 @@ Run: ``.venv/bin/python benchmarks/bench_overload.py [--over 8] [--after 8] [--r
    time until every later 0.25 s slice of requests is ≥ 99 % answered 200 with a p99 under
    0.5 s; and the 200s' latency p50/p99 in each phase.
 
+4. *The door's cost* (``--door-cost``, on by default): the gateway's CPU per create served
+   (closed loop, instantaneous upstream) and per request refused at the door (closed loop,
+   ``--door-connections`` at once, against a gateway whose upstream accepts and never answers,
+   so ``--limit`` creates hang in flight and every other request is refused), and from the two
+   the most a process that refuses in its own CPU can serve while offered ``--factor`` x C:
+   ``S / C = (1 - f r / c) c / (c - r)`` (c: CPU per create, r: per refusal, f: the factor).
+
 The gateway's CPU comes from /proc; the load average is printed: the machine is shared, so
 compare the variants within one run, never across runs.
 """
@@ -29,8 +36,10 @@ compare the variants within one run, never across runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -120,6 +129,66 @@ def measure_capacity(upstream: Upstream, args: argparse.Namespace, loader, workd
         gateway.cleanup()
     ok = int(result["requests"]) - int(result["non2xx"])
     return ok / float(result["elapsed"])
+
+
+class SilentUpstream:
+    """A listening socket that accepts connections and never answers: creates hang in flight."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1024)
+        self.held: list[socket.socket] = []
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self.held.append(self.sock.accept()[0])
+
+    def close(self) -> None:
+        for conn in [*self.held, self.sock]:
+            conn.close()
+
+
+def door_cost(upstream: Upstream, args: argparse.Namespace, loader, workdir: Path,
+              body: str) -> dict[str, float]:
+    """CPU ms per create served and per request refused at the door, and the ceiling they set
+    on what one process can serve at ``args.factor`` x C (see the module's docstring)."""
+    upstream.control("/_bench/reset", "POST")
+    serving = GatewayProcess(gateway_settings(upstream, args.limit))
+    try:
+        url = f"{serving.url}/api/create-invoice"
+        loader(url, body, 20, 2.0, workdir)  # warm-up
+        cpu0 = serving.cpu_seconds()
+        served = loader(url, body, 20, args.capacity_seconds, workdir)
+        create_ms = (serving.cpu_seconds() - cpu0) * 1000 / (
+            int(served["requests"]) - int(served["non2xx"]))
+    finally:
+        serving.stop()
+        serving.cleanup()
+    silent = SilentUpstream()
+    # the hung creates must stay in flight for the whole measure (no timeout, so no breaker
+    # opening and answering the others itself): every other request meets the door
+    refusing = GatewayProcess({**gateway_settings(upstream, args.limit),
+                               "LNBITS_ENDPOINT": silent.url, "CREATE_DEADLINE_SECONDS": "60",
+                               "ATTEMPT_TIMEOUT_DEFAULT": "60", "ATTEMPT_TIMEOUT_CEILING": "60",
+                               "PROVIDER_TIMEOUT_SECONDS": "60"})
+    try:
+        url = f"{refusing.url}/api/create-invoice"
+        loader(url, body, args.door_connections, 2.0, workdir)  # warm-up: the slots fill
+        cpu0 = refusing.cpu_seconds()
+        refused = loader(url, body, args.door_connections, args.capacity_seconds, workdir)
+        refusal_ms = (refusing.cpu_seconds() - cpu0) * 1000 / int(refused["requests"])
+    finally:
+        refusing.stop()
+        refusing.cleanup()
+        silent.close()
+    c, r, f = create_ms, refusal_ms, args.factor
+    ceiling = max(0.0, (1 - f * r / c) * c / (c - r)) if c > r else 0.0
+    return {"create_cpu_ms": c, "refusal_cpu_ms": r, "refusals": int(refused["non2xx"]),
+            "requests": int(refused["requests"]), "served_ceiling_ratio": ceiling}
 
 
 def gateway_settings(upstream: Upstream, limit: int) -> dict[str, str]:
@@ -255,6 +324,10 @@ def main() -> int:
     parser.add_argument("--local-capacity-seconds", type=float, default=3.0,
                         help="closed-loop warm-up of each gateway, also its capacity then")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--no-door-cost", dest="door_cost", action="store_false",
+                        help="skip measuring the CPU of a refusal against that of a create")
+    parser.add_argument("--door-connections", type=int, default=100,
+                        help="connections of the door-cost load (above --limit)")
     parser.add_argument("--pool", type=int, default=60_000)
     parser.add_argument("--amount", type=int, default=100)
     parser.add_argument("--compare-ref", default=None,
@@ -269,6 +342,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="lngate-bench-overload-"))
     body = json.dumps({"amount": args.amount, "description": MEMO, "expiry": EXPIRY})
     results: list[dict[str, object]] = []
+    door: dict[str, float] | None = None
     log(f"source: {src_label()}; load average {loadavg()}")
     log(f"signing a pool of {args.pool} invoices for the instantaneous upstream")
     upstream = Upstream(args.pool, args.amount, workdir)
@@ -297,6 +371,11 @@ def main() -> int:
                     f"breaker 503s {result['breaker_503']}, breakers opened "
                     f"{result['breakers_opened']}, recovery {result['recovery_s']}, "
                     f"other {result['other_non_200']}")
+        if args.door_cost:
+            log("door cost: CPU per create served, then per request refused (upstream silent)")
+            door = door_cost(upstream, args, loader, workdir, body)
+            log(f"  {door['create_cpu_ms']:.3f} ms per create, {door['refusal_cpu_ms']:.3f} ms "
+                f"per refusal ({door['refusals']} of {door['requests']} refused)")
     finally:
         upstream.stop()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -328,8 +407,15 @@ def main() -> int:
           f"{fmt(r['ok_p50_ms'][1])} / {fmt(r['ok_p99_ms'][1])}",
           fmt(r["ok_p99_ms"][2])]
          for r in results])
+    if door is not None:
+        print(f"\nThe door's cost: {door['create_cpu_ms']:.3f} CPU ms per create served, "
+              f"{door['refusal_cpu_ms']:.3f} per request refused ({door['refusals']} of "
+              f"{door['requests']} refused; r / c = "
+              f"{door['refusal_cpu_ms'] / door['create_cpu_ms']:.2f}): a process refusing in its "
+              f"own CPU serves at most {door['served_ceiling_ratio']:.2f} x C while offered "
+              f"{args.factor:g} x C")
     path = save_results("overload", {"machine": machine_info(), "source": src_label(),
-                                     "args": vars(args), "results": results})
+                                     "args": vars(args), "results": results, "door": door})
     log(f"raw results: {path}")
     return 0
 

@@ -144,7 +144,14 @@ async def test_the_app_refuses_with_cors_headers_for_the_shop(
         assert refused.headers["retry-after"] == "1"
         assert refused.headers["access-control-allow-origin"] == "*"
         assert refused.json()["code"] == "overloaded"
+        # each refusal is answered afresh: the same headers, none repeated or grown
+        again = await http.post("/api/create-invoice", json={"amount": 21,
+                                "description": "DazBox"},
+                                headers={"Origin": "https://shop.example.com"})
+        assert again.status_code == 503
+        assert again.headers.multi_items() == refused.headers.multi_items()
+        assert again.headers["vary"] == "Origin"
         body_gate.set()
         assert (await first).status_code == 200
         metrics = (await http.get("/metrics")).text
-        assert 'lngate_admission_refused_total{path="/api/create-invoice"} 1.0' in metrics
+        assert 'lngate_admission_refused_total{path="/api/create-invoice"} 2.0' in metrics

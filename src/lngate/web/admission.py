@@ -51,14 +51,10 @@ class Admission:
         self.limit = limit
         self.in_flight = 0
         self.refused = 0
-        body = refusal_body(retry_after)
-        self._start = {
-            "type": "http.response.start", "status": 503,
-            "headers": [(b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"retry-after", str(retry_after).encode())],
-        }
-        self._body = {"type": "http.response.body", "body": body}
+        self._body = refusal_body(retry_after)
+        self._headers = ((b"content-type", b"application/json"),
+                         (b"content-length", str(len(self._body)).encode()),
+                         (b"retry-after", str(retry_after).encode()))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (not self.limit or scope["type"] != "http" or scope["method"] != "POST"
@@ -70,9 +66,12 @@ class Admission:
             self.refused += 1
             if metrics is not None:
                 metrics.admission_refused.labels(scope["path"]).inc()
-            # The body is left unread: the server discards it and keeps the connection.
-            await send(self._start)
-            await send(self._body)
+            # The body is left unread: the server discards it and keeps the connection. Fresh
+            # messages each time: the middleware outside (CORS) adds headers to the one it is
+            # given, which on a shared message grew with every refusal.
+            await send({"type": "http.response.start", "status": 503,
+                        "headers": list(self._headers)})
+            await send({"type": "http.response.body", "body": self._body})
             return
         self.in_flight += 1
         if metrics is not None:
