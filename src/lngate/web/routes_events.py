@@ -74,8 +74,11 @@ async def invoice_events(payment_hash: str, request: Request) -> StreamingRespon
                     return
                 wait = min(settings.sse_recheck_seconds, settings.sse_heartbeat_seconds,
                            remaining)
+                # a timeout around the wait, not wait_for: wait_for runs the wait in a task of
+                # its own each time, one more task alive per open stream
                 try:
-                    await asyncio.wait_for(changed.wait(), wait)
+                    async with asyncio.timeout(wait):
+                        await changed.wait()
                 except TimeoutError:
                     pass
                 changed.clear()
