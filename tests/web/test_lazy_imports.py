@@ -1,5 +1,5 @@
-"""A serving process loads the page, email, QR and PostgreSQL libraries only when first used,
-and that first use works (each stays in every worker's memory once loaded)."""
+"""A serving process loads the page, email, QR, PostgreSQL and Redis rate-limit libraries only
+when first used, and that first use works (each stays in every worker's memory once loaded)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-LAZY = ("jinja2", "segno", "asyncpg", "aiosmtplib")
+LAZY = ("jinja2", "segno", "asyncpg", "aiosmtplib", "limits")
 
 FIRST_USE = f"""
 import sys
@@ -16,6 +16,8 @@ from lngate.settings import Settings
 from lngate.web.app import create_app
 
 create_app(Settings(_env_file=None))
+from lngate.web.ratelimit import RateLimiter
+RateLimiter("60/minute", per_route={{"check-invoice": "120/minute"}})
 print("loaded after create_app:", sorted(m for m in {LAZY!r} if m in sys.modules))
 
 from lngate.store.database import is_transient
