@@ -49,12 +49,13 @@ _M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
 def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     """Cap glibc's malloc arenas for this process and the workers it starts; True if capped.
 
-    glibc gives each thread that allocates its own arena, up to 8 per core, and an arena keeps
-    the memory it once held: the database's threads and the executor's each add some MiB of
-    resident memory that the main thread's arena could have reused. Two arenas keep the worker
-    smaller at no measurable cost (its threads allocate little, so they rarely wait for an
-    arena's lock). An operator's own ``MALLOC_ARENA_MAX`` is left as it is (glibc read it when
-    this process started). Elsewhere than glibc, nothing is done.
+    glibc gives each thread that allocates an arena of its own, up to 8 per core, and memory
+    freed in an arena stays resident for that arena's later use: the database's threads and the
+    executor's hold memory the main thread's arena could have reused. The worker's threads
+    allocate little, so two arenas cost no measurable lock waiting; the saving measured on
+    2 cores was about 1 MiB (docs/benchmarks.md), more arenas being possible on more cores.
+    An operator's own ``MALLOC_ARENA_MAX`` is left as it is (glibc read it when this process
+    started). Elsewhere than glibc, nothing is done.
     """
     if "MALLOC_ARENA_MAX" in os.environ:
         return False
