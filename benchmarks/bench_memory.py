@@ -21,15 +21,16 @@ most between the two.
 
     .venv/bin/python benchmarks/bench_memory.py                        # ~5 min
     .venv/bin/python benchmarks/bench_memory.py --requests 5000 --streams 100
+    .venv/bin/python benchmarks/bench_memory.py --baseline-ref main    # main first, then this tree
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -46,6 +47,7 @@ from _common import (
     print_table,
     process_cpu_seconds,
     save_results,
+    set_gateway_env,
     snapshot_src,
     src_label,
     src_path,
@@ -199,23 +201,10 @@ def snapshot_diff(first: str, last: str, top: int = 25) -> list[tuple[str, str, 
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=50_000)
-    parser.add_argument("--streams", type=int, default=500)
-    parser.add_argument("--connections", type=int, default=10)
-    parser.add_argument("--database-url", help="default: a fresh SQLite file")
-    parser.add_argument("--sse-recheck-seconds", type=float,
-                        help="SSE_RECHECK_SECONDS of the gateway (default: its own, 3 s: each "
-                        "open stream re-reads its invoice that often, 500 streams ~170 reads/s)")
-    parser.add_argument("--tracemalloc", action="store_true",
-                        help="measurement only: snapshot diff of the gateway's allocations")
-    parser.add_argument("--src-ref", help="measure the source of this git ref")
-    args = parser.parse_args()
-    info = machine_info()
-    log(f"machine: {info}, load {loadavg()}")
-    snapshot_src(args.src_ref)
+def measure(args: argparse.Namespace, source: Path, label: str) -> dict[str, object]:
+    """One gateway importing ``lngate`` from ``source``, measured as the module docstring says."""
     workdir = Path(tempfile.mkdtemp(prefix="lngate-bench-memory-"))
+    log(f"measuring {label} ({source})")
     # one signed invoice per request at most: the create workers may outpace the check workers,
     # and an exhausted pool would answer 503 and open the breaker
     upstream = Upstream(args.requests + args.streams + 500, 100, workdir)
@@ -223,6 +212,7 @@ def main() -> None:
         "LNBITS_ENDPOINT": upstream.url, "LNBITS_INVOICE_KEY": "bench-invoice-key",
         "LNBITS_NODE_PUBKEY": upstream.pubkey, "RATE_LIMIT": "1000000/second",
         "RATE_LIMIT_CHECK": "1000000/second", "SSE_MAX_SECONDS": "86400",
+        "PYTHONPATH": str(source),
     }
     if args.sse_recheck_seconds:
         settings["SSE_RECHECK_SECONDS"] = str(args.sse_recheck_seconds)
@@ -232,7 +222,7 @@ def main() -> None:
     if args.tracemalloc:
         snapshot_folder = workdir / "snapshots"
         snapshot_folder.mkdir()
-        settings["PYTHONPATH"] = f"{BENCH_DIR / '_probe'}:{src_path()}"
+        settings["PYTHONPATH"] = f"{BENCH_DIR / '_probe'}:{source}"
         settings["LNGATE_BENCH_TRACEMALLOC"] = str(snapshot_folder)
     (workdir / "gateway").mkdir()
     try:
@@ -243,10 +233,9 @@ def main() -> None:
             gateway.stop()
     finally:
         upstream.stop()
-        cleanup_src()
     samples: list[dict[str, float]] = result["samples"]  # type: ignore[assignment]
-    print_table(f"worker RSS, {args.streams} open event streams, {args.requests:,} requests "
-                f"({args.connections} connections, create and check alternately)",
+    print_table(f"{label}: worker RSS, {args.streams} open event streams, {args.requests:,} "
+                f"requests ({args.connections} connections, create and check alternately)",
                 ["requests", "RSS (MiB)", "high-water (MiB)", "CPU s", "streams open", "load"],
                 [(f"{s['requests']:,}", fmt(s["rss_mib"]), fmt(s["hwm_mib"]), fmt(s["cpu_s"]),
                   s["streams_open"], s["load"]) for s in samples])
@@ -254,22 +243,66 @@ def main() -> None:
     last = samples[-1]
     span = (last["requests"] - first_after["requests"]) / 10_000
     growth = (last["rss_mib"] - first_after["rss_mib"]) / span if span else float("nan")
-    print(f"\nRSS at the end {last['rss_mib']:.1f} MiB (high-water {result['hwm_mib']:.1f}); "
-          f"growth from {first_after['requests']:,} to {last['requests']:,} requests: "
-          f"{last['rss_mib'] - first_after['rss_mib']:+.1f} MiB ({growth:+.2f} MiB per 10,000); "
-          f"errors {result['errors']}, streams that ended early {result['streams_ended_early']}, "
-          f"{result['elapsed_s']:.0f} s; source {src_label()}; load {loadavg()}")
+    result.update(source=label, end_rss_mib=last["rss_mib"], growth_per_10k_mib=growth,
+                  first_after=first_after["requests"])
+    print(f"\n{label}: RSS at the end {last['rss_mib']:.1f} MiB (high-water "
+          f"{result['hwm_mib']:.1f}); growth from {first_after['requests']:,} to "
+          f"{last['requests']:,} requests: {last['rss_mib'] - first_after['rss_mib']:+.1f} MiB "
+          f"({growth:+.2f} MiB per 10,000); errors {result['errors']}, streams that ended early "
+          f"{result['streams_ended_early']}, {result['elapsed_s']:.0f} s; load {loadavg()}")
     snapshots: list[str] = result["snapshots"]  # type: ignore[assignment]
     if len(snapshots) >= 2:
         print_table(f"tracemalloc: live allocations grown from {first_after['requests']:,} to "
                     f"{last['requests']:,} requests (top 25, innermost frame first)",
                     ["KiB", "blocks", "where"], snapshot_diff(snapshots[0], snapshots[-1]))
-    path = save_results("memory", {"machine": info, "args": vars(args), **result})
-    log(f"raw results: {path}")
-    with contextlib.suppress(OSError):
-        import shutil
+    shutil.rmtree(workdir, ignore_errors=True)
+    return result
 
-        shutil.rmtree(workdir)
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=50_000)
+    parser.add_argument("--streams", type=int, default=500)
+    parser.add_argument("--connections", type=int, default=10)
+    parser.add_argument("--database-url", help="default: a fresh SQLite file")
+    parser.add_argument("--sse-recheck-seconds", type=float,
+                        help="SSE_RECHECK_SECONDS of the gateway (default: its own, 3 s)")
+    parser.add_argument("--tracemalloc", action="store_true",
+                        help="measurement only: snapshot diff of the gateway's allocations")
+    parser.add_argument("--src-ref", help="measure the source of this git ref")
+    parser.add_argument("--baseline-ref", metavar="REF",
+                        help="also measure src/ as of this git ref, in the same run, first")
+    parser.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra setting for every gateway (repeatable)")
+    args = parser.parse_args()
+    set_gateway_env(args.gateway_env)
+    info = machine_info()
+    log(f"machine: {info}, load {loadavg()}")
+    base = None
+    if args.baseline_ref:
+        base_folder = snapshot_src(args.baseline_ref)
+        base = (base_folder, src_path(), f"baseline {src_label()}")
+    snapshot_src(args.src_ref)  # taken now: edits made while the run goes on are not measured
+    runs = []
+    try:
+        if base is not None:
+            runs.append(measure(args, base[1], base[2]))
+        runs.append(measure(args, src_path(), src_label()))
+    finally:
+        cleanup_src()
+        if base is not None:
+            shutil.rmtree(base[0], ignore_errors=True)
+    if len(runs) > 1:
+        print_table("baseline and this source, same run",
+                    ["source", "RSS streams open (MiB)", "RSS at first sample after 0 (MiB)",
+                     "RSS at the end (MiB)", "high-water (MiB)", "MiB per 10,000 requests",
+                     "errors"],
+                    [(r["source"], fmt(r["samples"][0]["rss_mib"]),  # type: ignore[index]
+                      fmt(r["samples"][1]["rss_mib"]),  # type: ignore[index]
+                      fmt(r["end_rss_mib"]), fmt(r["hwm_mib"]),
+                      f"{r['growth_per_10k_mib']:+.2f}", r["errors"]) for r in runs])
+    path = save_results("memory", {"machine": info, "args": vars(args), "runs": runs})
+    log(f"raw results: {path}")
 
 
 if __name__ == "__main__":

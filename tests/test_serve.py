@@ -234,3 +234,19 @@ def test_pipelined_requests_and_a_body_beyond_the_header_limit_still_work(server
         answer = sock.recv(4096)
     assert answer.startswith(b"HTTP/1.1 ") and not answer.startswith(b"HTTP/1.1 431"), answer
     assert b"application/json" in answer
+
+
+def test_serve_caps_glibc_malloc_arenas_unless_the_operator_chose(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each thread's own malloc arena keeps memory resident; serving caps them at 2, for the
+    workers it starts too (through the environment), and leaves an operator's value alone."""
+    import platform
+
+    from lngate.web.http_server import MALLOC_ARENAS, limit_malloc_arenas
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert limit_malloc_arenas() is (platform.libc_ver()[0] == "glibc")
+    assert os.environ["MALLOC_ARENA_MAX"] == str(MALLOC_ARENAS) == "2"
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert limit_malloc_arenas() is False
+    assert os.environ["MALLOC_ARENA_MAX"] == "4"

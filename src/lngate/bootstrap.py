@@ -60,6 +60,7 @@ from lngate.services.outbox import OutboxConfig
 from lngate.services.payee_keys import PayeeKeys
 from lngate.services.reconciler import ReconcilerConfig
 from lngate.services.settlement import Settler
+from lngate.services.stream_watch import StreamWatch
 from lngate.services.webhooks import WebhookAuth
 from lngate.settings import ConfigError, Settings
 from lngate.store import Database
@@ -130,6 +131,9 @@ class Gateway:
     loop_lag: LoopLagMonitor
     """This process's event-loop lag (its loop runs among ``instance_loops``)."""
     events: InvoiceEvents
+    stream_watch: StreamWatch
+    """The invoices this process's event streams wait on, re-read together every
+    ``SSE_RECHECK_SECONDS`` by one of ``instance_loops``."""
     instance_loops: dict[str, Loop]
     """The loops every instance runs (the web lifespan starts them)."""
     leadership: Leadership
@@ -340,6 +344,10 @@ async def build_gateway(settings: Settings, *, migrate: bool = True,
     }
     if events.transport is not None:
         instance_loops["invoice-events"] = events.receive
+    stream_watch = StreamWatch(db, events)
+    instance_loops["event-stream-recheck"] = partial(
+        every, settings.sse_recheck_seconds, stream_watch.recheck, name="event-stream-recheck",
+        first_after=settings.sse_recheck_seconds)
     leadership = Leadership(
         o.elector or (AdvisoryLock(db) if db.dialect == "postgresql" else SoleElector()),
         leader=Role("leader", {
@@ -371,6 +379,7 @@ async def build_gateway(settings: Settings, *, migrate: bool = True,
         reconciler_config=reconciler_config,
         monitoring=monitoring,
         events=events,
+        stream_watch=stream_watch,
         instance_loops=instance_loops,
         leadership=leadership,
         sessions=sessions,

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Protocol
 
 import aiohttp
-import aiosmtplib
 import structlog
 
 from lngate.notify.addresses import InvalidAddress, Mailbox, parse_mailbox
@@ -160,6 +159,8 @@ class SmtpEmailSender:
 
     async def send(self, email: Email) -> None:
         """Hand the message to the server; raises :class:`EmailError` when it is not accepted."""
+        import aiosmtplib  # with the first message: a gateway without SMTP never loads it
+
         c = self._config
         prepared = prepare_message(email, self._sender)
         try:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateNotFound, Undefined
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 TEMPLATES = Path(__file__).with_name("templates")
 
@@ -36,12 +37,16 @@ def one_line(text: str) -> str:
 
 
 def _sats(value: int) -> str:
+    from jinja2 import Undefined  # loaded already: a template is calling
+
     if isinstance(value, Undefined):
         str(value)  # raises UndefinedError naming the variable
     return f"{value:,}".replace(",", "\u202f")  # French thousands separator (narrow no-break space)
 
 
 def _date(value: str | None) -> str:
+    from jinja2 import Undefined  # loaded already: a template is calling
+
     if isinstance(value, Undefined):
         str(value)
     if not value:
@@ -53,23 +58,35 @@ class EmailTemplates:
     """Renders ``(kind, payload)`` to subject, text and HTML."""
 
     def __init__(self, folder: Path = TEMPLATES) -> None:
-        def environment(autoescape: bool) -> Environment:
-            env = Environment(loader=FileSystemLoader(folder), autoescape=autoescape,
-                              undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True,
-                              keep_trailing_newline=True)
-            env.filters["sats"] = _sats
-            env.filters["date"] = _date
-            return env
+        """Builds nothing yet: Jinja2 is imported with the first email rendered, so a process
+        that sends none (most requests create or check an invoice) does not carry it."""
+        self._folder = folder
+        self._environments: tuple[Environment, Environment] | None = None
 
-        self._html = environment(autoescape=True)
-        self._text = environment(autoescape=False)
+    def _html_and_text(self) -> tuple[Environment, Environment]:
+        if self._environments is None:
+            from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+            def environment(autoescape: bool) -> Environment:
+                env = Environment(loader=FileSystemLoader(self._folder), autoescape=autoescape,
+                                  undefined=StrictUndefined, trim_blocks=True,
+                                  lstrip_blocks=True, keep_trailing_newline=True)
+                env.filters["sats"] = _sats
+                env.filters["date"] = _date
+                return env
+
+            self._environments = (environment(autoescape=True), environment(autoescape=False))
+        return self._environments
 
     def render(self, kind: str, payload: dict[str, Any]) -> Rendered:
         """Render one email; raises :class:`UnknownTemplate` for a kind without templates."""
+        from jinja2 import TemplateNotFound
+
+        html_env, text_env = self._html_and_text()
         try:
-            subject = self._text.get_template(f"{kind}.subject.txt").render(**payload)
-            text = self._text.get_template(f"{kind}.txt").render(**payload)
-            html = self._html.get_template(f"{kind}.html").render(**payload)
+            subject = text_env.get_template(f"{kind}.subject.txt").render(**payload)
+            text = text_env.get_template(f"{kind}.txt").render(**payload)
+            html = html_env.get_template(f"{kind}.html").render(**payload)
         except TemplateNotFound as exc:
             raise UnknownTemplate(kind) from exc
         return Rendered(one_line(subject), text, html)

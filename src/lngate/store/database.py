@@ -11,12 +11,12 @@ are the scripts' heads, and every table and column exists). Any failure is a
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
@@ -88,31 +88,50 @@ def describe_error(exc: BaseException) -> str:
 # What a database that cannot be used raises; asyncpg raises some connection errors (bad
 # password, unknown database) without SQLAlchemy's wrapper. (Alembic's CommandError too, caught
 # where migrations run: Alembic is imported only there, see store/migration_scripts.py.)
-_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    OSError, SQLAlchemyError, sqlite3.Error, asyncpg.PostgresError, asyncpg.InterfaceError,
-)
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (OSError, SQLAlchemyError, sqlite3.Error)
 
 
-# What a database hiccup raises: a lost or refused connection, a server shutting down or out of
-# connections, a pool with no connection free in time, a transaction to retry (deadlock or
-# serialization), SQLite's "database is locked". asyncpg errors reach us bare (a dedicated
-# connection) or as the cause of SQLAlchemy's DBAPIError.
-_TRANSIENT_ASYNCPG: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError, asyncpg.exceptions.InsufficientResourcesError,
-    asyncpg.exceptions.TransactionRollbackError,
-)
+def _asyncpg() -> Any:
+    """asyncpg, imported on first use: a gateway on SQLite never loads it (~3 MiB per process).
+    An asyncpg error can only exist once asyncpg is loaded, so the tuples below only need its
+    classes from then on."""
+    import asyncpg  # type: ignore[import-untyped]
+
+    return asyncpg
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    """:data:`_CONNECTION_ERRORS`, and asyncpg's own once it is loaded."""
+    if "asyncpg" not in sys.modules:
+        return _CONNECTION_ERRORS
+    asyncpg = _asyncpg()
+    return (*_CONNECTION_ERRORS, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def _transient_asyncpg() -> tuple[type[BaseException], ...]:
+    """What a database hiccup raises from asyncpg (nothing until asyncpg is loaded): a lost or
+    refused connection, a server shutting down or out of connections, a transaction to retry
+    (deadlock or serialization). asyncpg errors reach us bare (a dedicated connection) or as the
+    cause of SQLAlchemy's DBAPIError."""
+    if "asyncpg" not in sys.modules:
+        return ()
+    asyncpg = _asyncpg()
+    return (asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+            asyncpg.exceptions.OperatorInterventionError,
+            asyncpg.exceptions.InsufficientResourcesError,
+            asyncpg.exceptions.TransactionRollbackError)
 
 
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` is a database hiccup that the next attempt may not meet (a lost or
     refused connection, a timeout, a transaction to retry), rather than a bug."""
+    transient_asyncpg = _transient_asyncpg()
     if isinstance(exc, (OSError, TimeoutError, PoolTimeout, SAOperationalError, SAInterfaceError,
-                        *_TRANSIENT_ASYNCPG)):
+                        *transient_asyncpg)):
         return True
     if isinstance(exc, DBAPIError):
         cause = exc.orig.__cause__ if exc.orig is not None else None
-        return exc.connection_invalidated or isinstance(cause, _TRANSIENT_ASYNCPG)
+        return exc.connection_invalidated or isinstance(cause, transient_asyncpg)
     return False
 
 
@@ -208,7 +227,7 @@ class Database:
                 await conn.run_sync(_upgrade)
         except CommandError as exc:  # e.g. a revision these scripts do not know
             raise DatabaseUnusable(f"cannot migrate: {exc}", kind="schema") from None
-        except _CONNECTION_ERRORS as exc:
+        except _connection_errors() as exc:
             raise DatabaseUnusable(describe_error(exc)) from None
         await self.check()
 
@@ -221,7 +240,7 @@ class Database:
         """
         try:
             conn = await self.engine.connect()
-        except _CONNECTION_ERRORS as exc:
+        except _connection_errors() as exc:
             raise DatabaseUnusable(describe_error(exc)) from None
         try:
             try:
@@ -229,7 +248,7 @@ class Database:
                     await conn.execute(_TOUCH_REVISIONS)
                     stored: frozenset[str] = frozenset(
                         (await conn.execute(_RESTORE_REVISIONS)).scalars())
-            except _CONNECTION_ERRORS as exc:
+            except _connection_errors() as exc:
                 raise await _write_failure(conn, exc) from None
             if stored != self._schema_checked_at:
                 problem = _revision_problem(stored) or await conn.run_sync(_schema_problem)
@@ -240,7 +259,7 @@ class Database:
         finally:
             try:
                 await conn.close()
-            except _CONNECTION_ERRORS:  # the connection is gone already; nothing to return
+            except _connection_errors():  # the connection is gone already; nothing to return
                 pass
 
     async def dedicated_connection(self, *, application_name: str,
@@ -250,14 +269,14 @@ class Database:
         ``application_name`` names it in ``pg_stat_activity``."""
         if self.dialect != "postgresql":
             raise RuntimeError("dedicated connections are for PostgreSQL only")
-        return await asyncpg.connect(
+        return await _asyncpg().connect(
             self._postgres_dsn(), timeout=PG_CONNECT_TIMEOUT,
             server_settings={"application_name": application_name, **(server_settings or {})})
 
     async def _direct_pool(self) -> Any:
         """The direct lane's asyncpg pool (no pre-ping: a lost connection fails one statement,
         and the pool replaces it)."""
-        return await asyncpg.create_pool(
+        return await _asyncpg().create_pool(
             self._postgres_dsn(), min_size=1, max_size=PG_POOL_SIZE, timeout=PG_CONNECT_TIMEOUT,
             server_settings={"application_name": "lngate-direct"}, reset=_session_unchanged)
 
@@ -311,7 +330,7 @@ async def _write_failure(conn: AsyncConnection, exc: BaseException) -> DatabaseU
     try:
         migrated = await conn.run_sync(
             lambda sync: inspect(sync).has_table("alembic_version"))
-    except _CONNECTION_ERRORS:
+    except _connection_errors():
         return DatabaseUnusable(describe_error(exc))
     if not migrated:
         return DatabaseUnusable("the database has no lngate schema: run `lngate migrate`",

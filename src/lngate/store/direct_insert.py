@@ -38,7 +38,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 from sqlalchemy import Table, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
@@ -157,6 +156,9 @@ class DirectInsert:
         return self._pg
 
     async def _postgres_write(self, sql: str, values: list[tuple[Any, ...]]) -> None:
+        # imported here, as the pool: a gateway on SQLite never loads asyncpg
+        import asyncpg  # type: ignore[import-untyped]
+
         pool = await self._pool()
         async with pool.acquire() as conn:
             try:

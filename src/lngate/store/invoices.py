@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -119,6 +120,15 @@ async def get_invoice(conn: AsyncConnection, payment_hash: str) -> InvoiceRecord
     result = await conn.execute(select(*_COLUMNS).where(invoices.c.payment_hash == payment_hash))
     row = result.first()
     return None if row is None else _record(row)
+
+
+async def invoice_states(conn: AsyncConnection,
+                         payment_hashes: Sequence[str]) -> dict[str, InvoiceState]:
+    """The state of each stored invoice among ``payment_hashes`` (unknown ones are absent), in
+    one statement (callers keep the list to a few hundred)."""
+    result = await conn.execute(select(invoices.c.payment_hash, invoices.c.state)
+                                .where(invoices.c.payment_hash.in_(payment_hashes)))
+    return {row.payment_hash: InvoiceState(row.state) for row in result}
 
 
 async def get_by_idempotency_key(conn: AsyncConnection, key: str) -> InvoiceRecord | None:

@@ -20,15 +20,17 @@ import mimetypes
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse, Response
 
 from lngate.web.errors import ApiError
 from lngate.web.i18n import LANGUAGES, Translator, negotiate_language
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 TEMPLATES = Path(__file__).with_name("templates")
 STATIC = Path(__file__).with_name("static")
@@ -76,7 +78,12 @@ def static_url(name: str) -> str:
 
 @functools.cache
 def environment() -> Environment:
-    """The Jinja2 environment of the pages (built once: it holds no state of a request)."""
+    """The Jinja2 environment of the pages (built once: it holds no state of a request).
+
+    Jinja2 is imported here, with the first page: a worker that serves only the API never
+    loads it."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.globals["static_url"] = static_url

@@ -18,14 +18,13 @@ at most once a minute): a limit must not turn a database hiccup into refused web
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
-from limits import RateLimitItem, parse
-from limits.aio.strategies import SlidingWindowCounterRateLimiter
-from limits.storage import storage_from_string
 
 from lngate.store import Database
 from lngate.store.database import is_transient
@@ -34,6 +33,37 @@ from lngate.store.rate_limits import hit_direct, prune, retry_after
 log = structlog.get_logger("lngate.ratelimit")
 PRUNE_INTERVAL = 60.0
 """Seconds between two deletions of expired counters (each process; idempotent)."""
+
+
+_GRANULARITY_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400,
+                        "month": 30 * 86400, "year": 12 * 30 * 86400}
+_LIMIT = re.compile(r"\s*([0-9]+)\s*(?:/|\s*per\s*)\s*([0-9]+)?\s*([a-z]+?)s?\s*", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """``amount`` hits per ``period`` seconds."""
+
+    text: str
+    amount: int
+    period: int
+
+
+def parse_limit(text: str) -> Limit:
+    """A limit in the ``limits`` library's notation (``60/minute``, ``10 per 2 hours``).
+
+    Parsed here rather than by the library, which a process without Redis then never imports
+    (it and its dependencies are ~1.5 MiB per worker); the Redis path parses the same text with
+    the library. Raises ``ValueError`` for anything else.
+    """
+    # several limits (``1/second; 50/minute``): the library's parse() keeps the first
+    matches = [_LIMIT.fullmatch(part) for part in re.split(r"[,;|]", text)]
+    if not all(m is not None and m.group(3).lower() in _GRANULARITY_SECONDS for m in matches):
+        raise ValueError(f"couldn't parse rate limit string '{text}'")
+    amount, multiples, granularity = matches[0].groups()  # type: ignore[union-attr]
+    # as the library: a missing or zero multiple is one
+    period = _GRANULARITY_SECONDS[granularity.lower()] * (int(multiples or 0) or 1)
+    return Limit(text, int(amount), period)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,8 +124,8 @@ class RateLimiter:
         """``limit`` applies to every route not named in ``per_route``. Counters go to Redis
         when ``redis_url`` is given, else to ``database`` when it is PostgreSQL, else to
         memory."""
-        self.item: RateLimitItem = parse(limit)
-        self._items = {route: parse(value) for route, value in (per_route or {}).items()}
+        self.item = parse_limit(limit)
+        self._items = {route: parse_limit(value) for route, value in (per_route or {}).items()}
         self._clock = clock
         self._db = database if database is not None and database.dialect == "postgresql" \
             else None
@@ -105,8 +135,18 @@ class RateLimiter:
             self.storage = "postgresql"
         else:
             self.storage = "memory"
-        self._limiter = SlidingWindowCounterRateLimiter(
-            storage_from_string("async+" + redis_url)) if redis_url else None
+        self._limiter: Any = None
+        self._library_items: dict[str, Any] = {}
+        if redis_url:
+            # the limits library, for Redis only (see parse_limit)
+            from limits import parse
+            from limits.aio.strategies import SlidingWindowCounterRateLimiter
+            from limits.storage import storage_from_string
+
+            self._limiter = SlidingWindowCounterRateLimiter(
+                storage_from_string("async+" + redis_url))
+            self._library_items = {item.text: parse(item.text)
+                                   for item in (self.item, *self._items.values())}
         self._memory = MemoryCounters()
         self._pruned_at = clock()
         self._warned_at: float | None = None
@@ -117,19 +157,20 @@ class RateLimiter:
         if self.storage == "postgresql":
             return await self._check_database(item, route, key)
         if self._limiter is None:
-            return self._memory.hit(route, key, limit=item.amount, period=item.get_expiry(),
+            return self._memory.hit(route, key, limit=item.amount, period=item.period,
                                     now=self._clock())
-        if await self._limiter.hit(item, route, key):
+        library_item = self._library_items[item.text]
+        if await self._limiter.hit(library_item, route, key):
             return RateDecision(True)
-        stats = await self._limiter.get_window_stats(item, route, key)
+        stats = await self._limiter.get_window_stats(library_item, route, key)
         return RateDecision(False, max(1, math.ceil(stats.reset_time - time.time())))
 
-    async def _check_database(self, item: RateLimitItem, route: str, key: str) -> RateDecision:
+    async def _check_database(self, item: Limit, route: str, key: str) -> RateDecision:
         assert self._db is not None
         now = self._clock()
         try:
             result = await hit_direct(self._db, route=route, key=key, limit=item.amount,
-                                      period=item.get_expiry(), now=now)
+                                      period=item.period, now=now)
             if now - self._pruned_at >= PRUNE_INTERVAL:
                 self._pruned_at = now
                 async with self._db.transaction() as conn:

@@ -14,7 +14,6 @@ import math
 import re
 from datetime import datetime
 
-import segno
 from fastapi import APIRouter, Request
 from markupsafe import Markup
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -46,6 +45,8 @@ def qr_svg(bolt11: str) -> Markup:
 
     Upper case, which BOLT11 allows, fits QR's alphanumeric mode: a smaller, easier code.
     """
+    import segno  # with the first checkout page: a worker serving only the API never loads it
+
     code = segno.make_qr(f"lightning:{bolt11}".upper(), error="m")
     return Markup(code.svg_inline(scale=1, border=4, dark="#000", light="#fff", omitsize=True,
                                   svgclass="qr-code", lineclass=None))

@@ -3,7 +3,8 @@
 A checkout page opens it and waits instead of polling. The stream sends the current status at
 once (``event: status``, ``data: {"status": "pending"|"settled"|"expired", ...}``), then again on
 every change, and ends after a final one. Changes are seen through this process's settlement
-notifications and a database re-read every few seconds (settlements by other processes).
+notifications and a database re-read every few seconds (settlements by other processes), shared
+by every stream of the process (:class:`~lngate.services.stream_watch.StreamWatch`).
 Comment lines keep proxies from closing an idle stream; the stream's lifetime is bounded
 (``event: timeout``), after which the client reconnects.
 """
@@ -57,6 +58,7 @@ async def invoice_events(payment_hash: str, request: Request) -> StreamingRespon
         raise ApiError(404, "Facture non trouvée", "not_found")
     settings = gateway.settings
     events = gateway.settler.events
+    watch = gateway.stream_watch
 
     async def stream() -> AsyncIterator[bytes]:
         started = time.monotonic()
@@ -66,22 +68,28 @@ async def invoice_events(payment_hash: str, request: Request) -> StreamingRespon
                                                       "paymentHash": payment_hash})
         if state is not InvoiceState.PENDING:
             return
-        with events.listen(payment_hash) as changed:
+        # woken by this process's settlements, the transport's, and the process's shared
+        # re-read of every watched invoice (services/stream_watch.py): the stream re-reads its
+        # invoice only when woken
+        with events.listen(payment_hash) as changed, watch.watch(payment_hash):
             while True:
                 remaining = settings.sse_max_seconds - (time.monotonic() - started)
                 if remaining <= 0:
                     yield _event("timeout", {"status": _PUBLIC[state]})
                     return
-                wait = min(settings.sse_recheck_seconds, settings.sse_heartbeat_seconds,
-                           remaining)
+                wait = min(settings.sse_heartbeat_seconds, remaining)
+                # a timeout around the wait, not wait_for: wait_for runs the wait in a task of
+                # its own each time, one more task alive per open stream
                 try:
-                    await asyncio.wait_for(changed.wait(), wait)
+                    async with asyncio.timeout(wait):
+                        await changed.wait()
                 except TimeoutError:
                     pass
+                woken = changed.is_set()
                 changed.clear()
                 if await request.is_disconnected():
                     return
-                current = await find_invoice(gateway.db, payment_hash)
+                current = await find_invoice(gateway.db, payment_hash) if woken else None
                 if current is not None and current.state is not state:
                     state = current.state
                     last_sent = time.monotonic()

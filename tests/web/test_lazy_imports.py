@@ -1,0 +1,61 @@
+"""A serving process loads the page, email, QR, PostgreSQL and Redis rate-limit libraries only
+when first used, and that first use works (each stays in every worker's memory once loaded)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+LAZY = ("jinja2", "segno", "asyncpg", "aiosmtplib", "limits")
+
+FIRST_USE = f"""
+import sys
+from lngate.settings import Settings
+from lngate.web.app import create_app
+
+create_app(Settings(_env_file=None))
+from lngate.web.ratelimit import RateLimiter
+RateLimiter("60/minute", per_route={{"check-invoice": "120/minute"}})
+print("loaded after create_app:", sorted(m for m in {LAZY!r} if m in sys.modules))
+
+from lngate.store.database import is_transient
+assert is_transient(OSError()) and not is_transient(ValueError())
+print("loaded after is_transient:", sorted(m for m in {LAZY!r} if m in sys.modules))
+
+from lngate.web.routes_checkout import qr_svg
+assert qr_svg("lnbc1abc").startswith("<svg")
+
+from lngate.web.pages import environment
+assert "<html" in environment().get_template("error.html").render(
+    t=lambda *a, **k: "x", lang="fr", other_languages=[], title="t", message="m")
+
+from lngate.notify.templates import EmailTemplates, UnknownTemplate
+from tests.notify.test_templates import payload
+rendered = EmailTemplates().render("dazbox_confirmation", payload())
+assert "DazBox" in rendered.subject and "Alice" in rendered.html
+try:
+    EmailTemplates().render("no_such_kind", {{}})
+except UnknownTemplate:
+    pass
+else:
+    raise AssertionError("an unknown kind rendered")
+
+import asyncpg
+assert is_transient(asyncpg.PostgresConnectionError())
+assert is_transient(asyncpg.exceptions.SerializationError())
+assert not is_transient(asyncpg.exceptions.UniqueViolationError())
+print("first uses: ok")
+"""
+
+
+def test_the_app_leaves_page_email_qr_and_postgres_libraries_unloaded_until_first_use() -> None:
+    result = subprocess.run([sys.executable, "-c", FIRST_USE], capture_output=True, text=True,
+                            cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "loaded after create_app: []",
+        "loaded after is_transient: []",
+        "first uses: ok",
+    ]
