@@ -14,7 +14,10 @@ Run: ``.venv/bin/python benchmarks/bench_overload.py [--over 8] [--after 8] [--r
    that commit's gateway (before the loop-lag classification and admission), to show what they
    change. Each gateway's closed-loop warm-up also gives its capacity just before its run.
 3. Reported per variant: served/s during the 2× phase (answers 200 completed in it) and its
-   ratio to C; refusals at the door (status, with ``Retry-After``, latency p50/p99); 503s
+   ratio to C; the gateway's cores in the 2× phase and the creates it served per CPU second
+   then over those it served per CPU second at capacity (its closed-loop warm-up): on a shared
+   machine the gateway gets the CPU it can, and this ratio says whether the door kept its CPU
+   for creates; refusals at the door (status, with ``Retry-After``, latency p50/p99); 503s
    because a breaker was open (``circuit_open`` among the providers' codes; must be 0) and
    breakers opened (the gateway's log); other errors; the largest event-loop lag
    (``lngate_event_loop_lag_max_seconds``, scraped every 0.5 s) and the share of time the loop
@@ -46,6 +49,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -75,15 +79,18 @@ RECOVERED_P99 = 0.5
 class Scraper(threading.Thread):
     """Reads the gateway's /metrics every ``interval`` seconds while a load runs."""
 
-    def __init__(self, url: str, interval: float = 0.5) -> None:
+    def __init__(self, url: str, cpu: Callable[[], float], interval: float = 0.5) -> None:
         super().__init__(daemon=True)
-        self.url, self.interval = url, interval
+        self.url, self.cpu, self.interval = url, cpu, interval
         self.samples: list[tuple[float, dict[str, float]]] = []
+        self.cpu_samples: list[tuple[float, float]] = []
+        """(seconds since start, the gateway's CPU seconds so far), at every scrape"""
         self.stopped = threading.Event()
         self.t0 = time.monotonic()
 
     def run(self) -> None:
         while not self.stopped.is_set():
+            self.cpu_samples.append((time.monotonic() - self.t0, self.cpu()))
             try:
                 with urllib.request.urlopen(self.url, timeout=5) as resp:
                     text = resp.read().decode()
@@ -220,9 +227,12 @@ def overload_run(variant: str, limit: int, capacity: float, upstream: Upstream,
         url = f"{gateway.url}/api/create-invoice"
         # warm-up (connections, caches, timeouts) and this gateway's closed-loop capacity now:
         # the machine is shared, its capacity moves between runs
+        cpu_warm = gateway.cpu_seconds()
         warm = loader(url, body, 20, args.local_capacity_seconds, workdir)
-        local_capacity = (int(warm["requests"]) - int(warm["non2xx"])) / float(warm["elapsed"])
-        scraper = Scraper(f"{gateway.url}/metrics")
+        served_warm = int(warm["requests"]) - int(warm["non2xx"])
+        local_capacity = served_warm / float(warm["elapsed"])
+        capacity_per_cpu = served_warm / (gateway.cpu_seconds() - cpu_warm)
+        scraper = Scraper(f"{gateway.url}/metrics", gateway.cpu_seconds)
         cpu0 = gateway.cpu_seconds()
         scraper.start()
         started = time.monotonic() - scraper.t0
@@ -240,9 +250,27 @@ def overload_run(variant: str, limit: int, capacity: float, upstream: Upstream,
     data = json.loads(out.read_text())
     result = analyse(variant, limit, capacity, data, scraper.samples, started, opened,
                      overloaded_logs, cpu)
+    (o0, o1, _rate) = data["phases"][1]
+    over_cpu = cpu_between(scraper.cpu_samples, started + o0, started + o1)
+    # On a shared machine the gateway gets what CPU it can: compare the creates it served per
+    # CPU second while offered the excess with those it served per CPU second at capacity
+    result["over_cores"] = over_cpu / (o1 - o0) if over_cpu else float("nan")
+    result["capacity_per_cpu_s"] = capacity_per_cpu
+    result["served_per_cpu_ratio"] = (float(result["served_over_per_s"]) * (o1 - o0) / over_cpu
+                                      / capacity_per_cpu) if over_cpu else float("nan")
     result["local_capacity_per_s"] = local_capacity
     result["served_over_local_ratio"] = float(result["served_over_per_s"]) / local_capacity
     return result
+
+
+def cpu_between(samples: list[tuple[float, float]], start: float, end: float) -> float:
+    """CPU seconds used between the samples nearest inside ``start`` and ``end`` (scaled to
+    the whole span); 0 without two samples in it."""
+    inside = [(t, c) for t, c in samples if start <= t <= end]
+    if len(inside) < 2 or inside[-1][0] <= inside[0][0]:
+        return 0.0
+    (t_a, c_a), (t_b, c_b) = inside[0], inside[-1]
+    return (c_b - c_a) * (end - start) / (t_b - t_a)
 
 
 def analyse(variant: str, limit: int, capacity: float, data: dict, samples: list,
@@ -390,13 +418,16 @@ def main() -> int:
           f"for {args.after:g} s")
     print_table(
         "Overload: one worker, instantaneous upstream, open loop",
-        ["run", "variant", "C", "served/s at 2x (x C)", "C just before (served x it)", "refused (status, Retry-After)",
+        ["run", "variant", "C", "served/s at 2x (x C)", "C just before (served x it)",
+         "gateway cores at 2x", "served per CPU s at 2x / at capacity",
+         "refused (status, Retry-After)",
          "refusal p50 / p99 ms", "breaker 503s", "breakers opened", "other non-200",
          "max loop lag s", "lagging share", "recovery s", "200s p50/p99 ms at 2x",
          "200s p99 ms after"],
         [[r["run"], r["variant"], f"{r['capacity_per_s']:.0f}",
           f"{r['served_over_per_s']:.0f} ({r['served_over_ratio']:.2f})",
           f"{r['local_capacity_per_s']:.0f} ({r['served_over_local_ratio']:.2f})",
+          fmt(r["over_cores"], 2), fmt(r["served_per_cpu_ratio"], 2),
           f"{r['refused']} ({'/'.join(map(str, r['refused_statuses'])) or '-'}, "
           f"{r['refused_with_retry_after']})",
           f"{fmt(r['refused_p50_ms'])} / {fmt(r['refused_p99_ms'])}",
