@@ -36,7 +36,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -48,6 +50,7 @@ import aiohttp
 from aiohttp import web
 
 from _common import (
+    BENCH_DIR,
     HOST,
     RESULTS_DIR,
     GatewayProcess,
@@ -67,6 +70,8 @@ sys.path.insert(0, str(REPO / "src"))
 
 from tests.peers.lnbits_peer import LNbitsPeer, fake_wallet_payee_pubkey  # noqa: E402
 from tests.peers.smtp_peer import SMTPPeer  # noqa: E402
+
+from bench_create_invoice import Upstream  # noqa: E402
 
 SECRET = "bench-webhook-secret-0123456789abcdef"
 SHOP = "shop@daznode.test"
@@ -148,6 +153,9 @@ class Variant:
     busy_seconds: float = 0.0
     idle_cpu_per_second: list[float] = field(default_factory=list)
     replayed: int = 0
+    settings: dict[str, str] = field(default_factory=dict)
+    cprofile: Path | None = None
+    """Where the timed replays' cProfile stats go (``--cprofile``), else ``None``."""
 
 
 def parse_server_timing(value: str) -> dict[str, float]:
@@ -159,10 +167,12 @@ def parse_server_timing(value: str) -> dict[str, float]:
     return parts
 
 
-async def prepare(variant: Variant, peer: LNbitsPeer, capture: WebhookCapture, count: int) -> None:
-    """Start the variant's gateway, create and pay ``count`` orders, collect their webhooks."""
+async def prepare(variant: Variant, peer: LNbitsPeer, capture: WebhookCapture, count: int,
+                  upstream: Upstream | None = None) -> None:
+    """Start the variant's gateway, create and pay ``count`` orders, collect their webhooks;
+    with ``upstream``, then move the gateway's verification look-ups there."""
     variant.smtp.start()
-    variant.gateway = await asyncio.to_thread(GatewayProcess, {
+    variant.settings = {
         "LNBITS_ENDPOINT": peer.url, "LNBITS_INVOICE_KEY": peer.merchant_inkey,
         "LNBITS_NODE_PUBKEY": fake_wallet_payee_pubkey(), "LNBITS_WEBHOOK_SECRET": SECRET,
         "PUBLIC_URL": capture.url, "SMTP_HOST": HOST, "SMTP_PORT": str(variant.smtp.port),
@@ -171,7 +181,11 @@ async def prepare(variant: Variant, peer: LNbitsPeer, capture: WebhookCapture, c
         "RECONCILE_INTERVAL_SECONDS": "3600", "RECONCILE_FIRST_CHECK_SECONDS": "3600",
         "RECONCILE_MAX_GAP_SECONDS": "3600",
         "DATABASE_URL": variant.database_url, "PYTHONPATH": str(variant.src),
-    })
+    }
+    if variant.cprofile is not None:  # the measurement-only hook: SIGUSR1 starts and stops it
+        variant.settings.update(PYTHONPATH=f"{BENCH_DIR / '_probe'}:{variant.src}",
+                                LNGATE_BENCH_CPROFILE=str(variant.cprofile))
+    variant.gateway = await asyncio.to_thread(GatewayProcess, variant.settings)
     hashes: list[str] = []
     semaphore = asyncio.Semaphore(4)
     async with aiohttp.ClientSession(variant.gateway.url) as http:
@@ -197,6 +211,32 @@ async def prepare(variant: Variant, peer: LNbitsPeer, capture: WebhookCapture, c
         await asyncio.sleep(0.2)
     variant.calls = [capture.calls[h] for h in hashes if h in capture.calls]
     log(f"  {variant.name}: {len(variant.calls)} of {count} paid invoices' webhooks captured")
+    if upstream is not None:
+        await use_instant_upstream(variant, peer, upstream, hashes)
+
+
+async def use_instant_upstream(variant: Variant, peer: LNbitsPeer, upstream: Upstream,
+                               hashes: list[str]) -> None:
+    """Give the instantaneous upstream LNbits' own answer for each paid invoice, then restart
+    the variant's gateway (same database) with that upstream as its LNbits."""
+    answers: dict[str, object] = {}
+    async with aiohttp.ClientSession(headers={"X-Api-Key": peer.merchant_inkey}) as http:
+        for payment_hash in hashes:
+            async with http.get(f"{peer.url}/api/v1/payments/{payment_hash}") as resp:
+                answer = await resp.json()
+            if not answer.get("paid"):
+                raise RuntimeError(f"LNbits does not say {payment_hash} is paid: {answer}")
+            answers[payment_hash] = answer
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{upstream.url}/_bench/answers", data=json.dumps(answers)) as resp:
+        resp.raise_for_status()
+    assert variant.gateway is not None
+    variant.gateway.stop()
+    variant.gateway.cleanup()
+    variant.settings["LNBITS_ENDPOINT"] = upstream.url
+    variant.gateway = await asyncio.to_thread(GatewayProcess, variant.settings)
+    log(f"  {variant.name}: restarted against the instantaneous upstream "
+        f"({len(answers)} paid answers from LNbits)")
 
 
 async def replay(variant: Variant, calls: list[Captured], rate: float,
@@ -235,6 +275,8 @@ async def replay(variant: Variant, calls: list[Captured], rate: float,
     await asyncio.sleep(IDLE_SAMPLE)
     variant.idle_cpu_per_second.append(
         (variant.gateway.cpu_seconds() - idle_before) / (loop.time() - idle_started))
+    if variant.cprofile is not None:
+        os.kill(variant.gateway.pid, signal.SIGUSR1)  # start profiling
     cpu_before = variant.gateway.cpu_seconds()
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         t0 = loop.time() + 0.2
@@ -248,6 +290,8 @@ async def replay(variant: Variant, calls: list[Captured], rate: float,
         results = await asyncio.gather(*tasks)
         await asyncio.sleep(0.5)  # the outbox worker sends the last receipts
     variant.cpu_seconds += variant.gateway.cpu_seconds() - cpu_before
+    if variant.cprofile is not None:
+        os.kill(variant.gateway.pid, signal.SIGUSR1)  # stop and write the stats
     variant.busy_seconds += loop.time() - t0
     variant.results.extend(results)
     if profiler is not None:
@@ -287,7 +331,8 @@ def analyse(variant: Variant) -> dict:
 
 async def part_webhook(peer: LNbitsPeer, *, rate: float, seconds: float, rounds: int,
                        baseline: str | None, postgres: str | None,
-                       py_spy: str | None = None) -> dict:
+                       py_spy: str | None = None, cprofile: bool = False,
+                       instant: bool = False) -> dict:
     sources: list[tuple[str, Path]] = []
     snapshots: list[Path] = []
     if baseline:
@@ -307,14 +352,18 @@ async def part_webhook(peer: LNbitsPeer, *, rate: float, seconds: float, rounds:
         else:
             url = f"sqlite:///{workdir / f'gateway-{i}.sqlite3'}"
         variants.append(Variant(name, src, url))
+    if cprofile:  # the working tree's gateway; each replay rewrites the stats: the last one stays
+        variants[-1].cprofile = RESULTS_DIR / "webhook-cprofile.pstats"
+        RESULTS_DIR.mkdir(exist_ok=True)
     per_round = int(rate * seconds)
     capture = WebhookCapture()
     await capture.start()
+    upstream = await asyncio.to_thread(Upstream, 1, 1, workdir) if instant else None
     try:
         fund(peer, 10 * per_round * rounds * len(variants) + 1000)
         for variant in variants:
             log(f"webhook: set-up of {variant.name}: {per_round * rounds} orders paid at LNbits")
-            await prepare(variant, peer, capture, per_round * rounds)
+            await prepare(variant, peer, capture, per_round * rounds, upstream)
         await asyncio.sleep(2.0)  # the last set-up work (LNbits' webhook retries) settles down
         load = []
         for r in range(rounds):
@@ -331,10 +380,13 @@ async def part_webhook(peer: LNbitsPeer, *, rate: float, seconds: float, rounds:
                 await asyncio.sleep(1.5)  # its emails leave before the next variant runs
         await asyncio.sleep(2.0)
         return {"rate": rate, "seconds_per_round": seconds, "rounds": rounds,
+                "upstream": "instant" if instant else "lnbits",
                 "database": "postgresql" if postgres else "sqlite", "load_during": load,
                 "variants": [analyse(v) for v in variants]}
     finally:
         await capture.stop()
+        if upstream is not None:
+            upstream.stop()
         for variant in variants:
             if variant.gateway is not None:
                 variant.gateway.stop()
@@ -441,7 +493,10 @@ async def part_reconciler(peer: LNbitsPeer, pending: int, concurrency: list[int]
 def print_tables(result: dict) -> None:
     if "webhook" in result:
         w = result["webhook"]
+        look_up = ("the instantaneous upstream (answers LNbits gave)"
+                   if w.get("upstream") == "instant" else "the real LNbits")
         print(f"\nWebhook -> verified -> settled -> email queued, {w['database']}, "
+              f"verification look-ups to {look_up}, "
               f"{w['rate']:g} webhooks/s open loop, {w['rounds']} round(s) of "
               f"{w['seconds_per_round']:g} s per variant, interleaved; ms from the scheduled "
               f"send time; load average at each round: {', '.join(w['load_during'])}")
@@ -453,7 +508,7 @@ def print_tables(result: dict) -> None:
             print(f"{'':<34} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8} {'mean':>8} "
                   f"{'share':>6}")
             rows = [("end to end (from schedule)", v["end_to_end"], None),
-                    ("  provider look-up (LNbits GET)", v["provider"], None),
+                    ("  provider look-up (GET)", v["provider"], None),
                     ("  gateway's own work", v["own"], None),
                     ("  own work inside the handler", v["own_in_handler"], None)]
             rows += [(f"    step: {name}", s, s["share_of_own"])
@@ -487,6 +542,13 @@ async def main() -> None:
     parser.add_argument("--py-spy", default=None, metavar="PATH",
                         help="py-spy executable: profile the working tree's gateway during its "
                         "replays (raw folded stacks under benchmarks/results/)")
+    parser.add_argument("--cprofile", action="store_true",
+                        help="cProfile the working tree's gateway (its event loop thread) during "
+                        "its last replay: benchmarks/results/webhook-cprofile.pstats")
+    parser.add_argument("--upstream", choices=("lnbits", "instant"), default="lnbits",
+                        help="where the timed verification look-ups go: the real LNbits, or "
+                        "an instantaneous double answering what LNbits said for those invoices "
+                        "(the set-up always uses LNbits)")
     parser.add_argument("--pending", type=int, default=500)
     parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")],
                         default=[1, 4, 16, 32])
@@ -498,7 +560,8 @@ async def main() -> None:
         if args.part in ("webhook", "all"):
             result["webhook"] = await part_webhook(
                 peer, rate=args.rate, seconds=args.seconds, rounds=args.rounds,
-                baseline=args.baseline, postgres=args.postgres, py_spy=args.py_spy)
+                baseline=args.baseline, postgres=args.postgres, py_spy=args.py_spy,
+                cprofile=args.cprofile, instant=args.upstream == "instant")
         if args.part in ("reconciler", "all"):
             result["reconciler"] = await part_reconciler(peer, args.pending, args.concurrency)
     finally:
