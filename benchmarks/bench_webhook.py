@@ -150,12 +150,21 @@ class Variant:
     calls: list[Captured] = field(default_factory=list)
     results: list[dict] = field(default_factory=list)
     cpu_seconds: float = 0.0
+    loop_cpu_seconds: float = 0.0
+    loop_system_seconds: float = 0.0
     busy_seconds: float = 0.0
     idle_cpu_per_second: list[float] = field(default_factory=list)
     replayed: int = 0
     settings: dict[str, str] = field(default_factory=dict)
-    cprofile: Path | None = None
-    """Where the timed replays' cProfile stats go (``--cprofile``), else ``None``."""
+    profile: Path | None = None
+    """Where the timed replays' profile goes (``--profile``), else ``None``."""
+
+
+def loop_thread_cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of the process's main thread (the event loop's)."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def parse_server_timing(value: str) -> dict[str, float]:
@@ -182,9 +191,11 @@ async def prepare(variant: Variant, peer: LNbitsPeer, capture: WebhookCapture, c
         "RECONCILE_MAX_GAP_SECONDS": "3600",
         "DATABASE_URL": variant.database_url, "PYTHONPATH": str(variant.src),
     }
-    if variant.cprofile is not None:  # the measurement-only hook: SIGUSR1 starts and stops it
-        variant.settings.update(PYTHONPATH=f"{BENCH_DIR / '_probe'}:{variant.src}",
-                                LNGATE_BENCH_CPROFILE=str(variant.cprofile))
+    if variant.profile is not None:  # the measurement-only hook: SIGUSR1 starts and stops it
+        hook = ("LNGATE_BENCH_SAMPLE" if variant.profile.suffix == ".folded"
+                else "LNGATE_BENCH_CPROFILE")
+        variant.settings.update({"PYTHONPATH": f"{BENCH_DIR / '_probe'}:{variant.src}",
+                                 hook: str(variant.profile)})
     variant.gateway = await asyncio.to_thread(GatewayProcess, variant.settings)
     hashes: list[str] = []
     semaphore = asyncio.Semaphore(4)
@@ -275,9 +286,10 @@ async def replay(variant: Variant, calls: list[Captured], rate: float,
     await asyncio.sleep(IDLE_SAMPLE)
     variant.idle_cpu_per_second.append(
         (variant.gateway.cpu_seconds() - idle_before) / (loop.time() - idle_started))
-    if variant.cprofile is not None:
+    if variant.profile is not None:
         os.kill(variant.gateway.pid, signal.SIGUSR1)  # start profiling
     cpu_before = variant.gateway.cpu_seconds()
+    loop_cpu_before = loop_thread_cpu_seconds(variant.gateway.pid)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         t0 = loop.time() + 0.2
         tasks = []
@@ -290,7 +302,10 @@ async def replay(variant: Variant, calls: list[Captured], rate: float,
         results = await asyncio.gather(*tasks)
         await asyncio.sleep(0.5)  # the outbox worker sends the last receipts
     variant.cpu_seconds += variant.gateway.cpu_seconds() - cpu_before
-    if variant.cprofile is not None:
+    loop_cpu_after = loop_thread_cpu_seconds(variant.gateway.pid)
+    variant.loop_cpu_seconds += sum(loop_cpu_after) - sum(loop_cpu_before)
+    variant.loop_system_seconds += loop_cpu_after[1] - loop_cpu_before[1]
+    if variant.profile is not None:
         os.kill(variant.gateway.pid, signal.SIGUSR1)  # stop and write the stats
     variant.busy_seconds += loop.time() - t0
     variant.results.extend(results)
@@ -318,6 +333,10 @@ def analyse(variant: Variant) -> dict:
         "emails": len(variant.smtp.received),
         "cpu_ms_per_webhook": 1000 * variant.cpu_seconds / max(1, len(variant.results)),
         "idle_cpu_ms_per_second": 1000 * idle,
+        "loop_thread_cpu_ms_per_webhook":
+        1000 * variant.loop_cpu_seconds / max(1, len(variant.results)),
+        "loop_thread_system_cpu_ms_per_webhook":
+        1000 * variant.loop_system_seconds / max(1, len(variant.results)),
         "cpu_ms_per_webhook_net": 1000 * (variant.cpu_seconds - idle * variant.busy_seconds)
         / max(1, len(variant.results)),
         "end_to_end": summary(e2e), "provider": summary(provider), "own": summary(own),
@@ -331,7 +350,7 @@ def analyse(variant: Variant) -> dict:
 
 async def part_webhook(peer: LNbitsPeer, *, rate: float, seconds: float, rounds: int,
                        baseline: str | None, postgres: str | None,
-                       py_spy: str | None = None, cprofile: bool = False,
+                       py_spy: str | None = None, profile_with: str | None = None,
                        instant: bool = False) -> dict:
     sources: list[tuple[str, Path]] = []
     snapshots: list[Path] = []
@@ -352,8 +371,10 @@ async def part_webhook(peer: LNbitsPeer, *, rate: float, seconds: float, rounds:
         else:
             url = f"sqlite:///{workdir / f'gateway-{i}.sqlite3'}"
         variants.append(Variant(name, src, url))
-    if cprofile:  # the working tree's gateway; each replay rewrites the stats: the last one stays
-        variants[-1].cprofile = RESULTS_DIR / "webhook-cprofile.pstats"
+    if profile_with:  # the working tree's gateway; each replay rewrites them: the last one stays
+        variants[-1].profile = RESULTS_DIR / ("webhook-cprofile.pstats"
+                                               if profile_with == "cprofile"
+                                               else "webhook-samples.folded")
         RESULTS_DIR.mkdir(exist_ok=True)
     per_round = int(rate * seconds)
     capture = WebhookCapture()
@@ -504,7 +525,10 @@ def print_tables(result: dict) -> None:
             print(f"\n{v['variant']}: {v['settled']} of {v['calls']} calls settled, "
                   f"{v['emails']} emails, {v['cpu_ms_per_webhook']:.2f} ms gateway CPU per "
                   f"webhook ({v['cpu_ms_per_webhook_net']:.2f} without the "
-                  f"{v['idle_cpu_ms_per_second']:.0f} ms/s it burns idle)" + (f", failures: {v['failed']}" if v["failed_count"] else ""))
+                  f"{v['idle_cpu_ms_per_second']:.0f} ms/s it burns idle; the event loop's "
+                  f"thread: {v.get('loop_thread_cpu_ms_per_webhook', float('nan')):.2f}, "
+                  f"{v.get('loop_thread_system_cpu_ms_per_webhook', float('nan')):.2f} of it "
+                  "in the kernel)" + (f", failures: {v['failed']}" if v["failed_count"] else ""))
             print(f"{'':<34} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8} {'mean':>8} "
                   f"{'share':>6}")
             rows = [("end to end (from schedule)", v["end_to_end"], None),
@@ -542,9 +566,11 @@ async def main() -> None:
     parser.add_argument("--py-spy", default=None, metavar="PATH",
                         help="py-spy executable: profile the working tree's gateway during its "
                         "replays (raw folded stacks under benchmarks/results/)")
-    parser.add_argument("--cprofile", action="store_true",
-                        help="cProfile the working tree's gateway (its event loop thread) during "
-                        "its last replay: benchmarks/results/webhook-cprofile.pstats")
+    parser.add_argument("--profile", choices=("cprofile", "sample"), default=None,
+                        help="profile the working tree's gateway (its event loop thread) during "
+                        "its last replay: cProfile counting that thread's CPU "
+                        "(results/webhook-cprofile.pstats), or a stack sampler whose costs "
+                        "include what each function calls (results/webhook-samples.folded)")
     parser.add_argument("--upstream", choices=("lnbits", "instant"), default="lnbits",
                         help="where the timed verification look-ups go: the real LNbits, or "
                         "an instantaneous double answering what LNbits said for those invoices "
@@ -561,7 +587,7 @@ async def main() -> None:
             result["webhook"] = await part_webhook(
                 peer, rate=args.rate, seconds=args.seconds, rounds=args.rounds,
                 baseline=args.baseline, postgres=args.postgres, py_spy=args.py_spy,
-                cprofile=args.cprofile, instant=args.upstream == "instant")
+                profile_with=args.profile, instant=args.upstream == "instant")
         if args.part in ("reconciler", "all"):
             result["reconciler"] = await part_reconciler(peer, args.pending, args.concurrency)
     finally:
