@@ -15,10 +15,6 @@ through the environment, observes the process without changing what it does:
 - ``LNGATE_BENCH_CPROFILE=<path>``: the first ``SIGUSR1`` starts ``cProfile`` on the main
   thread (the event loop), counting that thread's CPU time, the second stops it and writes its stats to ``<path>`` (the
   ``pstats`` format), so only the timed phase is profiled (``bench_webhook.py --cprofile``).
-- ``LNGATE_BENCH_SAMPLE=<path>``: the same signal starts and stops a sampler of the main
-  thread's stack (every millisecond, from a thread of its own; samples where the event loop
-  waits in ``select`` are dropped); the stacks, folded, with their counts, go to ``<path>``.
-  Unlike cProfile's, its costs are inclusive (a coroutine's own frames and all it calls).
 """
 
 from __future__ import annotations
@@ -33,7 +29,6 @@ import time
 _SQL_LOG = os.environ.get("LNGATE_BENCH_SQL_LOG")
 _TRACE_DIR = os.environ.get("LNGATE_BENCH_TRACEMALLOC")
 _CPROFILE = os.environ.get("LNGATE_BENCH_CPROFILE")
-_SAMPLE = os.environ.get("LNGATE_BENCH_SAMPLE")
 
 
 def _capture_sql(path: str) -> None:
@@ -116,50 +111,9 @@ def _profile_on_signal(path: str) -> None:
     signal.signal(signal.SIGUSR1, toggle)
 
 
-def _sample_on_signal(path: str) -> None:
-    import collections
-    import sys
-
-    main = threading.main_thread().ident
-    state: dict[str, object] = {"running": None}
-
-    def sample(stop: threading.Event) -> None:
-        stacks: collections.Counter[str] = collections.Counter()
-        while not stop.wait(0.001):
-            frame = sys._current_frames().get(main)
-            names = []
-            while frame is not None:
-                code = frame.f_code
-                names.append(f"{code.co_filename}:{code.co_name}")
-                frame = frame.f_back
-            if names and not names[0].endswith(("selectors.py:select", "threading.py:wait")):
-                stacks[";".join(reversed(names))] += 1
-        with open(path, "w") as out:
-            for stack, count in stacks.items():
-                out.write(f"{stack} {count}\n")
-
-    def toggle(_signum: int, _frame: object) -> None:
-        running = state["running"]
-        if running is None:
-            stop = threading.Event()
-            thread = threading.Thread(target=sample, args=(stop,), daemon=True,
-                                      name="bench-sampler")
-            state["running"] = (stop, thread)
-            thread.start()
-        else:
-            stop, thread = running  # type: ignore[misc]
-            stop.set()
-            thread.join()
-            state["running"] = None
-
-    signal.signal(signal.SIGUSR1, toggle)
-
-
 if _SQL_LOG:
     _capture_sql(f"{_SQL_LOG}.{os.getpid()}")
 if _TRACE_DIR:
     _trace_memory(_TRACE_DIR)
 if _CPROFILE:
     _profile_on_signal(_CPROFILE)
-if _SAMPLE:
-    _sample_on_signal(_SAMPLE)
