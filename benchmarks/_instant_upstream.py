@@ -7,7 +7,9 @@ each. Then ``POST /api/v1/payments`` answers the next one from the pool at once 
 LNbits 1.6.2), and ``GET /api/v1/payments/{hash}`` says "pending" (the gateway's reconciler
 asks). ``POST /_bench/reset`` starts the pool over (each gateway run uses a fresh
 database, so hashes only need to be unique within a run) and returns how many were served;
-``GET /_bench/stats`` tells the same without resetting. When the pool runs out it answers 503,
+``GET /_bench/stats`` tells the same without resetting. ``POST /_bench/answers`` with
+``{payment_hash: answer}`` makes ``GET /api/v1/payments/{hash}`` answer that JSON for those
+invoices (``bench_webhook.py --upstream instant``: LNbits' own answers for paid invoices). When the pool runs out it answers 503,
 which the gateway counts as an unavailable provider: the benchmark reports it.
 
 It prints ``ready <port> <node pubkey>`` on stdout once listening.
@@ -78,10 +80,15 @@ def main() -> None:
         return web.Response(status=201, body=pool[i], content_type="application/json")
 
     pending = {}
+    answers: dict[str, bytes] = {}
 
     async def status(request: web.Request) -> web.Response:
-        # What LNbits answers for an unpaid incoming invoice (the gateway's reconciler asks).
+        # What LNbits answers for an unpaid incoming invoice (the gateway's reconciler asks),
+        # unless the benchmark gave this invoice's answer (``/_bench/answers``).
         payment_hash = request.match_info["payment_hash"]
+        if payment_hash in answers:
+            return web.Response(status=200, body=answers[payment_hash],
+                                content_type="application/json")
         if payment_hash not in pending:
             pending[payment_hash] = orjson.dumps({
                 "paid": False, "status": "pending", "preimage": None,
@@ -106,11 +113,19 @@ def main() -> None:
         return web.json_response({"served": state["next"], "exhausted": state["exhausted"],
                                   "pool": len(pool)})
 
-    app = web.Application()
+    async def set_answers(request: web.Request) -> web.Response:
+        # ``{payment_hash: LNbits' GET answer}``: answered as given from now on (the webhook
+        # benchmark hands over what the real LNbits said for its paid invoices).
+        given = orjson.loads(await request.read())
+        answers.update({h: orjson.dumps(answer) for h, answer in given.items()})
+        return web.json_response({"answers": len(answers)})
+
+    app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/api/v1/payments", create)
     app.router.add_get("/api/v1/wallet", wallet)
     app.router.add_get("/api/v1/payments/{payment_hash}", status)
     app.router.add_post("/_bench/reset", reset)
+    app.router.add_post("/_bench/answers", set_answers)
     app.router.add_get("/_bench/stats", stats)
 
     async def serve() -> None:

@@ -23,11 +23,19 @@ outside the handler: server, loopback, response). ``--baseline REF`` runs the ga
 at git ``REF`` too, in interleaved rounds against the same LNbits, for a ratio within one run.
 Target: own work p99 <= 20 ms at 50 webhooks/s.
 
+``--upstream instant``: the real LNbits on a 2-core machine answers about 42-60 verification
+look-ups a second, so at 50/s it, not the gateway, is measured. With this option the set-up
+still goes through LNbits (orders created, paid, webhooks captured); then each paid invoice's
+GET answer is read from LNbits and handed to ``_instant_upstream.py``, and the gateway is
+restarted (same database) with that double as its LNbits: the timed phase then measures the
+gateway's own work at the rate asked, the look-up still timed and reported apart.
+
 Part ``reconciler``: ``--pending`` unpaid invoices are issued through LNbits, then one
 reconciliation pass checks them all at LNbits through ``settle`` (in-process, the gateway's own
 objects); reported as invoices checked per second, for several concurrency levels.
 
     .venv/bin/python benchmarks/bench_webhook.py --part webhook --baseline main
+    .venv/bin/python benchmarks/bench_webhook.py --part webhook --upstream instant --baseline main
     .venv/bin/python benchmarks/bench_webhook.py --part webhook --postgres postgresql://postgres@127.0.0.1/test
 """
 
@@ -36,7 +44,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -48,6 +58,7 @@ import aiohttp
 from aiohttp import web
 
 from _common import (
+    BENCH_DIR,
     HOST,
     RESULTS_DIR,
     GatewayProcess,
@@ -68,10 +79,14 @@ sys.path.insert(0, str(REPO / "src"))
 from tests.peers.lnbits_peer import LNbitsPeer, fake_wallet_payee_pubkey  # noqa: E402
 from tests.peers.smtp_peer import SMTPPeer  # noqa: E402
 
+from bench_create_invoice import Upstream  # noqa: E402
+
 SECRET = "bench-webhook-secret-0123456789abcdef"
 SHOP = "shop@daznode.test"
 IDLE_SAMPLE = 3.0
 """Seconds of the gateway's idle CPU measured before each replay (subtracted per webhook)."""
+EMAIL_WAIT = 20.0
+"""Seconds a replay waits, at most, for the receipts of its settled calls to arrive."""
 STEPS = ("auth", "read", "provider", "settle", "publish", "outcome")
 """The handler's steps, as named in the webhook's ``Server-Timing`` header."""
 
@@ -145,9 +160,21 @@ class Variant:
     calls: list[Captured] = field(default_factory=list)
     results: list[dict] = field(default_factory=list)
     cpu_seconds: float = 0.0
+    loop_cpu_seconds: float = 0.0
+    loop_system_seconds: float = 0.0
     busy_seconds: float = 0.0
     idle_cpu_per_second: list[float] = field(default_factory=list)
     replayed: int = 0
+    settings: dict[str, str] = field(default_factory=dict)
+    profile: Path | None = None
+    """Where the last timed replay's cProfile stats go (``--cprofile``), else ``None``."""
+
+
+def loop_thread_cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of the process's main thread (the event loop's)."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def parse_server_timing(value: str) -> dict[str, float]:
@@ -159,10 +186,12 @@ def parse_server_timing(value: str) -> dict[str, float]:
     return parts
 
 
-async def prepare(variant: Variant, peer: LNbitsPeer, capture: WebhookCapture, count: int) -> None:
-    """Start the variant's gateway, create and pay ``count`` orders, collect their webhooks."""
+async def prepare(variant: Variant, peer: LNbitsPeer, capture: WebhookCapture, count: int,
+                  upstream: Upstream | None = None) -> None:
+    """Start the variant's gateway, create and pay ``count`` orders, collect their webhooks;
+    with ``upstream``, then move the gateway's verification look-ups there."""
     variant.smtp.start()
-    variant.gateway = await asyncio.to_thread(GatewayProcess, {
+    variant.settings = {
         "LNBITS_ENDPOINT": peer.url, "LNBITS_INVOICE_KEY": peer.merchant_inkey,
         "LNBITS_NODE_PUBKEY": fake_wallet_payee_pubkey(), "LNBITS_WEBHOOK_SECRET": SECRET,
         "PUBLIC_URL": capture.url, "SMTP_HOST": HOST, "SMTP_PORT": str(variant.smtp.port),
@@ -171,7 +200,11 @@ async def prepare(variant: Variant, peer: LNbitsPeer, capture: WebhookCapture, c
         "RECONCILE_INTERVAL_SECONDS": "3600", "RECONCILE_FIRST_CHECK_SECONDS": "3600",
         "RECONCILE_MAX_GAP_SECONDS": "3600",
         "DATABASE_URL": variant.database_url, "PYTHONPATH": str(variant.src),
-    })
+    }
+    if variant.profile is not None:  # the measurement-only hook: SIGUSR1 starts and stops it
+        variant.settings.update(PYTHONPATH=f"{BENCH_DIR / '_probe'}:{variant.src}",
+                                LNGATE_BENCH_CPROFILE=str(variant.profile))
+    variant.gateway = await asyncio.to_thread(GatewayProcess, variant.settings)
     hashes: list[str] = []
     semaphore = asyncio.Semaphore(4)
     async with aiohttp.ClientSession(variant.gateway.url) as http:
@@ -197,6 +230,32 @@ async def prepare(variant: Variant, peer: LNbitsPeer, capture: WebhookCapture, c
         await asyncio.sleep(0.2)
     variant.calls = [capture.calls[h] for h in hashes if h in capture.calls]
     log(f"  {variant.name}: {len(variant.calls)} of {count} paid invoices' webhooks captured")
+    if upstream is not None:
+        await use_instant_upstream(variant, peer, upstream, hashes)
+
+
+async def use_instant_upstream(variant: Variant, peer: LNbitsPeer, upstream: Upstream,
+                               hashes: list[str]) -> None:
+    """Give the instantaneous upstream LNbits' own answer for each paid invoice, then restart
+    the variant's gateway (same database) with that upstream as its LNbits."""
+    answers: dict[str, object] = {}
+    async with aiohttp.ClientSession(headers={"X-Api-Key": peer.merchant_inkey}) as http:
+        for payment_hash in hashes:
+            async with http.get(f"{peer.url}/api/v1/payments/{payment_hash}") as resp:
+                answer = await resp.json()
+            if not answer.get("paid"):
+                raise RuntimeError(f"LNbits does not say {payment_hash} is paid: {answer}")
+            answers[payment_hash] = answer
+    async with aiohttp.ClientSession() as http, http.post(
+            f"{upstream.url}/_bench/answers", data=json.dumps(answers)) as resp:
+        resp.raise_for_status()
+    assert variant.gateway is not None
+    variant.gateway.stop()
+    variant.gateway.cleanup()
+    variant.settings["LNBITS_ENDPOINT"] = upstream.url
+    variant.gateway = await asyncio.to_thread(GatewayProcess, variant.settings)
+    log(f"  {variant.name}: restarted against the instantaneous upstream "
+        f"({len(answers)} paid answers from LNbits)")
 
 
 async def replay(variant: Variant, calls: list[Captured], rate: float,
@@ -235,7 +294,11 @@ async def replay(variant: Variant, calls: list[Captured], rate: float,
     await asyncio.sleep(IDLE_SAMPLE)
     variant.idle_cpu_per_second.append(
         (variant.gateway.cpu_seconds() - idle_before) / (loop.time() - idle_started))
+    if variant.profile is not None:
+        os.kill(variant.gateway.pid, signal.SIGUSR1)  # start profiling
+    emails_before = len(variant.smtp.received)
     cpu_before = variant.gateway.cpu_seconds()
+    loop_cpu_before = loop_thread_cpu_seconds(variant.gateway.pid)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         t0 = loop.time() + 0.2
         tasks = []
@@ -246,8 +309,22 @@ async def replay(variant: Variant, calls: list[Captured], rate: float,
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(call, scheduled)))
         results = await asyncio.gather(*tasks)
-        await asyncio.sleep(0.5)  # the outbox worker sends the last receipts
+        # The CPU window closes once every settled call's receipt has arrived (the outbox's
+        # work is part of a webhook's cost): a gateway whose outbox lags would otherwise look
+        # cheaper.
+        expected = emails_before + sum(
+            r["status"] == 200 and r["message"] == "Payment processed successfully"
+            for r in results)
+        deadline = loop.time() + EMAIL_WAIT
+        while len(variant.smtp.received) < expected and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)  # its last transaction (the row marked sent)
     variant.cpu_seconds += variant.gateway.cpu_seconds() - cpu_before
+    loop_cpu_after = loop_thread_cpu_seconds(variant.gateway.pid)
+    variant.loop_cpu_seconds += sum(loop_cpu_after) - sum(loop_cpu_before)
+    variant.loop_system_seconds += loop_cpu_after[1] - loop_cpu_before[1]
+    if variant.profile is not None:
+        os.kill(variant.gateway.pid, signal.SIGUSR1)  # stop and write the stats
     variant.busy_seconds += loop.time() - t0
     variant.results.extend(results)
     if profiler is not None:
@@ -274,6 +351,10 @@ def analyse(variant: Variant) -> dict:
         "emails": len(variant.smtp.received),
         "cpu_ms_per_webhook": 1000 * variant.cpu_seconds / max(1, len(variant.results)),
         "idle_cpu_ms_per_second": 1000 * idle,
+        "loop_thread_cpu_ms_per_webhook":
+        1000 * variant.loop_cpu_seconds / max(1, len(variant.results)),
+        "loop_thread_system_cpu_ms_per_webhook":
+        1000 * variant.loop_system_seconds / max(1, len(variant.results)),
         "cpu_ms_per_webhook_net": 1000 * (variant.cpu_seconds - idle * variant.busy_seconds)
         / max(1, len(variant.results)),
         "end_to_end": summary(e2e), "provider": summary(provider), "own": summary(own),
@@ -287,7 +368,8 @@ def analyse(variant: Variant) -> dict:
 
 async def part_webhook(peer: LNbitsPeer, *, rate: float, seconds: float, rounds: int,
                        baseline: str | None, postgres: str | None,
-                       py_spy: str | None = None) -> dict:
+                       py_spy: str | None = None, cprofile: bool = False,
+                       instant: bool = False) -> dict:
     sources: list[tuple[str, Path]] = []
     snapshots: list[Path] = []
     if baseline:
@@ -307,14 +389,18 @@ async def part_webhook(peer: LNbitsPeer, *, rate: float, seconds: float, rounds:
         else:
             url = f"sqlite:///{workdir / f'gateway-{i}.sqlite3'}"
         variants.append(Variant(name, src, url))
+    if cprofile:  # the working tree's gateway; each replay rewrites it: the last one stays
+        variants[-1].profile = RESULTS_DIR / "webhook-cprofile.pstats"
+        RESULTS_DIR.mkdir(exist_ok=True)
     per_round = int(rate * seconds)
     capture = WebhookCapture()
     await capture.start()
+    upstream = await asyncio.to_thread(Upstream, 1, 1, workdir) if instant else None
     try:
         fund(peer, 10 * per_round * rounds * len(variants) + 1000)
         for variant in variants:
             log(f"webhook: set-up of {variant.name}: {per_round * rounds} orders paid at LNbits")
-            await prepare(variant, peer, capture, per_round * rounds)
+            await prepare(variant, peer, capture, per_round * rounds, upstream)
         await asyncio.sleep(2.0)  # the last set-up work (LNbits' webhook retries) settles down
         load = []
         for r in range(rounds):
@@ -331,10 +417,13 @@ async def part_webhook(peer: LNbitsPeer, *, rate: float, seconds: float, rounds:
                 await asyncio.sleep(1.5)  # its emails leave before the next variant runs
         await asyncio.sleep(2.0)
         return {"rate": rate, "seconds_per_round": seconds, "rounds": rounds,
+                "upstream": "instant" if instant else "lnbits",
                 "database": "postgresql" if postgres else "sqlite", "load_during": load,
                 "variants": [analyse(v) for v in variants]}
     finally:
         await capture.stop()
+        if upstream is not None:
+            upstream.stop()
         for variant in variants:
             if variant.gateway is not None:
                 variant.gateway.stop()
@@ -441,7 +530,10 @@ async def part_reconciler(peer: LNbitsPeer, pending: int, concurrency: list[int]
 def print_tables(result: dict) -> None:
     if "webhook" in result:
         w = result["webhook"]
+        look_up = ("the instantaneous upstream (answers LNbits gave)"
+                   if w.get("upstream") == "instant" else "the real LNbits")
         print(f"\nWebhook -> verified -> settled -> email queued, {w['database']}, "
+              f"verification look-ups to {look_up}, "
               f"{w['rate']:g} webhooks/s open loop, {w['rounds']} round(s) of "
               f"{w['seconds_per_round']:g} s per variant, interleaved; ms from the scheduled "
               f"send time; load average at each round: {', '.join(w['load_during'])}")
@@ -449,11 +541,14 @@ def print_tables(result: dict) -> None:
             print(f"\n{v['variant']}: {v['settled']} of {v['calls']} calls settled, "
                   f"{v['emails']} emails, {v['cpu_ms_per_webhook']:.2f} ms gateway CPU per "
                   f"webhook ({v['cpu_ms_per_webhook_net']:.2f} without the "
-                  f"{v['idle_cpu_ms_per_second']:.0f} ms/s it burns idle)" + (f", failures: {v['failed']}" if v["failed_count"] else ""))
+                  f"{v['idle_cpu_ms_per_second']:.0f} ms/s it burns idle; the event loop's "
+                  f"thread: {v.get('loop_thread_cpu_ms_per_webhook', float('nan')):.2f}, "
+                  f"{v.get('loop_thread_system_cpu_ms_per_webhook', float('nan')):.2f} of it "
+                  "in the kernel)" + (f", failures: {v['failed']}" if v["failed_count"] else ""))
             print(f"{'':<34} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8} {'mean':>8} "
                   f"{'share':>6}")
             rows = [("end to end (from schedule)", v["end_to_end"], None),
-                    ("  provider look-up (LNbits GET)", v["provider"], None),
+                    ("  provider look-up (GET)", v["provider"], None),
                     ("  gateway's own work", v["own"], None),
                     ("  own work inside the handler", v["own_in_handler"], None)]
             rows += [(f"    step: {name}", s, s["share_of_own"])
@@ -487,6 +582,14 @@ async def main() -> None:
     parser.add_argument("--py-spy", default=None, metavar="PATH",
                         help="py-spy executable: profile the working tree's gateway during its "
                         "replays (raw folded stacks under benchmarks/results/)")
+    parser.add_argument("--cprofile", action="store_true",
+                        help="cProfile the working tree's gateway (its event loop thread, "
+                        "counting that thread's CPU) during its last replay: "
+                        "benchmarks/results/webhook-cprofile.pstats")
+    parser.add_argument("--upstream", choices=("lnbits", "instant"), default="lnbits",
+                        help="where the timed verification look-ups go: the real LNbits, or "
+                        "an instantaneous double answering what LNbits said for those invoices "
+                        "(the set-up always uses LNbits)")
     parser.add_argument("--pending", type=int, default=500)
     parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")],
                         default=[1, 4, 16, 32])
@@ -498,7 +601,8 @@ async def main() -> None:
         if args.part in ("webhook", "all"):
             result["webhook"] = await part_webhook(
                 peer, rate=args.rate, seconds=args.seconds, rounds=args.rounds,
-                baseline=args.baseline, postgres=args.postgres, py_spy=args.py_spy)
+                baseline=args.baseline, postgres=args.postgres, py_spy=args.py_spy,
+                cprofile=args.cprofile, instant=args.upstream == "instant")
         if args.part in ("reconciler", "all"):
             result["reconciler"] = await part_reconciler(peer, args.pending, args.concurrency)
     finally:

@@ -12,6 +12,9 @@ through the environment, observes the process without changing what it does:
   ``<folder>/snapshot-<n>.pickle``. Tracing (10 frames) starts at the first signal, not at
   start-up (tracing every import makes start-up minutes long): the snapshots show what was
   allocated after the first one, which is what a growth diff needs.
+- ``LNGATE_BENCH_CPROFILE=<path>``: the first ``SIGUSR1`` starts ``cProfile`` on the main
+  thread (the event loop), counting that thread's CPU time, the second stops it and writes its stats to ``<path>`` (the
+  ``pstats`` format), so only the timed phase is profiled (``bench_webhook.py --cprofile``).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import time
 
 _SQL_LOG = os.environ.get("LNGATE_BENCH_SQL_LOG")
 _TRACE_DIR = os.environ.get("LNGATE_BENCH_TRACEMALLOC")
+_CPROFILE = os.environ.get("LNGATE_BENCH_CPROFILE")
 
 
 def _capture_sql(path: str) -> None:
@@ -89,7 +93,27 @@ def _trace_memory(folder: str) -> None:
     signal.signal(signal.SIGUSR2, snapshot)
 
 
+def _profile_on_signal(path: str) -> None:
+    import cProfile
+
+    profiler: list[cProfile.Profile] = []
+
+    def toggle(_signum: int, _frame: object) -> None:
+        if not profiler:
+            # CPU time of the thread, not wall time: on a shared machine, time spent
+            # descheduled would be charged to whatever function was running
+            profiler.append(cProfile.Profile(time.thread_time))
+            profiler[0].enable()
+        else:
+            profiler[0].disable()
+            profiler.pop().dump_stats(path)
+
+    signal.signal(signal.SIGUSR1, toggle)
+
+
 if _SQL_LOG:
     _capture_sql(f"{_SQL_LOG}.{os.getpid()}")
 if _TRACE_DIR:
     _trace_memory(_TRACE_DIR)
+if _CPROFILE:
+    _profile_on_signal(_CPROFILE)

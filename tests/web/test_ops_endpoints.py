@@ -122,14 +122,15 @@ async def test_a_refused_write_is_not_ready(gateway_factory: Callable[..., Any])
     """When the database answers reads but refuses writes, readyz says not_writable with a 503."""
     async with gateway_factory() as client:
         gateway = client.app.state.gateway  # type: ignore[attr-defined]
-        async with gateway.db.connect() as conn:  # SQLite: the process's only connection
+        # SQLite: the process's only writing connection (reads have their own)
+        async with gateway.db.engine.connect() as conn:
             await conn.execute(text("PRAGMA query_only = ON"))
         ready = await client.get("/readyz")
         assert ready.status_code == 503 and ready.json()["database"] == "not_writable"
         health = await client.get("/api/lightning/health")
         assert health.status_code == 503
         assert health.json()["service"]["database"] == "not_writable"
-        async with gateway.db.connect() as conn:
+        async with gateway.db.engine.connect() as conn:
             await conn.execute(text("PRAGMA query_only = OFF"))
         assert (await client.get("/readyz")).status_code == 200
 

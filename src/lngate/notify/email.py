@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -153,6 +154,7 @@ class SmtpEmailSender:
     def __init__(self, config: SmtpConfig) -> None:
         self._config = config
         self._sender = sender_mailbox(config.sender)
+        self._local_hostname: str | None = None
 
     def __repr__(self) -> str:
         return f"SmtpEmailSender(host={self._config.host!r}, port={self._config.port})"
@@ -163,10 +165,15 @@ class SmtpEmailSender:
 
         c = self._config
         prepared = prepare_message(email, self._sender)
+        if self._local_hostname is None:
+            # The name given in EHLO: found once, not by aiosmtplib for every message (a
+            # thread hand-off and a resolver look-up per email).
+            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
         try:
             await asyncio.wait_for(aiosmtplib.send(
                 prepared.message, sender=prepared.sender.address,
-                recipients=[prepared.recipient.address], hostname=c.host, port=c.port, username=c.username, password=c.password,
+                recipients=[prepared.recipient.address], hostname=c.host, port=c.port,
+                local_hostname=self._local_hostname, username=c.username, password=c.password,
                 use_tls=c.tls == "tls", start_tls=c.tls == "starttls", timeout=c.timeout,
                 validate_certs=c.validate_certs,
             ), c.timeout * 3)

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from lngate.domain import InvoiceState
 from lngate.services.settlement import SettleOutcome, Settler
 from lngate.store import Database
-from lngate.store.invoices import get_invoice_and_order_id
+from lngate.store.invoices import InvoiceRecord, get_invoice_and_order_id
 from lngate.store.webhook_events import insert_event, redact_credentials, set_outcome
 
 WEBHOOK_PATH = "/api/webhook/lnbits-payment"
@@ -140,6 +140,21 @@ _FROM_SETTLE = {
 }
 
 
+def _received(invoice: InvoiceRecord | None, nonce: str | None) -> str | None:
+    """The outcome to store the event with as it arrives; ``None`` when the URL's nonce is not
+    the invoice's (the call is refused and nothing is stored)."""
+    if invoice is None:
+        return WebhookResult.NO_MATCH.value
+    if nonce is not None and not (
+        invoice.webhook_nonce
+        and hmac.compare_digest(invoice.webhook_nonce.encode(), nonce.encode())
+    ):
+        return None
+    if invoice.state is InvoiceState.PAID:  # a duplicate: settle would change nothing
+        return WebhookResult.ALREADY_SETTLED.value
+    return "received"
+
+
 async def handle_webhook(
     payment: WebhookPayment,
     *,
@@ -158,26 +173,36 @@ async def handle_webhook(
     """
     kept = {k.lower(): v for k, v in headers.items() if k.lower() in STORED_HEADERS}
     started = time.perf_counter()
-    async with db.transaction() as conn:
-        found = await get_invoice_and_order_id(conn, payment.payment_hash)
-        invoice, order_id = found if found is not None else (None, None)
-        if invoice is not None and nonce is not None and not (
-            invoice.webhook_nonce
-            and hmac.compare_digest(invoice.webhook_nonce.encode(), nonce.encode())
-        ):
-            return WebhookOutcome(WebhookResult.WRONG_NONCE)  # nothing written: rolled back
-        if invoice is None:
-            outcome = WebhookResult.NO_MATCH.value
-        elif invoice.state is InvoiceState.PAID:  # a duplicate: settle would change nothing
-            outcome = WebhookResult.ALREADY_SETTLED.value
-        else:
-            outcome = "received"
-        event_id = await insert_event(
+
+    async def store_event(conn: AsyncConnection, invoice: InvoiceRecord | None,
+                          outcome: str) -> int:
+        return await insert_event(
             conn, source="lnbits", received_at=received_at, payment_hash=payment.payment_hash,
             auth=auth, headers=kept, outcome=outcome,
             body=redact_credentials(raw_body.decode("utf-8", "replace"), known=(
                 nonce, invoice.webhook_nonce if invoice else None))[:MAX_STORED_BODY],
         )
+
+    if db.reads_apart:
+        # The read on a reading connection, so only the event's insert queues for SQLite's
+        # one writer (behind settlements and the outbox). A settlement committed in between
+        # only makes the event say "received": settle then finds it paid and records that.
+        async with db.connect() as conn:
+            found = await get_invoice_and_order_id(conn, payment.payment_hash)
+        invoice, order_id = found if found is not None else (None, None)
+        outcome = _received(invoice, nonce)
+        if outcome is None:
+            return WebhookOutcome(WebhookResult.WRONG_NONCE)  # nothing written
+        async with db.transaction() as conn:
+            event_id = await store_event(conn, invoice, outcome)
+    else:
+        async with db.transaction() as conn:
+            found = await get_invoice_and_order_id(conn, payment.payment_hash)
+            invoice, order_id = found if found is not None else (None, None)
+            outcome = _received(invoice, nonce)
+            if outcome is None:
+                return WebhookOutcome(WebhookResult.WRONG_NONCE)  # nothing written: rolled back
+            event_id = await store_event(conn, invoice, outcome)
     read = time.perf_counter()
     timings = {"read_ms": (read - started) * 1000}
     if invoice is None:

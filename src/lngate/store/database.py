@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _PG_MIGRATION_LOCK = 0x6C6E67617465  # "lngate": serialises migrations of concurrent processes
+SQLITE_READERS = 2
+"""Read-only connections of an SQLite file's :meth:`Database.connect` (each with its thread)."""
 PG_CONNECT_TIMEOUT = 10.0
 """Seconds to open a PostgreSQL connection (asyncpg's own default is 60)."""
 
@@ -148,8 +150,11 @@ def migration_heads() -> frozenset[str]:
 class Database:
     """Owns the async engine. Callers use :meth:`transaction` or :meth:`connect`."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, read_engine: AsyncEngine | None = None) -> None:
+        """``read_engine``: where :meth:`connect` reads (SQLite files: connections of their
+        own); ``None``: ``engine``."""
         self.engine = engine
+        self.read_engine = read_engine or engine
         self._schema_checked_at: frozenset[str] | None = None
         sqlite_path = engine.url.database if engine.dialect.name == "sqlite" else None
         if not sqlite_path or sqlite_path == ":memory:" or sqlite_path.startswith("file:"):
@@ -163,8 +168,12 @@ class Database:
     def from_url(cls, url: str, *, echo: bool = False) -> Database:
         """Build the engine for ``url``; SQLite gets WAL and one connection per process.
 
-        One SQLite connection: SQLite allows one writer at a time, and a pool of writers only
-        adds busy-handler sleeps (p99 132 ms instead of 20 ms, measured). Raises
+        One SQLite connection for writes: SQLite allows one writer at a time, and a pool of
+        writers only adds busy-handler sleeps (p99 132 ms instead of 20 ms, measured). Reads
+        (:meth:`connect`) of an SQLite file get :data:`SQLITE_READERS` read-only connections of
+        their own: in WAL mode a reader never waits for the writer, so a status check, the
+        alert rules' read of the provider calls or a page never queues behind settlements and
+        the outbox for the one writing connection (nor they behind it). Raises
         :class:`DatabaseUnusable` when the SQLite file's folder cannot be created.
         """
         driver_url = database_url_for_driver(url)
@@ -187,12 +196,24 @@ class Database:
                 pool_reset_on_return=None,
             )
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            if path and path != ":memory:" and not path.startswith("file:"):
+                readers = create_async_engine(
+                    driver_url, echo=echo, pool_size=SQLITE_READERS, max_overflow=0,
+                    pool_timeout=30, module=one_hop_dbapi(), pool_reset_on_return=None)
+                event.listen(readers.sync_engine, "connect", _sqlite_reader_pragmas)
+                return cls(engine, read_engine=readers)
         else:
             engine = create_async_engine(
                 driver_url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True,
                 connect_args={"timeout": PG_CONNECT_TIMEOUT},
             )
         return cls(engine)
+
+    @property
+    def reads_apart(self) -> bool:
+        """Whether :meth:`connect` reads on connections the writes never wait for (an SQLite
+        file), so moving a read out of a write transaction shortens the writer's queue."""
+        return self.read_engine is not self.engine
 
     @property
     def dialect(self) -> str:
@@ -207,8 +228,9 @@ class Database:
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads (autobegin; nothing is committed)."""
-        async with self.engine.connect() as conn:
+        """A connection for reads (autobegin; nothing is committed). On an SQLite file it is
+        read-only (a write raises) and sees what was committed when each statement began."""
+        async with self.read_engine.connect() as conn:
             yield conn
 
     async def migrate(self) -> None:
@@ -286,6 +308,8 @@ class Database:
     async def aclose(self) -> None:
         """Close the direct-insert lane and every pooled connection."""
         await self.direct.aclose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()
         await self.engine.dispose()
 
 
@@ -305,6 +329,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # No journal_mode here: WAL is the file's own setting, made by the writing connection,
+    # which connects first (migrations).
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA query_only=ON")
     cursor.close()
 
 

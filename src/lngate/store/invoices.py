@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, select
+from sqlalchemy import Row, bindparam, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -139,17 +139,20 @@ async def get_by_idempotency_key(conn: AsyncConnection, key: str) -> InvoiceReco
 
 
 
+_WITH_ORDER_ID = (
+    select(*_COLUMNS, orders.c.id.label("order_id"))
+    .select_from(invoices.outerjoin(orders, orders.c.payment_hash == invoices.c.payment_hash))
+    .where(invoices.c.payment_hash == bindparam("hash"))
+)
+"""Built once (every webhook call reads it)."""
+
+
 async def get_invoice_and_order_id(
     conn: AsyncConnection, payment_hash: str
 ) -> tuple[InvoiceRecord, str | None] | None:
     """The invoice with this payment hash and the id of the order it pays (``None`` for a bare
     invoice), in one statement; ``None`` for an unknown hash."""
-    result = await conn.execute(
-        select(*_COLUMNS, orders.c.id.label("order_id"))
-        .select_from(invoices.outerjoin(orders, orders.c.payment_hash == invoices.c.payment_hash))
-        .where(invoices.c.payment_hash == payment_hash)
-    )
-    row = result.first()
+    row = (await conn.execute(_WITH_ORDER_ID, {"hash": payment_hash})).first()
     if row is None:
         return None
     fields = row._asdict()

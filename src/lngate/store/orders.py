@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lngate.domain import OrderStatus, Plan, Product
@@ -69,13 +69,15 @@ async def get_order(conn: AsyncConnection, order_id: str) -> OrderRecord | None:
     return None if row is None else _record(row)
 
 
+_BY_PAYMENT_HASH = select(*_COLUMNS).where(orders.c.payment_hash == bindparam("hash"))
+"""Built once (settlement reads it for every payment)."""
+
+
 async def get_order_by_payment_hash(
     conn: AsyncConnection, payment_hash: str
 ) -> OrderRecord | None:
     """The order paid by the invoice with this hash, or ``None`` (a bare invoice)."""
-    row = (await conn.execute(
-        select(*_COLUMNS).where(orders.c.payment_hash == payment_hash)
-    )).first()
+    row = (await conn.execute(_BY_PAYMENT_HASH, {"hash": payment_hash})).first()
     return None if row is None else _record(row)
 
 

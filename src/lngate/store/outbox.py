@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lngate.store.rows import row_values
@@ -115,10 +115,14 @@ def _error_text(error: str) -> str:
     return storable_text(error[:MAX_ERROR])
 
 
+_MARK_SENT = (update(outbox).where(outbox.c.id == bindparam("row_id"))
+              .values(status=SENT, sent_at=bindparam("at"), last_error=None))
+"""Built once (one per email sent)."""
+
+
 async def mark_sent(conn: AsyncConnection, row_id: int, now: datetime) -> None:
     """The email was accepted by the sender."""
-    await conn.execute(update(outbox).where(outbox.c.id == row_id)
-                       .values(status=SENT, sent_at=now, last_error=None))
+    await conn.execute(_MARK_SENT, {"row_id": row_id, "at": now})
 
 
 async def mark_retry(conn: AsyncConnection, row_id: int, *, error: str, at: datetime) -> None:

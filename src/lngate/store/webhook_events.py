@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import insert, update
+from sqlalchemy import bindparam, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lngate.store.tables import webhook_events
@@ -38,13 +38,19 @@ def redact_credentials(body: str, known: Iterable[str | None] = ()) -> str:
     return body
 
 
+# Built once: every webhook call runs both.
+_INSERT = insert(webhook_events).returning(webhook_events.c.id)
+_SET_OUTCOME = (update(webhook_events).where(webhook_events.c.id == bindparam("event_id"))
+                .values(outcome=bindparam("new_outcome")))
+
+
 async def insert_event(
     conn: AsyncConnection, *, source: str, received_at: datetime, payment_hash: str | None,
     auth: str, headers: dict[str, str], body: str, outcome: str,
 ) -> int:
     """Store one received webhook; returns its id."""
     result = await conn.execute(
-        insert(webhook_events).returning(webhook_events.c.id),
+        _INSERT,
         {"source": source, "received_at": received_at, "payment_hash": payment_hash,
          "auth": auth, "headers": headers, "body": body, "outcome": outcome},
     )
@@ -53,6 +59,5 @@ async def insert_event(
 
 async def set_outcome(conn: AsyncConnection, event_id: int, outcome: str) -> None:
     """Record what handling the event did (``settled``, ``already_settled``, ``not_paid``...)."""
-    await conn.execute(update(webhook_events).where(webhook_events.c.id == event_id)
-                       .values(outcome=outcome))
+    await conn.execute(_SET_OUTCOME, {"event_id": event_id, "new_outcome": outcome})
 
