@@ -36,7 +36,7 @@ def count_statements(db: Database) -> list[str]:
     def before(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         statements.append(statement)
 
-    event.listen(db.engine.sync_engine, "before_cursor_execute", before)
+    event.listen(db.read_engine.sync_engine, "before_cursor_execute", before)  # reads go there
     return statements
 
 
