@@ -1,7 +1,8 @@
 """The operator's pages in a real browser (Chromium) against a real HTTP server: sign in, watch
-the real LNbits provider go red and green on the dashboard without a reload, ship a DazBox from
-the order page (the customer's email arrives at the real SMTP sink, once), export the orders as
-CSV through the page, and no console error anywhere (a CSP violation would be one).
+the real LNbits provider go red and green on the dashboard without a reload (its load test
+panel showing recorded runs), ship a DazBox from the order page (the customer's email arrives at
+the real SMTP sink, once), export the orders as CSV through the page, and no console error
+anywhere (a CSP violation would be one).
 
 Screenshots for the documentation: ``LNGATE_SCREENSHOTS=docs/img uv run --frozen pytest
 tests/web/test_dashboard_browser.py -m browser``.
