@@ -1,6 +1,6 @@
 """The dashboard's figures (SQLite and PostgreSQL): activity per hour and per day, open
-incidents from the alert history, the latest invoices and orders, and a provider card's
-verdict."""
+incidents from the alert history, the latest invoices and orders, the latest load tests, and
+a provider card's verdict."""
 
 from __future__ import annotations
 
@@ -10,14 +10,18 @@ from lngate.domain import Product
 from lngate.services.dashboard import (
     DAYS,
     HOURS,
+    LOADTESTS,
     Health,
     ProviderCard,
     activity,
     alerts,
     health_of,
     latest,
+    loadtests,
 )
+from lngate.services.loadtests import record_loadtest
 from lngate.store import Database
+from lngate.store.loadtests import LoadTestRun
 from lngate.store.monitoring import record_alert
 from tests.services.test_admin_stats import NOW, add_invoice, at, seed_invoices
 
@@ -74,6 +78,20 @@ async def test_latest_lists_the_newest_invoices_and_orders(db: Database) -> None
     found = await latest(db, limit=3)
     assert [i.amount_msat // 1000 for i in found.invoices] == [104, 103, 102]
     assert [r.order.amount_msat // 1000 for r in found.orders] == [103, 101]
+
+
+async def test_loadtests_lists_the_latest_runs_by_start_newest_first(db: Database) -> None:
+    """At most :data:`LOADTESTS` runs, ordered by when they started (not when recorded)."""
+    base = datetime(2026, 11, 27, 8, tzinfo=UTC)
+    for minute in range(LOADTESTS + 2):
+        started = base + timedelta(minutes=(minute * 5) % (LOADTESTS + 2))
+        await record_loadtest(db, LoadTestRun(
+            started_at=started, scenario=f"run-{started.minute}", rate=10, duration_s=30,
+            requests=300, errors=0, p50_ms=10.0, p99_ms=None, passed=minute != 1,
+            summary={}), clock=lambda: base)
+    found = await loadtests(db)
+    assert [r.run.scenario for r in found] == [f"run-{m}" for m in range(LOADTESTS + 1, 1, -1)]
+    assert [r.run.scenario for r in found if not r.run.passed] == ["run-5"]
 
 
 def test_a_card_is_red_when_the_probe_fails_and_amber_when_the_breaker_is_not_closed() -> None:

@@ -1,9 +1,10 @@
 """Helpers for the back office's web tests: the admin token, orders made and paid through the
-public API (demo mode), and signing in."""
+public API (demo mode), signing in, and load test runs recorded through the admin API."""
 
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -46,3 +47,21 @@ async def sign_in(http: httpx.AsyncClient, token: str = TOKEN) -> str:
     assert info.status_code == 200, info.text
     csrf: str = info.json()["csrfToken"]
     return csrf
+
+
+def loadtest_report(scenario: str, started_at: datetime, *, passed: bool = True,
+                    rate: float = 10, duration_s: float = 30, requests: int = 300,
+                    errors: int = 0, p50: float | None = 12.5,
+                    p99: float | None = 48.0) -> dict[str, Any]:
+    """A load tester's JSON report (the fields the gateway records)."""
+    return {"scenario": scenario, "started_at": started_at.isoformat(), "rate": rate,
+            "duration_s": duration_s, "requests": requests, "errors": errors,
+            "passed": passed, "latency_ms": {"overall": {"p50": p50, "p99": p99}}}
+
+
+async def record_loadtest_run(http: httpx.AsyncClient, report: dict[str, Any]) -> int:
+    """Record ``report`` through ``POST /api/admin/loadtests`` (admin bearer token); its id."""
+    response = await http.post("/api/admin/loadtests", json=report, headers=AUTH)
+    assert response.status_code == 201, response.text
+    run_id: int = response.json()["id"]
+    return run_id

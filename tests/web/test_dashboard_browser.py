@@ -1,7 +1,8 @@
 """The operator's pages in a real browser (Chromium) against a real HTTP server: sign in, watch
-the real LNbits provider go red and green on the dashboard without a reload, ship a DazBox from
-the order page (the customer's email arrives at the real SMTP sink, once), export the orders as
-CSV through the page, and no console error anywhere (a CSP violation would be one).
+the real LNbits provider go red and green on the dashboard without a reload (its load test
+panel showing recorded runs), ship a DazBox from the order page (the customer's email arrives at
+the real SMTP sink, once), export the orders as CSV through the page, and no console error
+anywhere (a CSP violation would be one).
 
 Screenshots for the documentation: ``LNGATE_SCREENSHOTS=docs/img uv run --frozen pytest
 tests/web/test_dashboard_browser.py -m browser``.
@@ -12,18 +13,20 @@ from __future__ import annotations
 import csv
 import io
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import expect
 
+from lngate.services.clock import utcnow
 from lngate.web.dashboard_live import REFRESH_SECONDS
 from tests.doubles.tcp_proxy import Mode, TcpProxy
 from tests.peers.browser import DESKTOP, PHONE, BrowserPeer, WatchedPage, save_screenshot
 from tests.peers.lnbits_peer import LNbitsPeer, fake_wallet_payee_pubkey
 from tests.peers.smtp_peer import SMTPPeer
-from tests.web.backoffice import TOKEN, new_order
+from tests.web.backoffice import TOKEN, loadtest_report, new_order, record_loadtest_run
 from tests.web.live import LiveGateway, serve_gateway
 from tests.web.payments import WEBHOOK_SECRET, order_body
 
@@ -70,6 +73,14 @@ async def test_dashboard_turns_a_provider_red_and_green_without_reloading(
                 assert ordered.status_code == 201, ordered.text
                 if product == "dazpay":
                     await lnbits_peer.apay(ordered.json()["invoice"]["payment_request"])
+            # and load test runs, one of which missed its objectives, for the load test panel
+            now = utcnow().replace(microsecond=0)
+            await record_loadtest_run(live.http, loadtest_report(
+                "create-invoice", now - timedelta(minutes=30), rate=10, duration_s=30,
+                requests=300, p50=38.2, p99=142.0))
+            await record_loadtest_run(live.http, loadtest_report(
+                "webhook", now - timedelta(minutes=10), passed=False, rate=20, duration_s=30,
+                requests=600, errors=14, p50=61.4, p99=1840.0))
             async with browser.page(viewport=DESKTOP) as watched:
                 page = watched.page
                 await sign_in_through_page(watched, live, "/admin")
@@ -83,6 +94,8 @@ async def test_dashboard_turns_a_provider_red_and_green_without_reloading(
                 await expect(card).to_have_attribute("data-health", "up", timeout=60_000)
                 await expect(page.locator("#invoices tbody tr")).to_have_count(5)
                 await expect(page.locator("#orders tbody tr")).to_have_count(2)
+                await expect(page.locator("#loadtests tbody tr")).to_have_count(2)
+                await expect(page.locator("#loadtests tr.failed .pill")).to_have_text("manqués")
 
                 cut_at = time.monotonic()
                 await proxy.set(Mode.REFUSE)

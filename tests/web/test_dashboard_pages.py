@@ -1,7 +1,7 @@
 """The back office's pages over HTTP: who may see them (a live session, else the sign-in page),
 the sign-in form's own CSRF protection and rate limit, every form's CSRF token, sessions that
 expire or are signed out, and what the pages show and do (filters, pagination, ship, cancel,
-subscriptions, CSV link, languages)."""
+subscriptions, CSV link, languages, load test history)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,18 @@ import httpx
 from sqlalchemy import select, update
 
 from lngate.services.clock import utcnow
+from lngate.services.loadtests import record_loadtest
+from lngate.store.loadtests import LoadTestRun
 from lngate.store.tables import admin_sessions, outbox
-from tests.web.backoffice import AUTH, TOKEN, login_csrf, new_order, sign_in
+from tests.web.backoffice import (
+    AUTH,
+    TOKEN,
+    loadtest_report,
+    login_csrf,
+    new_order,
+    record_loadtest_run,
+    sign_in,
+)
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
 PAGES = ("/admin", "/admin/orders", "/admin/orders/AAAAAAAAAAAAAAAAAAAAAA",
@@ -345,3 +355,106 @@ async def test_pages_speak_english_when_asked_and_keep_it_in_links(
         assert "Dashboard" in by_header.text
         french = await http.get("/admin")
         assert "Tableau de bord" in french.text and "Prestataires Lightning" in french.text
+
+
+def loadtest_rows(html: str) -> list[tuple[str, str, str]]:
+    """The dashboard's load test rows: (run id, passed yes/no, the row's HTML)."""
+    panel = html.split('id="loadtests"', 1)[1]
+    return re.findall(r'<tr data-run="(\d+)" data-passed="(yes|no)"([^\n]*)</tr>', panel)
+
+
+async def test_dashboard_shows_the_latest_load_tests_newest_first_failures_marked(
+    gateway_factory: Callable[..., Any],
+) -> None:
+    """Runs recorded through the admin API appear in the "Tests de charge" panel, the 10 latest
+    (by start), newest first, with rate, duration, requests, errors, p50/p99 and the verdict; a
+    run that missed its objectives is marked (row and pill)."""
+    async with gateway_factory(admin_token=TOKEN) as http:
+        start = utcnow().replace(microsecond=0) - timedelta(hours=3)
+        ids = []
+        for minute in range(12):  # recorded out of order: the panel orders by start time
+            at = start + timedelta(minutes=(minute * 7) % 12)
+            failed = minute == 3  # the third newest
+            ids.append((at, await record_loadtest_run(http, loadtest_report(
+                "webhook" if failed else "create-invoice", at, passed=not failed,
+                rate=2.5, duration_s=60, requests=150, errors=9 if failed else 0,
+                p50=12.5, p99=1250.0 if failed else 48.0))))
+        await sign_in(http)
+        page = await http.get("/admin")
+        assert page.status_code == 200 and "Tests de charge" in page.text
+        rows = loadtest_rows(page.text)
+        newest = [str(run_id) for _at, run_id in sorted(ids, reverse=True)[:10]]
+        assert [run_id for run_id, _passed, _html in rows] == newest
+        failed_id = str(ids[3][1])
+        verdicts = {run_id: (passed, html) for run_id, passed, html in rows}
+        assert verdicts[failed_id][0] == "no"
+        assert [run_id for run_id, passed, _ in rows if passed == "no"] == [failed_id]
+        failed_row = verdicts[failed_id][1]
+        assert 'class="failed"' in failed_row and '<span class="pill failed">manqués</span>' in \
+            failed_row
+        assert "<code>webhook</code>" in failed_row and "1,25 s" in failed_row
+        passed_row = verdicts[newest[0]][1]
+        assert '<span class="pill passed">atteints</span>' in passed_row
+        assert 'class="failed"' not in passed_row
+        assert "2,5 req/s · 60 s" in passed_row and "12,5 ms · 48,0 ms" in passed_row
+        newest_at = max(ids)[0]
+        assert f'title="{newest_at.strftime("%Y-%m-%d %H:%M:%S")} UTC"' in passed_row
+        assert "Aucun test de charge" not in page.text
+
+
+
+async def test_dashboard_without_load_tests_says_how_to_run_one(
+    gateway_factory: Callable[..., Any],
+) -> None:
+    """No run recorded: the panel says so and gives the command, in French and English."""
+    async with gateway_factory(admin_token=TOKEN) as http:
+        await sign_in(http)
+        french = await http.get("/admin")
+        assert "Aucun test de charge enregistré pour l&#39;instant." in french.text
+        assert "lngate loadtest health --rate 20 --duration 60" in french.text
+        assert loadtest_rows(french.text) == []
+        english = await http.get("/admin?lang=en")
+        assert "No load test recorded yet." in english.text
+        assert "lngate loadtest health" in english.text
+
+
+async def test_load_test_panel_escapes_what_the_stored_report_says(
+    gateway_factory: Callable[..., Any],
+) -> None:
+    """The API refuses a scenario name that is not a plain name; one stored anyway (an older
+    gateway, the database edited by hand) is written escaped, never as markup."""
+    async with gateway_factory(admin_token=TOKEN) as http:
+        scenario = '<script>alert("x")</script>'
+        refused = await http.post("/api/admin/loadtests", headers=AUTH,
+                                  json=loadtest_report(scenario, utcnow()))
+        assert refused.status_code == 400
+        report = loadtest_report("health", utcnow())
+        database = http.app.state.gateway.db  # type: ignore[attr-defined]
+        await record_loadtest(database, LoadTestRun(
+            started_at=utcnow(), scenario=scenario, rate=1, duration_s=1, requests=1,
+            errors=0, p50_ms=None, p99_ms=None, passed=True, summary=report), clock=utcnow)
+        await sign_in(http)
+        page = await http.get("/admin")
+        assert "<script>alert" not in page.text
+        assert "<code>&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;</code>" in page.text
+        (_run_id, _passed, row), = loadtest_rows(page.text)
+        assert "— · —" in row  # no successful request: no percentile
+
+
+async def test_load_test_panel_speaks_english(gateway_factory: Callable[..., Any]) -> None:
+    """?lang=en: the panel's title, columns, verdicts and numbers are written in English."""
+    async with gateway_factory(admin_token=TOKEN) as http:
+        at = utcnow() - timedelta(minutes=5)
+        await record_loadtest_run(http, loadtest_report("health", at, rate=2.5, requests=1500))
+        await record_loadtest_run(http, loadtest_report(
+            "create-invoice", at + timedelta(minutes=1), passed=False, errors=3))
+        await sign_in(http)
+        english = await http.get("/admin?lang=en")
+        assert "<h2 id=\"loadtests-title\">Load tests</h2>" in english.text
+        for word in ("Scenario", "Rate · duration", "Requests", "Errors", "Objectives"):
+            assert f">{word}</th>" in english.text, word
+        (_, first, failed_row), (_, second, passed_row) = loadtest_rows(english.text)
+        assert (first, second) == ("no", "yes")
+        assert '<span class="pill failed">failed</span>' in failed_row
+        assert '<span class="pill passed">passed</span>' in passed_row
+        assert "2.5 req/s · 30 s" in passed_row and "1,500" in passed_row

@@ -15,10 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from lngate.services.clock import utcnow
+from lngate.web import dashboard_live
 from lngate.web.dashboard_live import REFRESH_SECONDS, SECTIONS
 from tests.doubles.lnbits_double import FAKE_NODE_PUBKEY, LNbitsDouble, Reply
-from tests.web.backoffice import TOKEN, new_order, sign_in
+from tests.web.backoffice import TOKEN, loadtest_report, new_order, record_loadtest_run, sign_in
 from tests.web.live import serve_gateway
 
 
@@ -93,6 +96,24 @@ async def test_stream_sends_every_section_then_a_payment_at_once(tmp_path: Path)
         delay = received.opened_at + max(orders[0], invoices[0]) - paid_at
         assert delay < 2.5 and max(orders[0], invoices[0]) < REFRESH_SECONDS
         assert "payée" in orders[2]["html"]
+
+
+async def test_a_recorded_load_test_is_pushed_to_the_open_dashboard(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run recorded on this instance (``POST /api/admin/loadtests``) is pushed into the open
+    dashboard's load test panel by its own signal: the periodic refresh is pushed out of the
+    test's reach, so only that signal can bring it."""
+    monkeypatch.setattr(dashboard_live, "REFRESH_SECONDS", 3600.0)
+    async with serve_gateway(tmp_path, admin_token=TOKEN, health_check_interval=3600) as live:
+        await sign_in(live.http)
+        async with dashboard_events(live.http) as received:
+            empty = await received.until(section("loadtests", "lngate loadtest health"))
+            run_id = await record_loadtest_run(live.http, loadtest_report(
+                "create-invoice", utcnow(), passed=False))
+            pushed = await received.until(section("loadtests", f'data-run="{run_id}"'),
+                                          after=received.events.index(empty) + 1)
+        assert 'data-passed="no"' in pushed[2]["html"]
 
 
 async def test_a_failing_probe_turns_the_card_red_at_once(tmp_path: Path) -> None:

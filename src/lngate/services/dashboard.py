@@ -7,7 +7,8 @@
   paid, by time of payment) per UTC hour over the last 24 hours and per UTC day over the last
   30 days;
 - :func:`alerts`: the incidents still open (shared by every instance) and the latest alerts;
-- :func:`latest`: the latest invoices and orders.
+- :func:`latest`: the latest invoices and orders;
+- :func:`loadtests`: the latest ``lngate loadtest`` runs recorded on the gateway.
 
 Each is its own function, so a live view recomputes only what a change touches (a probe: the
 providers and alerts; a payment: the activity and the latest invoices and orders).
@@ -23,11 +24,13 @@ from typing import Any
 from lngate.domain import msat_to_sat
 from lngate.resilience.breaker import BreakerState
 from lngate.services.admin import overview
+from lngate.services.loadtests import loadtest_history
 from lngate.services.monitoring import Monitoring
 from lngate.store import Database
 from lngate.store.backoffice import OrderQuery, OrderRow, search_orders
 from lngate.store.dashboard import latest_invoices, open_incident_alerts
 from lngate.store.invoices import InvoiceRecord
+from lngate.store.loadtests import StoredRun
 from lngate.store.monitoring import AlertRow, floor_day, floor_hour, recent_alerts
 from lngate.store.stats import Grouping, InvoiceKey, invoice_cohorts, payments
 
@@ -37,6 +40,7 @@ HOURS = 24
 DAYS = 30
 LATEST = 8
 HISTORY = 20
+LOADTESTS = 10
 
 
 class Health(enum.StrEnum):
@@ -200,3 +204,8 @@ async def latest(db: Database, *, limit: int = LATEST) -> Latest:
     async with db.connect() as conn:
         return Latest(await latest_invoices(conn, limit=limit),
                       await search_orders(conn, OrderQuery(), after=None, limit=limit))
+
+
+async def loadtests(db: Database, *, limit: int = LOADTESTS) -> list[StoredRun]:
+    """The ``limit`` latest load test runs, newest first (one indexed read: ``started_at``)."""
+    return await loadtest_history(db, limit=limit)

@@ -89,6 +89,10 @@ class AdminFormat:
                 scaled = value / size
                 digits = 0 if scaled == int(scaled) else 1
                 return f"{self._decimal(scaled, digits)}{suffix}"
+        return self.decimal(value)
+
+    def decimal(self, value: float) -> str:
+        """``20``, ``2,5`` (French) or ``2.5`` (English): one decimal only when there is one."""
         return self._decimal(value, 0 if value == int(value) else 1)
 
     def sats(self, amount: int | None) -> str:
@@ -164,6 +168,10 @@ class AdminFormat:
     def alert_kind(self, value: object) -> str:
         """Fired or resolved."""
         return self._word(ALERT_KIND, value)
+
+    def loadtest_verdict(self, passed: bool) -> str:
+        """Whether a load test run met its objectives."""
+        return self.t("admin.loadtest_passed" if passed else "admin.loadtest_failed")
 
     def subscription(self, value: object) -> str:
         """A subscription's status."""

@@ -2,7 +2,7 @@
 
 The dashboard is made of sections, each an element of the page whose ``id`` is the section's
 name and whose content is the template ``admin/_<name>.html``: ``summary``, ``providers``,
-``activity``, ``alerts``, ``invoices``, ``orders``. The page is rendered whole; then its stream
+``activity``, ``alerts``, ``invoices``, ``orders``, ``loadtests``. The page is rendered whole; then its stream
 (``GET /admin/events``) sends ``event: section`` with ``{"id", "html"}`` whenever a section's
 HTML changes, and the page's script puts it in place. No polling in the browser: the server
 pushes, woken by :class:`DashboardSignals` (one per running gateway):
@@ -13,6 +13,7 @@ pushes, woken by :class:`DashboardSignals` (one per running gateway):
 - an invoice change (the invoice events' observer: settlement, expiry): activity, latest
   invoices and orders, summary;
 - an order action on this instance's back-office pages: latest orders;
+- a load test run recorded on this instance (``POST /api/admin/loadtests``): the load tests;
 - and every :data:`REFRESH_SECONDS`, everything (what other instances did, new invoices,
   alerts delivered since).
 
@@ -50,9 +51,11 @@ from lngate.services.dashboard import (
     activity,
     alerts,
     latest,
+    loadtests,
     provider_cards,
 )
 from lngate.services.health import ProbeResult
+from lngate.store.loadtests import StoredRun
 from lngate.web.admin_format import AdminFormat
 from lngate.web.admin_layout import admin_url
 from lngate.web.admin_session import current_session
@@ -65,7 +68,7 @@ log = structlog.get_logger("lngate.web.dashboard")
 
 REFRESH_SECONDS = 5.0
 MIN_GAP_SECONDS = 0.5
-SECTIONS = ("summary", "providers", "activity", "alerts", "invoices", "orders")
+SECTIONS = ("summary", "providers", "activity", "alerts", "invoices", "orders", "loadtests")
 
 
 class Part(enum.StrEnum):
@@ -75,6 +78,7 @@ class Part(enum.StrEnum):
     ACTIVITY = "activity"
     ALERTS = "alerts"
     LATEST = "latest"
+    LOADTESTS = "loadtests"
 
 
 ALL_PARTS = frozenset(Part)
@@ -85,6 +89,7 @@ SECTION_PARTS: dict[str, frozenset[Part]] = {
     "alerts": frozenset({Part.ALERTS}),
     "invoices": frozenset({Part.LATEST}),
     "orders": frozenset({Part.LATEST}),
+    "loadtests": frozenset({Part.LOADTESTS}),
 }
 
 
@@ -94,11 +99,13 @@ class Topic(enum.StrEnum):
     PROBE = "probe"
     INVOICE = "invoice"
     ORDER = "order"
+    LOADTEST = "loadtest"
 
 
 TOPIC_PARTS = {Topic.PROBE: frozenset({Part.PROVIDERS, Part.ALERTS}),
                Topic.INVOICE: frozenset({Part.ACTIVITY, Part.LATEST}),
-               Topic.ORDER: frozenset({Part.LATEST})}
+               Topic.ORDER: frozenset({Part.LATEST}),
+               Topic.LOADTEST: frozenset({Part.LOADTESTS})}
 
 
 class Subscription:
@@ -187,6 +194,7 @@ class DashboardData:
     activity: Activity = field(default_factory=lambda: Activity([], []))
     alerts: Alerts = field(default_factory=lambda: Alerts([], []))
     latest: Latest = field(default_factory=lambda: Latest([], []))
+    loadtests: list[StoredRun] = field(default_factory=list)
 
     async def refresh(self, gateway: Gateway, parts: frozenset[Part] | set[Part]) -> None:
         """Recompute ``parts``."""
@@ -199,6 +207,8 @@ class DashboardData:
             self.alerts = await alerts(gateway.db)
         if Part.LATEST in parts:
             self.latest = await latest(gateway.db)
+        if Part.LOADTESTS in parts:
+            self.loadtests = await loadtests(gateway.db)
 
 
 def _charts(data: Activity, fmt: AdminFormat) -> dict[str, Markup]:
@@ -245,6 +255,7 @@ def section_context(data: DashboardData, fmt: AdminFormat,
         "alerts": data.alerts,
         "invoices": data.latest.invoices,
         "orders": data.latest.orders,
+        "loadtests": data.loadtests,
         "order_url": lambda order_id: admin_url(f"/admin/orders/{order_id}", language),
     }
 

@@ -22,6 +22,7 @@ from lngate.domain import is_payment_hash
 from lngate.services.loadtests import loadtest_history, record_loadtest
 from lngate.store.loadtests import LoadTestRun, StoredRun
 from lngate.web.body import read_json
+from lngate.web.dashboard_live import Topic, signals_of
 from lngate.web.errors import ApiError
 from lngate.web.openapi import (
     ADMIN_DISABLED,
@@ -140,6 +141,7 @@ async def record_run(request: Request) -> JsonResponse:
     require_admin(request)
     run = parse_run(await read_json(request))
     stored = await record_loadtest(gateway_of(request).db, run, clock=utcnow)
+    signals_of(request).notify(Topic.LOADTEST)  # open dashboards on this instance show it now
     return JsonResponse({"id": stored.id, "recordedAt": _iso(stored.recorded_at)},
                         status_code=201)
 
