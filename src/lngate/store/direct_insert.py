@@ -17,8 +17,8 @@ writes one batch at a time, so it gets a lane of its own:
   and the engine's connection, which commits on every pass of the background loops (the
   provider calls' flush among them), checkpoints the log as it grows.
 - PostgreSQL: a small asyncpg pool of its own (at most :data:`PG_POOL_SIZE` connections, no
-  pre-ping), one statement run with ``executemany`` inside a transaction; a lost connection
-  fails its batch and the pool replaces it. The PostgreSQL rate limit's one-statement hit
+  pre-ping), one statement run with ``executemany``, atomic by itself (one implicit
+  transaction, one round trip); a lost connection fails its batch and the pool replaces it. The PostgreSQL rate limit's one-statement hit
   (:func:`lngate.store.rate_limits.hit_direct`) runs on it too, in autocommit.
 - anything else (an in-memory SQLite database, which a second connection cannot see): the
   engine, in one transaction.
@@ -160,12 +160,13 @@ class DirectInsert:
         import asyncpg  # type: ignore[import-untyped]
 
         pool = await self._pool()
-        async with pool.acquire() as conn:
-            try:
-                async with conn.transaction():
-                    await conn.executemany(sql, values)
-            except asyncpg.IntegrityConstraintViolationError as exc:
-                raise IntegrityError(sql, None, exc) from exc
+        try:
+            # asyncpg runs an executemany outside a transaction as one pipeline ending in a
+            # single Sync, which PostgreSQL executes as one implicit transaction: all rows or
+            # none, in one round trip where BEGIN and COMMIT of our own took three
+            await pool.executemany(sql, values)
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise IntegrityError(sql, None, exc) from exc
 
 
 def _sqlite_write(conn: sqlite3.Connection, sql: str, values: list[tuple[Any, ...]]) -> None:
