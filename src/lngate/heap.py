@@ -7,12 +7,11 @@ pydantic models, the gateway) that live until it exits, yet each full collection
 again; and a created invoice allocates a few hundred short-lived objects, so a young collection
 ran every other request. Together that was about a tenth of a created invoice's CPU.
 
-Once the process has started, :func:`settle_heap` moves what is alive into the permanent
-generation (``gc.freeze``), which collections ignore, so full collections walk only what
-requests left behind, and raises the young threshold, so short-lived objects mostly die before a
-collection looks at them. Cycles are still
-collected; objects alive at start-up are never collected, which costs nothing as they live until
-exit anyway.
+Once the process has started, :func:`settle_heap` moves what is alive into the permanent generation
+(``gc.freeze``), which collections ignore, so full collections walk only what requests left behind,
+and raises the young threshold, so short-lived objects mostly die before a collection looks at
+them. Cycles are still collected; objects alive at start-up are never collected, which costs
+nothing as they live until exit anyway.
 """
 
 from __future__ import annotations
