@@ -35,6 +35,8 @@ import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+ACCEPT_LOOP = "lngate.web.accept_loop:AcceptAllLoop"
+"""uvicorn's ``loop`` setting: uvloop, accepting every waiting connection at once."""
 LIMITS_ATTRIBUTE = "lngate_http_limits"
 """The attribute of uvicorn's ``Config`` carrying :class:`HttpLimits` to every worker."""
 _GUARD_ATTRIBUTE = "lngate_connection_guard"
@@ -269,20 +271,22 @@ def _plain_response(status: int, message: str) -> bytes:
 def run_server(app: str, *, host: str, port: int, workers: int, limits: HttpLimits,
                keepalive_timeout: int) -> None:
     """Serve the ASGI factory ``app`` (an import string) until interrupted, with ``limits``,
-    glibc's malloc arenas capped (:func:`limit_malloc_arenas`)."""
+    glibc's malloc arenas capped (:func:`limit_malloc_arenas`), and every waiting connection
+    accepted at once (:mod:`lngate.web.accept_loop`, which serves a socket bound here)."""
     limit_malloc_arenas()
     config = uvicorn.Config(
-        app, factory=True, host=host, port=port, workers=workers, loop="uvloop",
+        app, factory=True, host=host, port=port, workers=workers, loop=ACCEPT_LOOP,
         http=GuardedHttpToolsProtocol, ws="none", log_level="warning", access_log=False,
         proxy_headers=False, timeout_keep_alive=keepalive_timeout,
     )
     setattr(config, LIMITS_ATTRIBUTE, limits)  # pickled with the config into each worker
+    sockets = [config.bind_socket()]
     if workers > 1:
         from uvicorn.supervisors import Multiprocess
 
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        Multiprocess(config, sockets=sockets).run()
         return
     server = uvicorn.Server(config)
-    server.run()
+    server.run(sockets=sockets)
     if not server.started:
         raise SystemExit(3)  # as uvicorn.run: the application failed to start
