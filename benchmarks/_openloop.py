@@ -9,8 +9,9 @@ request, ~10× less than aiohttp), so 2,000 requests a second take a small part 
 
 ``--phases 450:3,1800:8,450:8`` offers 450 requests/s for 3 s, then 1,800/s for 8 s, then 450/s
 for 8 s. Writes one JSON object to ``--out``: per request ``[phase, due, latency or null, status,
-category, retry_after]`` (times in seconds from the start; ``category`` is the error ``code`` of
-a non-2xx JSON body, with the providers' codes for ``no_provider_available``), plus the phase
+category, retry_after, new_connection]`` (times in seconds from the start; ``category`` is the
+error ``code`` of a non-2xx JSON body, with the providers' codes for ``no_provider_available``;
+``new_connection``: the request was the first on a connection opened for it), plus the phase
 boundaries. Runs in its own process so its CPU is not the gateway's.
 """
 
@@ -36,12 +37,15 @@ class Connection(asyncio.Protocol):
         self.head: tuple[int, int, bool, bool] | None = None
         self.request: list | None = None
         self.ready = asyncio.get_running_loop().create_future()
+        self.sent = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
         self.ready.set_result(None)
 
     def send(self, request: list) -> None:
+        request[6] = self.sent == 0
+        self.sent += 1
         self.request = request
         assert self.transport is not None
         self.transport.write(self.gen.payload)
@@ -145,7 +149,7 @@ class Generator:
             while i < count:
                 now = time.monotonic() - self.t0
                 while i < count and start + i / rate <= now:
-                    request = [index, start + i / rate, None, None, None, None]
+                    request = [index, start + i / rate, None, None, None, None, False]
                     self.results.append(request)
                     self.outstanding += 1
                     task = asyncio.ensure_future(self.fire(request))

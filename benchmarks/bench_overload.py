@@ -23,7 +23,9 @@ Run: ``.venv/bin/python benchmarks/bench_overload.py [--over 8] [--after 8] [--r
    (``lngate_event_loop_lag_max_seconds``, scraped every 0.5 s) and the share of time the loop
    lagged (rate of ``lngate_event_loop_lag_seconds_total``); recovery after the load drops: the
    time until every later 0.25 s slice of requests is ≥ 99 % answered 200 with a p99 under
-   0.5 s; and the 200s' latency p50/p99 in each phase.
+   0.5 s; the 200s' latency p50/p99 in each phase; and the latency of the first request on
+   each connection the generator opened in the 2x phase (it waits for the server to accept the
+   connection as well as to answer it).
 
 4. *The door's cost* (``--door-cost``, on by default): the gateway's CPU per create served
    (closed loop, instantaneous upstream) and per request refused at the door (closed loop,
@@ -287,6 +289,10 @@ def analyse(variant: str, limit: int, capacity: float, data: dict, samples: list
             key = f"{r[3]} {r[4]}"
             others[key] = others.get(key, 0) + 1
     refused_ms = sorted(r[2] * 1000 for r in refused if r[2] is not None)
+    # the first request on each connection opened in the 2x phase: waits for the server to
+    # accept the connection as well as to answer (answers of any status)
+    fresh_ms = sorted(r[2] * 1000 for r in requests
+                      if r[0] == 1 and len(r) > 6 and r[6] and r[2] is not None)
 
     def ok_latency(phase: int, q: float) -> float:
         values = [r[2] * 1000 for r in requests if r[0] == phase and r[3] == 200]
@@ -333,6 +339,9 @@ def analyse(variant: str, limit: int, capacity: float, data: dict, samples: list
         "other_non_200": others,
         "lag_max_s": lag_max, "lag_share_over": lag_share,
         "recovery_s": recovery,
+        "new_connections_over": len(fresh_ms),
+        "new_connection_p50_ms": percentile(fresh_ms, 50),
+        "new_connection_p99_ms": percentile(fresh_ms, 99),
         "ok_p50_ms": [ok_latency(i, 50) for i in range(3)],
         "ok_p99_ms": [ok_latency(i, 99) for i in range(3)],
         "gateway_cpu_s": cpu, "loadavg": loadavg(),
@@ -423,7 +432,7 @@ def main() -> int:
          "refused (status, Retry-After)",
          "refusal p50 / p99 ms", "breaker 503s", "breakers opened", "other non-200",
          "max loop lag s", "lagging share", "recovery s", "200s p50/p99 ms at 2x",
-         "200s p99 ms after"],
+         "200s p99 ms after", "first request on a new connection at 2x: n, p50 / p99 ms"],
         [[r["run"], r["variant"], f"{r['capacity_per_s']:.0f}",
           f"{r['served_over_per_s']:.0f} ({r['served_over_ratio']:.2f})",
           f"{r['local_capacity_per_s']:.0f} ({r['served_over_local_ratio']:.2f})",
@@ -436,7 +445,9 @@ def main() -> int:
           fmt(r["lag_max_s"], 2), fmt(r["lag_share_over"], 2),
           "not within the phase" if r["recovery_s"] is None else fmt(r["recovery_s"], 2),
           f"{fmt(r['ok_p50_ms'][1])} / {fmt(r['ok_p99_ms'][1])}",
-          fmt(r["ok_p99_ms"][2])]
+          fmt(r["ok_p99_ms"][2]),
+          f"{r['new_connections_over']}, {fmt(r['new_connection_p50_ms'])} / "
+          f"{fmt(r['new_connection_p99_ms'])}"]
          for r in results])
     if door is not None:
         print(f"\nThe door's cost: {door['create_cpu_ms']:.3f} CPU ms per create served, "
