@@ -298,3 +298,41 @@ async def test_smtp_bodies_survive_the_wire(smtp: SMTPPeer, text: str) -> None:
     assert [r.body("plain").replace("\r\n", "\n") for r in received] == [expected, expected]
     assert received[0].message.get_content_type() == "text/plain"
     assert received[1].body("html").strip() == "<p>Bonjour Alice</p>"
+
+
+async def test_an_smtp_session_sends_several_messages_over_one_connection(smtp: SMTPPeer) -> None:
+    """Three messages in one session: one connection (one EHLO), three messages received."""
+    greeted = smtp.greetings  # the server's own start-up check greets it too
+    async with smtp_sender(smtp.port).session() as send:
+        for i in range(3):
+            await send(message(to=f"c{i}@example.com"))
+    received = await smtp.wait_for(3)
+    assert sorted(r.rcpt_tos[0] for r in received) == [f"c{i}@example.com" for i in range(3)]
+    assert smtp.greetings - greeted == 1
+
+
+async def test_a_refused_message_does_not_stop_the_session(smtp: SMTPPeer) -> None:
+    """A message the server refuses fails alone, as sent by itself; the next one in the
+    session goes over a new connection and arrives."""
+    smtp.reject("554 5.7.1 rejected")
+    greeted = smtp.greetings
+    async with smtp_sender(smtp.port).session() as send:
+        with pytest.raises(EmailError) as info:
+            await send(message(to="first@example.com"))
+        await send(message(to="second@example.com"))
+    assert info.value.permanent
+    [received] = await smtp.wait_for(1)
+    assert received.rcpt_tos == ("second@example.com",)
+    assert smtp.greetings - greeted == 2
+
+
+async def test_a_session_whose_connection_the_server_closed_reconnects(smtp: SMTPPeer) -> None:
+    """When the server closes the kept connection between two messages (a restart, an idle
+    limit), the next message goes over a new connection instead of failing."""
+    async with smtp_sender(smtp.port).session() as send:
+        await send(message(to="first@example.com"))
+        smtp.stop()
+        smtp.start()
+        await send(message(to="second@example.com"))
+    received = await smtp.wait_for(2)
+    assert sorted(r.rcpt_tos[0] for r in received) == ["first@example.com", "second@example.com"]

@@ -222,13 +222,18 @@ async def test_a_sender_crash_is_retried_within_max_attempts(kit: Kit, smtp: SMT
     """A sender raising something other than EmailError costs that row one attempt (retried
     with backoff, failed after max_attempts); the other rows are still sent."""
 
-    class BrokenForBob(SmtpEmailSender):
+    smtp_sender = SmtpEmailSender(SmtpConfig(host="127.0.0.1", port=smtp.port, sender=SHOP,
+                                             tls="none"))
+
+    class BrokenForBob:
+        name = "broken"
+
         async def send(self, email: Email) -> None:
             if email.to == "bob@example.com":
                 raise RuntimeError("sender bug")
-            await super().send(email)
+            await smtp_sender.send(email)
 
-    broken = BrokenForBob(SmtpConfig(host="127.0.0.1", port=smtp.port, sender=SHOP, tls="none"))
+    broken = BrokenForBob()
     bob = await paid_dazpay(kit, email="bob@example.com")
     alice = await paid_dazpay(kit)
     for _ in range(CONFIG.max_attempts + 2):
@@ -301,13 +306,17 @@ async def test_sent_emails_whose_outcome_cannot_be_recorded_wait_for_their_lease
         ["first@example.com", "first@example.com", "second@example.com", "second@example.com"]
 
 
-async def test_a_pass_records_its_sent_emails_in_one_transaction(kit: Kit, smtp: SMTPPeer) -> None:
-    """Three receipts cost two transactions: the claim, and one update marking all three sent."""
+async def test_a_pass_sends_over_one_connection_and_records_in_one_transaction(
+    kit: Kit, smtp: SMTPPeer
+) -> None:
+    """Three receipts cost one SMTP connection and two transactions: the claim, and one update
+    marking all three sent."""
     orders = [await paid_dazpay(kit, email=f"c{i}@example.com") for i in range(3)]
-    db = CountingDb(kit.db)
+    db, greeted = CountingDb(kit.db), smtp.greetings
     report = await deliver_due(db=db, sender=sender(smtp.port), templates=EmailTemplates(),  # type: ignore[arg-type]
                                clock=kit.clock, config=CONFIG)
     assert report.outcomes == {"sent": 3} and db.opened == 2
+    assert smtp.greetings - greeted == 1
     for order_id in orders:
         [row] = (await rows(kit, order_id)).values()
         assert row["status"] == "sent" and row["sent_at"] is not None

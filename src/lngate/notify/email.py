@@ -18,10 +18,12 @@ import re
 import socket
 import tempfile
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from email.errors import HeaderParseError
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 import structlog
@@ -127,8 +129,20 @@ class SmtpConfig:
         sender_mailbox(self.sender)
 
 
+Send = Callable[[Email], Awaitable[None]]
+"""Sends one message or raises :class:`EmailError` (what a sending session hands out)."""
+
+
+def sending(sender: EmailSender) -> AbstractAsyncContextManager[Send]:
+    """A session for several messages in a row: SMTP sends them over one connection, the other
+    senders one by one, as :meth:`EmailSender.send` does."""
+    if isinstance(sender, SmtpEmailSender):
+        return sender.session()
+    return nullcontext(sender.send)
+
+
 class SmtpEmailSender:
-    """SMTP with aiosmtplib, one connection per message."""
+    """SMTP with aiosmtplib: a connection per message, or per :meth:`session`."""
 
     name = "smtp"
 
@@ -142,33 +156,113 @@ class SmtpEmailSender:
 
     async def send(self, email: Email) -> None:
         """Hand the message to the server; raises :class:`EmailError` when it is not accepted."""
+        async with self.session() as send:
+            await send(email)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Send]:
+        """Send several messages over one connection, opened with the first message and closed
+        (``QUIT``) at the end; after a failed message the next one opens a new connection.
+        Each message is accepted or refused on its own, as with :meth:`send`."""
+        if self._local_hostname is None:
+            # The name given in EHLO: found once, not by aiosmtplib for every connection (a
+            # thread hand-off and a resolver look-up each time).
+            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
+        connection = _SmtpConnection(self._config, self._sender, self._local_hostname)
+        try:
+            yield connection.send
+        finally:
+            await connection.close()
+
+
+class _SmtpConnection:
+    """One SMTP connection at a time, for the messages of a session."""
+
+    def __init__(self, config: SmtpConfig, sender: Mailbox, local_hostname: str) -> None:
+        self._config, self._sender, self._local_hostname = config, sender, local_hostname
+        self._client: Any = None
+
+    async def send(self, email: Email) -> None:
+        prepared = prepare_message(email, self._sender)
+        limit = self._config.timeout * 3
+        while True:
+            reused = self._client is not None
+            try:
+                if self._client is None:
+                    self._client = await asyncio.wait_for(self._connect(), limit)
+                await asyncio.wait_for(self._client.sendmail(
+                    prepared.sender.address, [prepared.recipient.address], prepared.data),
+                    limit)
+                return
+            except Exception as exc:
+                # whatever failed, the connection's state is unknown: never send on it again
+                self._drop()
+                if reused and _closed_by_server(exc):
+                    continue  # a kept connection the server closed: once more on a new one
+                error = _smtp_error(exc)
+                if error is None:
+                    raise
+                raise error from exc
+
+    async def _connect(self) -> Any:
         import aiosmtplib  # with the first message: a gateway without SMTP never loads it
 
         c = self._config
-        prepared = prepare_message(email, self._sender)
-        if self._local_hostname is None:
-            # The name given in EHLO: found once, not by aiosmtplib for every message (a
-            # thread hand-off and a resolver look-up per email).
-            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
+        client = aiosmtplib.SMTP(
+            hostname=c.host, port=c.port, local_hostname=self._local_hostname,
+            username=c.username, password=c.password, use_tls=c.tls == "tls",
+            start_tls=c.tls == "starttls", timeout=c.timeout, validate_certs=c.validate_certs)
+        await client.connect()
+        return client
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def close(self) -> None:
+        """``QUIT`` and close (as aiosmtplib's own ``send`` ends); never raises."""
+        import aiosmtplib
+
+        client = self._client
+        if client is None:
+            return
         try:
-            await asyncio.wait_for(aiosmtplib.send(
-                prepared.data, sender=prepared.sender.address,
-                recipients=[prepared.recipient.address], hostname=c.host, port=c.port,
-                local_hostname=self._local_hostname, username=c.username, password=c.password,
-                use_tls=c.tls == "tls", start_tls=c.tls == "starttls", timeout=c.timeout,
-                validate_certs=c.validate_certs,
-            ), c.timeout * 3)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [r.code for r in exc.recipients]
-            raise EmailError(f"smtp: recipient refused ({codes})",
-                             permanent=all(500 <= code < 600 for code in codes)) from exc
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            raise EmailError(f"smtp: authentication failed ({exc.code})") from exc
-        except aiosmtplib.SMTPResponseException as exc:
-            raise EmailError(f"smtp: {exc.code} {exc.message[:200]}",
-                             permanent=500 <= exc.code < 600) from exc
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise EmailError(f"smtp: {type(exc).__name__}: {str(exc)[:200]}") from exc
+            await asyncio.wait_for(client.quit(), self._config.timeout)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            pass
+        finally:
+            self._drop()
+
+
+def _closed_by_server(exc: Exception) -> bool:
+    """The server had closed the kept connection (an idle or per-connection limit). The
+    message goes once more over a new connection, at once, as the outbox would after its
+    backoff: should the server have taken it before closing, it gets a second copy with the
+    same ``Message-ID``, as with any retry."""
+    import aiosmtplib
+
+    return isinstance(exc, (aiosmtplib.SMTPServerDisconnected, ConnectionError)) or (
+        isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code == 421)
+
+
+def _smtp_error(exc: Exception) -> EmailError | None:
+    """``exc`` as an :class:`EmailError` saying whether retrying can help (``None``: not an
+    SMTP or network error)."""
+    import aiosmtplib
+
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        codes = [r.code for r in exc.recipients]
+        return EmailError(f"smtp: recipient refused ({codes})",
+                          permanent=all(500 <= code < 600 for code in codes))
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        return EmailError(f"smtp: authentication failed ({exc.code})")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return EmailError(f"smtp: {exc.code} {exc.message[:200]}",
+                          permanent=500 <= exc.code < 600)
+    if isinstance(exc, (aiosmtplib.SMTPException, OSError, TimeoutError)):
+        return EmailError(f"smtp: {type(exc).__name__}: {str(exc)[:200]}")
+    return None
 
 
 class ResendEmailSender:

@@ -20,7 +20,7 @@ from datetime import timedelta
 
 import structlog
 
-from lngate.notify.email import Email, EmailError, EmailSender
+from lngate.notify.email import Email, EmailError, EmailSender, Send, sending
 from lngate.notify.templates import EmailTemplates
 from lngate.services.clock import WallClock
 from lngate.store import Database
@@ -91,22 +91,23 @@ async def deliver_due(
             log.error("email_abandoned", count=abandoned, max_attempts=config.max_attempts,
                       reason="the last attempt never finished")
         sent: list[OutboxRow] = []
-        for row in rows:
-            try:
-                outcome = await _deliver(row, db=db, sender=sender, templates=templates,
-                                         clock=clock, config=config)
-            except Exception as exc:  # recording the outcome failed; the lease brings it back
-                _crashed(row, exc)
-                outcome = "crashed"
-            if outcome == "sent":
-                sent.append(row)
-            else:
-                report.outcomes[outcome] += 1
-            if sent and clock() >= now + timedelta(seconds=config.lease / 4):
-                # a slow batch: record what was sent well before the rows' lease ends
-                report.outcomes.update(await _record_sent(sent, db=db, clock=clock,
-                                                          sender=sender))
-                sent = []
+        async with sending(sender) as send:  # SMTP: the batch over one connection
+            for row in rows:
+                try:
+                    outcome = await _deliver(row, db=db, sender=sender, send=send,
+                                             templates=templates, clock=clock, config=config)
+                except Exception as exc:  # recording the outcome failed; the lease brings it back
+                    _crashed(row, exc)
+                    outcome = "crashed"
+                if outcome == "sent":
+                    sent.append(row)
+                else:
+                    report.outcomes[outcome] += 1
+                if sent and clock() >= now + timedelta(seconds=config.lease / 4):
+                    # a slow batch: record what was sent well before the rows' lease ends
+                    report.outcomes.update(await _record_sent(sent, db=db, clock=clock,
+                                                              sender=sender))
+                    sent = []
         report.outcomes.update(await _record_sent(sent, db=db, clock=clock, sender=sender))
         if len(rows) < config.batch_size:
             return report
@@ -148,8 +149,8 @@ def _email_for(row: OutboxRow, recipient: str, templates: EmailTemplates,
 
 
 async def _deliver(
-    row: OutboxRow, *, db: Database, sender: EmailSender, templates: EmailTemplates,
-    clock: WallClock, config: OutboxConfig,
+    row: OutboxRow, *, db: Database, sender: EmailSender, send: Send,
+    templates: EmailTemplates, clock: WallClock, config: OutboxConfig,
 ) -> str:
     context = {"outbox_id": row.id, "order_id": row.order_id, "kind": row.kind,
                "attempt": row.attempts, "sender": sender.name}
@@ -168,7 +169,7 @@ async def _deliver(
         log.error("email_render_failed", error=type(exc).__name__, **context)
         return "failed"
     try:
-        await sender.send(email)
+        await send(email)
     except EmailError as exc:
         error, permanent = str(exc), exc.permanent
     except Exception as exc:  # a sender's bug: retried like an outage, within max_attempts
