@@ -164,22 +164,26 @@ class SmtpEmailSender:
         """Send several messages over one connection, opened with the first message and closed
         (``QUIT``) at the end; after a failed message the next one opens a new connection.
         Each message is accepted or refused on its own, as with :meth:`send`."""
-        if self._local_hostname is None:
-            # The name given in EHLO: found once, not by aiosmtplib for every connection (a
-            # thread hand-off and a resolver look-up each time).
-            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
-        connection = _SmtpConnection(self._config, self._sender, self._local_hostname)
+        connection = _SmtpConnection(self._config, self._sender, self._ehlo_name)
         try:
             yield connection.send
         finally:
             await connection.close()
 
+    async def _ehlo_name(self) -> str:
+        """The name given in EHLO: found once, not by aiosmtplib for every connection (a thread
+        hand-off and a resolver look-up each time)."""
+        if self._local_hostname is None:
+            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
+        return self._local_hostname
+
 
 class _SmtpConnection:
     """One SMTP connection at a time, for the messages of a session."""
 
-    def __init__(self, config: SmtpConfig, sender: Mailbox, local_hostname: str) -> None:
-        self._config, self._sender, self._local_hostname = config, sender, local_hostname
+    def __init__(self, config: SmtpConfig, sender: Mailbox,
+                 ehlo_name: Callable[[], Awaitable[str]]) -> None:
+        self._config, self._sender, self._ehlo_name = config, sender, ehlo_name
         self._client: Any = None
 
     async def send(self, email: Email) -> None:
@@ -209,7 +213,7 @@ class _SmtpConnection:
 
         c = self._config
         client = aiosmtplib.SMTP(
-            hostname=c.host, port=c.port, local_hostname=self._local_hostname,
+            hostname=c.host, port=c.port, local_hostname=await self._ehlo_name(),
             username=c.username, password=c.password, use_tls=c.tls == "tls",
             start_tls=c.tls == "starttls", timeout=c.timeout, validate_certs=c.validate_certs)
         await client.connect()
