@@ -164,6 +164,9 @@ class Variant:
     loop_system_seconds: float = 0.0
     busy_seconds: float = 0.0
     idle_cpu_per_second: list[float] = field(default_factory=list)
+    round_cpu_ms: list[float] = field(default_factory=list)
+    """CPU ms per webhook of each replay: the first after a start also pays one-off costs (the
+    first receipt imports Jinja2 and aiosmtplib and compiles its templates)."""
     replayed: int = 0
     settings: dict[str, str] = field(default_factory=dict)
     profile: Path | None = None
@@ -319,7 +322,9 @@ async def replay(variant: Variant, calls: list[Captured], rate: float,
         while len(variant.smtp.received) < expected and loop.time() < deadline:
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.1)  # its last transaction (the row marked sent)
-    variant.cpu_seconds += variant.gateway.cpu_seconds() - cpu_before
+    spent = variant.gateway.cpu_seconds() - cpu_before
+    variant.cpu_seconds += spent
+    variant.round_cpu_ms.append(1000 * spent / max(1, len(calls)))
     loop_cpu_after = loop_thread_cpu_seconds(variant.gateway.pid)
     variant.loop_cpu_seconds += sum(loop_cpu_after) - sum(loop_cpu_before)
     variant.loop_system_seconds += loop_cpu_after[1] - loop_cpu_before[1]
@@ -351,6 +356,7 @@ def analyse(variant: Variant) -> dict:
         "emails": len(variant.smtp.received),
         "cpu_ms_per_webhook": 1000 * variant.cpu_seconds / max(1, len(variant.results)),
         "idle_cpu_ms_per_second": 1000 * idle,
+        "cpu_ms_per_webhook_by_round": variant.round_cpu_ms,
         "loop_thread_cpu_ms_per_webhook":
         1000 * variant.loop_cpu_seconds / max(1, len(variant.results)),
         "loop_thread_system_cpu_ms_per_webhook":
@@ -544,7 +550,9 @@ def print_tables(result: dict) -> None:
                   f"{v['idle_cpu_ms_per_second']:.0f} ms/s it burns idle; the event loop's "
                   f"thread: {v.get('loop_thread_cpu_ms_per_webhook', float('nan')):.2f}, "
                   f"{v.get('loop_thread_system_cpu_ms_per_webhook', float('nan')):.2f} of it "
-                  "in the kernel)" + (f", failures: {v['failed']}" if v["failed_count"] else ""))
+                  "in the kernel; by round: "
+                  + ", ".join(f"{ms:.2f}" for ms in v.get("cpu_ms_per_webhook_by_round", []))
+                  + ")" + (f", failures: {v['failed']}" if v["failed_count"] else ""))
             print(f"{'':<34} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8} {'mean':>8} "
                   f"{'share':>6}")
             rows = [("end to end (from schedule)", v["end_to_end"], None),

@@ -266,3 +266,73 @@ async def test_folder_sender_writes_a_readable_eml(tmp_path: Path) -> None:
     assert parsed["To"] == "alice@example.com" and parsed["Subject"] == "Commande confirmée"
     assert "lngate-order1-kind" in path.name
     assert json.dumps(parsed.get_body(("plain",)).get_content().strip()) == '"Bonjour Alice"'
+
+
+async def test_the_message_is_7bit_clean_and_reads_back_exactly(tmp_path: Path) -> None:
+    """Accents, a long line and a trailing space leave the message pure ASCII (quoted-printable
+    bodies: no server needs 8BITMIME), and both bodies and the subject read back exactly."""
+    text = "Reçu : 21\u202f000 sats \nL'équipe\n" + "x" * 200 + "\n"
+    html = "<p>Payé le " + "é" * 90 + "</p>\n"
+    await FolderEmailSender(tmp_path / "mail", sender=SENDER).send(
+        message(subject="Reçu de paiement : 21\u202f000 sats", text=text, html=html))
+    [path] = list((tmp_path / "mail").glob("*.eml"))
+    raw = path.read_bytes()
+    assert raw.isascii() and b"\r\n" in raw
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert parsed["Subject"] == "Reçu de paiement : 21\u202f000 sats"
+    # quoted-printable's line ends are CRLF, and the email package reads them so
+    assert parsed.get_body(("plain",)).get_content().replace("\r\n", "\n") == text
+    assert parsed.get_body(("html",)).get_content().replace("\r\n", "\n") == html
+
+
+@pytest.mark.parametrize("text", [".\n.. a line of dots\n", "--=_lngate_\n--\n", "plain ascii",
+                                  "a\r\nb\rc\n"])
+async def test_smtp_bodies_survive_the_wire(smtp: SMTPPeer, text: str) -> None:
+    """Lines of dots (SMTP's end of data), boundary-like lines and mixed line ends arrive as
+    written (line ends as newlines), in a text-only message and with an HTML alternative."""
+    sender = smtp_sender(smtp.port)
+    await sender.send(message(text=text, html=None))
+    await sender.send(message(text=text))
+    received = await smtp.wait_for(2)
+    expected = text.replace("\r\n", "\n").replace("\r", "\n").rstrip("\n") + "\n"
+    assert [r.body("plain").replace("\r\n", "\n") for r in received] == [expected, expected]
+    assert received[0].message.get_content_type() == "text/plain"
+    assert received[1].body("html").strip() == "<p>Bonjour Alice</p>"
+
+
+async def test_an_smtp_session_sends_several_messages_over_one_connection(smtp: SMTPPeer) -> None:
+    """Three messages in one session: one connection (one EHLO), three messages received."""
+    greeted = smtp.greetings  # the server's own start-up check greets it too
+    async with smtp_sender(smtp.port).session() as send:
+        for i in range(3):
+            await send(message(to=f"c{i}@example.com"))
+    received = await smtp.wait_for(3)
+    assert sorted(r.rcpt_tos[0] for r in received) == [f"c{i}@example.com" for i in range(3)]
+    assert smtp.greetings - greeted == 1
+
+
+async def test_a_refused_message_does_not_stop_the_session(smtp: SMTPPeer) -> None:
+    """A message the server refuses fails alone, as sent by itself; the next one in the
+    session goes over a new connection and arrives."""
+    smtp.reject("554 5.7.1 rejected")
+    greeted = smtp.greetings
+    async with smtp_sender(smtp.port).session() as send:
+        with pytest.raises(EmailError) as info:
+            await send(message(to="first@example.com"))
+        await send(message(to="second@example.com"))
+    assert info.value.permanent
+    [received] = await smtp.wait_for(1)
+    assert received.rcpt_tos == ("second@example.com",)
+    assert smtp.greetings - greeted == 2
+
+
+async def test_a_session_whose_connection_the_server_closed_reconnects(smtp: SMTPPeer) -> None:
+    """When the server closes the kept connection between two messages (a restart, an idle
+    limit), the next message goes over a new connection instead of failing."""
+    async with smtp_sender(smtp.port).session() as send:
+        await send(message(to="first@example.com"))
+        smtp.stop()
+        smtp.start()
+        await send(message(to="second@example.com"))
+    received = await smtp.wait_for(2)
+    assert sorted(r.rcpt_tos[0] for r in received) == ["first@example.com", "second@example.com"]

@@ -45,6 +45,13 @@ class _Handler:
     def __init__(self, peer: SMTPPeer) -> None:
         self._peer = peer
 
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: Envelope,
+                          hostname: str, responses: list[str]) -> list[str]:
+        with self._peer._lock:
+            self._peer.greetings += 1
+        session.host_name = hostname
+        return responses
+
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         with self._peer._lock:
             if self._peer._rejections:
@@ -73,6 +80,8 @@ class SMTPPeer:
         self._received: list[Received] = []
         self._rejections: list[str] = []
         self._lock = threading.Lock()
+        self.greetings = 0
+        """EHLO commands received: one per connection (two with STARTTLS)."""
 
     def start(self) -> SMTPPeer:
         """Start accepting (again, on the same port)."""

@@ -222,13 +222,18 @@ async def test_a_sender_crash_is_retried_within_max_attempts(kit: Kit, smtp: SMT
     """A sender raising something other than EmailError costs that row one attempt (retried
     with backoff, failed after max_attempts); the other rows are still sent."""
 
-    class BrokenForBob(SmtpEmailSender):
+    smtp_sender = SmtpEmailSender(SmtpConfig(host="127.0.0.1", port=smtp.port, sender=SHOP,
+                                             tls="none"))
+
+    class BrokenForBob:
+        name = "broken"
+
         async def send(self, email: Email) -> None:
             if email.to == "bob@example.com":
                 raise RuntimeError("sender bug")
-            await super().send(email)
+            await smtp_sender.send(email)
 
-    broken = BrokenForBob(SmtpConfig(host="127.0.0.1", port=smtp.port, sender=SHOP, tls="none"))
+    broken = BrokenForBob()
     bob = await paid_dazpay(kit, email="bob@example.com")
     alice = await paid_dazpay(kit)
     for _ in range(CONFIG.max_attempts + 2):
@@ -266,35 +271,74 @@ async def test_attempts_never_exceed_the_maximum(kit: Kit, smtp: SMTPPeer) -> No
     assert smtp.received == []
 
 
-async def test_a_row_whose_outcome_cannot_be_recorded_waits_for_its_lease(
+class CountingDb:
+    """The kit's database, counting the transactions opened; ``fail_at``: the number of the
+    one that fails (a database hiccup)."""
+
+    def __init__(self, db: Any, fail_at: int | None = None) -> None:
+        self._db, self._fail_at, self.opened = db, fail_at, 0
+
+    def connect(self) -> Any:
+        return self._db.connect()
+
+    def transaction(self) -> Any:
+        self.opened += 1
+        if self.opened == self._fail_at:
+            raise ConnectionError("database hiccup")
+        return self._db.transaction()
+
+
+async def test_sent_emails_whose_outcome_cannot_be_recorded_wait_for_their_lease(
     kit: Kit, smtp: SMTPPeer
 ) -> None:
-    """When recording one row's outcome fails (a database hiccup), the pass goes on with the
-    other rows, and that row is delivered again once its lease is over."""
-
-    class HiccupOnce:
-        """The kit's database, except that the second transaction opened fails."""
-
-        def __init__(self, db: Any) -> None:
-            self._db, self._opened = db, 0
-
-        def connect(self) -> Any:
-            return self._db.connect()
-
-        def transaction(self) -> Any:
-            self._opened += 1
-            if self._opened == 2:
-                raise ConnectionError("database hiccup")
-            return self._db.transaction()
-
+    """When recording a pass's sent emails fails (a database hiccup), those rows stay pending
+    and are delivered again once their lease is over: sent at least once, never lost."""
     first = await paid_dazpay(kit, email="first@example.com")
     second = await paid_dazpay(kit, email="second@example.com")
-    report = await deliver_due(db=HiccupOnce(kit.db), sender=sender(smtp.port),  # type: ignore[arg-type]
+    report = await deliver_due(db=CountingDb(kit.db, fail_at=2), sender=sender(smtp.port),  # type: ignore[arg-type]
                                templates=EmailTemplates(), clock=kit.clock, config=CONFIG)
-    assert report.outcomes == {"crashed": 1, "sent": 1}
-    assert [r["status"] for r in (await rows(kit, second)).values()] == ["sent"]
-    assert [r["status"] for r in (await rows(kit, first)).values()] == ["pending"]
+    assert report.outcomes == {"crashed": 2}
+    for order_id in (first, second):
+        assert [r["status"] for r in (await rows(kit, order_id)).values()] == ["pending"]
     kit.clock.advance(CONFIG.lease)
-    assert (await deliver(kit, smtp.port)).outcomes == {"sent": 1}
+    assert (await deliver(kit, smtp.port)).outcomes == {"sent": 2}
     assert sorted(m.rcpt_tos[0] for m in smtp.received) == \
-        ["first@example.com", "first@example.com", "second@example.com"]
+        ["first@example.com", "first@example.com", "second@example.com", "second@example.com"]
+
+
+async def test_a_pass_sends_over_one_connection_and_records_in_one_transaction(
+    kit: Kit, smtp: SMTPPeer
+) -> None:
+    """Three receipts cost one SMTP connection and two transactions: the claim, and one update
+    marking all three sent."""
+    orders = [await paid_dazpay(kit, email=f"c{i}@example.com") for i in range(3)]
+    db, greeted = CountingDb(kit.db), smtp.greetings
+    report = await deliver_due(db=db, sender=sender(smtp.port), templates=EmailTemplates(),  # type: ignore[arg-type]
+                               clock=kit.clock, config=CONFIG)
+    assert report.outcomes == {"sent": 3} and db.opened == 2
+    assert smtp.greetings - greeted == 1
+    for order_id in orders:
+        [row] = (await rows(kit, order_id)).values()
+        assert row["status"] == "sent" and row["sent_at"] is not None
+
+
+async def test_a_slow_pass_records_what_it_sent_well_within_the_lease(
+    kit: Kit, smtp: SMTPPeer
+) -> None:
+    """When sending takes a quarter of the lease, each sent email is recorded at once, so no
+    row's lease can run out (and another worker send it again) while it waits to be recorded."""
+    await paid_dazpay(kit, email="c1@example.com")
+    await paid_dazpay(kit, email="c2@example.com")
+    smtp_sender = sender(smtp.port)
+
+    class SlowSender:
+        name = "slow"
+
+        async def send(self, email: Email) -> None:
+            await smtp_sender.send(email)
+            kit.clock.advance(CONFIG.lease / 4)
+
+    db = CountingDb(kit.db)
+    report = await deliver_due(db=db, sender=SlowSender(), templates=EmailTemplates(),  # type: ignore[arg-type]
+                               clock=kit.clock, config=CONFIG)
+    assert report.outcomes == {"sent": 2} and db.opened == 3

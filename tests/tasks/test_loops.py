@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from structlog.testing import capture_logs
 
 from lngate.tasks import Supervisor
-from lngate.tasks.loops import every
+from lngate.tasks.loops import DelayedWake, every
 
 
 async def test_a_transient_error_skips_one_pass_and_the_loop_goes_on() -> None:
@@ -74,6 +74,34 @@ async def test_a_wake_runs_the_pass_before_its_time() -> None:
         while len(passes) < 2:
             await asyncio.sleep(0.01)
         assert passes[1] - passes[0] < 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_rings_within_the_delay_share_one_wake() -> None:
+    """Five settlements 10 ms apart, with a 0.1 s wake delay, make one woken pass (their
+    emails go as one batch), and a ring after that wake gets a wake of its own."""
+    passes: list[float] = []
+    wake = asyncio.Event()
+    bell = DelayedWake(wake, 0.1)
+
+    async def record() -> None:
+        passes.append(asyncio.get_running_loop().time())
+
+    task = asyncio.create_task(every(30, record, name="outbox", wake=wake))
+    try:
+        while not passes:  # the pass at start
+            await asyncio.sleep(0.01)
+        rung = asyncio.get_running_loop().time()
+        for _ in range(5):
+            bell.ring()
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.3)
+        assert len(passes) == 2 and 0.09 <= passes[1] - rung < 0.2
+        bell.ring()
+        await asyncio.sleep(0.2)
+        assert len(passes) == 3
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -57,12 +57,14 @@ async def test_other_methods_and_paths_go_to_the_app() -> None:
     assert other_path.json() == {"downstream": "POST"}
 
 
-def test_the_app_dispatches_create_and_check_past_fastapi(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """The app's dispatcher holds the create and check routes themselves (FastAPI lists an
-    included router as one opaque entry among the app's routes, which must not hide them)."""
+def test_the_app_dispatches_create_check_and_webhook_past_fastapi(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The app's dispatcher holds the create, check and payment webhook routes themselves
+    (FastAPI lists an included router as one opaque entry among the app's routes, which must
+    not hide them)."""
     app = create_app(make_settings(tmp_path))
     dispatcher = next(m for m in app.user_middleware if m.cls is HotPaths)
     served = {(method, route.path) for route in dispatcher.kwargs["routes"]
               for method in route.methods}
-    assert served >= {("POST", "/api/create-invoice"), ("GET", "/api/check-invoice")}
+    assert served >= {("POST", "/api/create-invoice"), ("GET", "/api/check-invoice"),
+                      ("POST", "/api/webhook/lnbits-payment")}
     assert {path for _method, path in served} == set(HOT_PATHS)

@@ -18,17 +18,18 @@ import re
 import socket
 import tempfile
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 from email.errors import HeaderParseError
-from email.message import EmailMessage
-from email.utils import formatdate
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 import structlog
 
 from lngate.notify.addresses import InvalidAddress, Mailbox, parse_mailbox
+from lngate.notify.mime import UnsafeHeader, message_bytes
 from lngate.notify.templates import one_line
 
 log = structlog.get_logger("lngate.email")
@@ -72,7 +73,8 @@ class PreparedMessage:
 
     sender: Mailbox
     recipient: Mailbox
-    message: EmailMessage
+    data: bytes
+    """The whole message (headers and MIME body), CRLF line ends, 7-bit clean."""
 
 
 def sender_mailbox(sender: str) -> Mailbox:
@@ -90,41 +92,22 @@ def prepare_message(email: Email, sender: Mailbox) -> PreparedMessage:
     Raises a permanent :class:`EmailError` for anything that cannot make one safe message: a
     recipient that is not one plain address, text that cannot be encoded (a lone surrogate), a
     header that would read back other than it was written (an encoded word hiding a line
-    break). The headers carry the validated addresses, never the text given.
+    break). The headers carry the validated addresses, never the text given. Written by
+    :mod:`lngate.notify.mime` (why not ``EmailMessage``: see there).
     """
     try:
         recipient = parse_mailbox(email.to, local=True)
     except InvalidAddress as exc:
         raise EmailError(f"invalid recipient address {email.to!r}: {exc}", permanent=True) from None
     try:
-        message = EmailMessage()
-        message["From"] = sender.header()
-        message["To"] = recipient.header()
-        message["Subject"] = one_line(email.subject)
-        message["Date"] = formatdate(localtime=False, usegmt=True)
-        if email.message_id:
-            message["Message-ID"] = email.message_id
-        message.set_content(email.text)
-        if email.html is not None:
-            message.add_alternative(email.html, subtype="html")
-        message.as_bytes()  # every encoding error surfaces here, not inside a sender
+        data = message_bytes(sender=sender, recipient=recipient, subject=one_line(email.subject),
+                             text=email.text, html=email.html, message_id=email.message_id)
+    except UnsafeHeader as exc:
+        raise EmailError(f"unsendable message: {exc}", permanent=True) from None
     except (ValueError, TypeError, LookupError, HeaderParseError) as exc:
         raise EmailError(f"unsendable message: {type(exc).__name__}: {str(exc)[:200]}",
                          permanent=True) from None
-    _check_headers(message, sender, recipient)
-    return PreparedMessage(sender, recipient, message)
-
-
-def _check_headers(message: EmailMessage, sender: Mailbox, recipient: Mailbox) -> None:
-    """Each header reads back as one line, and the addresses as exactly the validated ones."""
-    for name, value in message.items():
-        if any(c in str(value) for c in "\r\n\x00"):
-            raise EmailError(f"unsendable message: the {name} header would hold a line break",
-                             permanent=True)
-    if [a.addr_spec for a in message["To"].addresses] != [recipient.address] or \
-            [a.addr_spec for a in message["From"].addresses] != [sender.address]:
-        raise EmailError("unsendable message: an address does not read back as validated",
-                         permanent=True)
+    return PreparedMessage(sender, recipient, data)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,8 +129,20 @@ class SmtpConfig:
         sender_mailbox(self.sender)
 
 
+Send = Callable[[Email], Awaitable[None]]
+"""Sends one message or raises :class:`EmailError` (what a sending session hands out)."""
+
+
+def sending(sender: EmailSender) -> AbstractAsyncContextManager[Send]:
+    """A session for several messages in a row: SMTP sends them over one connection, the other
+    senders one by one, as :meth:`EmailSender.send` does."""
+    if isinstance(sender, SmtpEmailSender):
+        return sender.session()
+    return nullcontext(sender.send)
+
+
 class SmtpEmailSender:
-    """SMTP with aiosmtplib, one connection per message."""
+    """SMTP with aiosmtplib: a connection per message, or per :meth:`session`."""
 
     name = "smtp"
 
@@ -161,33 +156,117 @@ class SmtpEmailSender:
 
     async def send(self, email: Email) -> None:
         """Hand the message to the server; raises :class:`EmailError` when it is not accepted."""
+        async with self.session() as send:
+            await send(email)
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[Send]:
+        """Send several messages over one connection, opened with the first message and closed
+        (``QUIT``) at the end; after a failed message the next one opens a new connection.
+        Each message is accepted or refused on its own, as with :meth:`send`."""
+        connection = _SmtpConnection(self._config, self._sender, self._ehlo_name)
+        try:
+            yield connection.send
+        finally:
+            await connection.close()
+
+    async def _ehlo_name(self) -> str:
+        """The name given in EHLO: found once, not by aiosmtplib for every connection (a thread
+        hand-off and a resolver look-up each time)."""
+        if self._local_hostname is None:
+            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
+        return self._local_hostname
+
+
+class _SmtpConnection:
+    """One SMTP connection at a time, for the messages of a session."""
+
+    def __init__(self, config: SmtpConfig, sender: Mailbox,
+                 ehlo_name: Callable[[], Awaitable[str]]) -> None:
+        self._config, self._sender, self._ehlo_name = config, sender, ehlo_name
+        self._client: Any = None
+
+    async def send(self, email: Email) -> None:
+        prepared = prepare_message(email, self._sender)
+        limit = self._config.timeout * 3
+        while True:
+            reused = self._client is not None
+            try:
+                if self._client is None:
+                    self._client = await asyncio.wait_for(self._connect(), limit)
+                await asyncio.wait_for(self._client.sendmail(
+                    prepared.sender.address, [prepared.recipient.address], prepared.data),
+                    limit)
+                return
+            except Exception as exc:
+                # whatever failed, the connection's state is unknown: never send on it again
+                self._drop()
+                if reused and _closed_by_server(exc):
+                    continue  # a kept connection the server closed: once more on a new one
+                error = _smtp_error(exc)
+                if error is None:
+                    raise
+                raise error from exc
+
+    async def _connect(self) -> Any:
         import aiosmtplib  # with the first message: a gateway without SMTP never loads it
 
         c = self._config
-        prepared = prepare_message(email, self._sender)
-        if self._local_hostname is None:
-            # The name given in EHLO: found once, not by aiosmtplib for every message (a
-            # thread hand-off and a resolver look-up per email).
-            self._local_hostname = await asyncio.to_thread(socket.getfqdn)
+        client = aiosmtplib.SMTP(
+            hostname=c.host, port=c.port, local_hostname=await self._ehlo_name(),
+            username=c.username, password=c.password, use_tls=c.tls == "tls",
+            start_tls=c.tls == "starttls", timeout=c.timeout, validate_certs=c.validate_certs)
+        await client.connect()
+        return client
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    async def close(self) -> None:
+        """``QUIT`` and close (as aiosmtplib's own ``send`` ends); never raises."""
+        import aiosmtplib
+
+        client = self._client
+        if client is None:
+            return
         try:
-            await asyncio.wait_for(aiosmtplib.send(
-                prepared.message, sender=prepared.sender.address,
-                recipients=[prepared.recipient.address], hostname=c.host, port=c.port,
-                local_hostname=self._local_hostname, username=c.username, password=c.password,
-                use_tls=c.tls == "tls", start_tls=c.tls == "starttls", timeout=c.timeout,
-                validate_certs=c.validate_certs,
-            ), c.timeout * 3)
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [r.code for r in exc.recipients]
-            raise EmailError(f"smtp: recipient refused ({codes})",
-                             permanent=all(500 <= code < 600 for code in codes)) from exc
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            raise EmailError(f"smtp: authentication failed ({exc.code})") from exc
-        except aiosmtplib.SMTPResponseException as exc:
-            raise EmailError(f"smtp: {exc.code} {exc.message[:200]}",
-                             permanent=500 <= exc.code < 600) from exc
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise EmailError(f"smtp: {type(exc).__name__}: {str(exc)[:200]}") from exc
+            await asyncio.wait_for(client.quit(), self._config.timeout)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            pass
+        finally:
+            self._drop()
+
+
+def _closed_by_server(exc: Exception) -> bool:
+    """The server had closed the kept connection (an idle or per-connection limit). The
+    message goes once more over a new connection, at once, as the outbox would after its
+    backoff: should the server have taken it before closing, it gets a second copy with the
+    same ``Message-ID``, as with any retry."""
+    import aiosmtplib
+
+    return isinstance(exc, (aiosmtplib.SMTPServerDisconnected, ConnectionError)) or (
+        isinstance(exc, aiosmtplib.SMTPResponseException) and exc.code == 421)
+
+
+def _smtp_error(exc: Exception) -> EmailError | None:
+    """``exc`` as an :class:`EmailError` saying whether retrying can help (``None``: not an
+    SMTP or network error)."""
+    import aiosmtplib
+
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        codes = [r.code for r in exc.recipients]
+        return EmailError(f"smtp: recipient refused ({codes})",
+                          permanent=all(500 <= code < 600 for code in codes))
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        return EmailError(f"smtp: authentication failed ({exc.code})")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return EmailError(f"smtp: {exc.code} {exc.message[:200]}",
+                          permanent=500 <= exc.code < 600)
+    if isinstance(exc, (aiosmtplib.SMTPException, OSError, TimeoutError)):
+        return EmailError(f"smtp: {type(exc).__name__}: {str(exc)[:200]}")
+    return None
 
 
 class ResendEmailSender:
@@ -247,11 +326,11 @@ class FolderEmailSender:
 
     async def send(self, email: Email) -> None:
         """Write ``<time>-<key>.eml`` atomically."""
-        message = prepare_message(email, self._sender).message
+        data = prepare_message(email, self._sender).data
         key = re.sub(r"[^A-Za-z0-9_.-]", "_", email.idempotency_key or "message")[:100]
         name = f"{time.time_ns()}-{key}.eml"
         try:
-            await asyncio.to_thread(self._write, name, message.as_bytes())
+            await asyncio.to_thread(self._write, name, data)
         except OSError as exc:
             raise EmailError(f"folder: {exc}") from exc
         log.info("email_written", folder=str(self.folder), file=name, subject=email.subject)

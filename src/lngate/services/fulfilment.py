@@ -27,15 +27,16 @@ from lngate.domain import OrderStatus, Plan, Product, msat_to_sat
 from lngate.services.order_actions import record_payment_on_cancelled_order
 from lngate.services.orders import MONTHS, PLAN_LABELS, PRODUCT_LABELS
 from lngate.store.orders import (
+    PAYABLE,
     OrderRecord,
     extend_subscription,
     get_order_by_payment_hash,
     insert_shipment,
+    mark_order_paid,
     order_transition,
 )
 from lngate.store.outbox import OutboxMessage, enqueue
 
-_PAYABLE = (OrderStatus.PENDING, OrderStatus.EXPIRED)
 DAZBOX_CONFIRMATION = "dazbox_confirmation"
 DAZBOX_SHOP_NOTIFICATION = "dazbox_shop_notification"
 DAZNODE_CONFIRMATION = "daznode_confirmation"
@@ -89,7 +90,7 @@ async def fulfil_paid_order(
             conn, order, payload=_base_payload(order, paid_at, late), paid_at=paid_at, late=late,
             now=now)
         return order
-    if order is None or order.status not in _PAYABLE:
+    if order is None or order.status not in PAYABLE:
         return order
     payload = _base_payload(order, paid_at, late)
     email = order.customer["email"]
@@ -123,9 +124,8 @@ async def fulfil_paid_order(
     else:
         fulfilment = {"receipt": True}
         messages = [OutboxMessage(order.id, DAZPAY_RECEIPT, email, payload)]
-    if not await order_transition(conn, order.id, from_statuses=_PAYABLE,
-                                  to_status=OrderStatus.PAID, paid_at=paid_at, paid_late=late,
-                                  fulfilment=fulfilment):
+    if not await mark_order_paid(conn, order.id, paid_at=paid_at, paid_late=late,
+                                 fulfilment=fulfilment):
         # Only the caller that moved the invoice to paid gets here, so this cannot happen;
         # if it does, undo the step (the transaction rolls back) rather than fulfil twice.
         raise RuntimeError(f"order {order.id} changed during its settlement")

@@ -6,8 +6,9 @@ to be sent again after the lease (at least once; each copy carries the same ``Me
 Resend ``Idempotency-Key``). A failure is retried after ``backoff * 2**(attempt-1)`` seconds
 (capped), up to ``max_attempts``; a permanent refusal (including a message that cannot be
 built, such as one whose customer text cannot be encoded) is not retried. Each row's outcome is
-its own: one bad message is recorded as failed with its reason and never holds up the others,
-and a row's ``attempts`` never exceeds ``max_attempts`` (a row whose last attempt never
+its own: one bad message is recorded as failed with its reason and never holds up the others
+(the sent ones of a batch are recorded together, once the batch is done or a quarter of the
+lease has passed), and a row's ``attempts`` never exceeds ``max_attempts`` (a row whose last attempt never
 finished is failed once its attempts are used up, not claimed again).
 """
 
@@ -19,7 +20,7 @@ from datetime import timedelta
 
 import structlog
 
-from lngate.notify.email import Email, EmailError, EmailSender
+from lngate.notify.email import Email, EmailError, EmailSender, Send, sending
 from lngate.notify.templates import EmailTemplates
 from lngate.services.clock import WallClock
 from lngate.store import Database
@@ -89,18 +90,52 @@ async def deliver_due(
             report.outcomes["failed"] += abandoned
             log.error("email_abandoned", count=abandoned, max_attempts=config.max_attempts,
                       reason="the last attempt never finished")
-        for row in rows:
-            try:
-                outcome = await _deliver(row, db=db, sender=sender, templates=templates,
-                                         clock=clock, config=config)
-            except Exception as exc:  # recording the outcome failed; the lease brings it back
-                log.error("email_delivery_crashed", outbox_id=row.id, order_id=row.order_id,
-                          kind=row.kind, attempt=row.attempts, error=type(exc).__name__,
-                          detail=str(exc)[:200])
-                outcome = "crashed"
-            report.outcomes[outcome] += 1
+        sent: list[OutboxRow] = []
+        async with sending(sender) as send:  # SMTP: the batch over one connection
+            for row in rows:
+                try:
+                    outcome = await _deliver(row, db=db, sender=sender, send=send,
+                                             templates=templates, clock=clock, config=config)
+                except Exception as exc:  # recording the outcome failed; the lease brings it back
+                    _crashed(row, exc)
+                    outcome = "crashed"
+                if outcome == "sent":
+                    sent.append(row)
+                else:
+                    report.outcomes[outcome] += 1
+                if sent and clock() >= now + timedelta(seconds=config.lease / 4):
+                    # a slow batch: record what was sent well before the rows' lease ends
+                    report.outcomes.update(await _record_sent(sent, db=db, clock=clock,
+                                                              sender=sender))
+                    sent = []
+        report.outcomes.update(await _record_sent(sent, db=db, clock=clock, sender=sender))
         if len(rows) < config.batch_size:
             return report
+
+
+def _crashed(row: OutboxRow, exc: Exception) -> None:
+    log.error("email_delivery_crashed", outbox_id=row.id, order_id=row.order_id, kind=row.kind,
+              attempt=row.attempts, error=type(exc).__name__, detail=str(exc)[:200])
+
+
+async def _record_sent(sent: list[OutboxRow], *, db: Database, clock: WallClock,
+                       sender: EmailSender) -> Counter[str]:
+    """Record the rows of a batch whose email was accepted, in one statement (one transaction
+    per pass instead of one per email). Should that fail, or the process die before it, the
+    rows wait for their lease and are sent again, as any row whose send was never recorded."""
+    if not sent:
+        return Counter()
+    try:
+        async with db.transaction() as conn:
+            await mark_sent(conn, [row.id for row in sent], clock())
+    except Exception as exc:
+        for row in sent:
+            _crashed(row, exc)
+        return Counter(crashed=len(sent))
+    for row in sent:
+        log.info("email_sent", outbox_id=row.id, order_id=row.order_id, kind=row.kind,
+                 attempt=row.attempts, sender=sender.name)
+    return Counter(sent=len(sent))
 
 
 def _email_for(row: OutboxRow, recipient: str, templates: EmailTemplates,
@@ -114,8 +149,8 @@ def _email_for(row: OutboxRow, recipient: str, templates: EmailTemplates,
 
 
 async def _deliver(
-    row: OutboxRow, *, db: Database, sender: EmailSender, templates: EmailTemplates,
-    clock: WallClock, config: OutboxConfig,
+    row: OutboxRow, *, db: Database, sender: EmailSender, send: Send,
+    templates: EmailTemplates, clock: WallClock, config: OutboxConfig,
 ) -> str:
     context = {"outbox_id": row.id, "order_id": row.order_id, "kind": row.kind,
                "attempt": row.attempts, "sender": sender.name}
@@ -134,16 +169,13 @@ async def _deliver(
         log.error("email_render_failed", error=type(exc).__name__, **context)
         return "failed"
     try:
-        await sender.send(email)
+        await send(email)
     except EmailError as exc:
         error, permanent = str(exc), exc.permanent
     except Exception as exc:  # a sender's bug: retried like an outage, within max_attempts
         error, permanent = f"{sender.name}: {type(exc).__name__}: {str(exc)[:200]}", False
     else:
-        async with db.transaction() as conn:
-            await mark_sent(conn, row.id, clock())
-        log.info("email_sent", **context)
-        return "sent"
+        return "sent"  # recorded with the rest of its batch (_record_sent)
     if permanent or row.attempts >= config.max_attempts:
         async with db.transaction() as conn:
             await mark_final(conn, row.id, status=FAILED, error=error)

@@ -125,6 +125,27 @@ async def order_transition(
     return result.rowcount == 1
 
 
+PAYABLE = (OrderStatus.PENDING, OrderStatus.EXPIRED)
+"""The statuses an order is paid from."""
+_MARK_PAID = (
+    update(orders)
+    .where(orders.c.id == bindparam("order_id"),
+           orders.c.status.in_([status.value for status in PAYABLE]))
+    .values(status=OrderStatus.PAID.value, paid_at=bindparam("at"), paid_late=bindparam("late"),
+            fulfilment=bindparam("done"))
+)
+"""Built once (settlement runs it for every paid order)."""
+
+
+async def mark_order_paid(conn: AsyncConnection, order_id: str, *, paid_at: datetime,
+                          paid_late: bool, fulfilment: dict[str, Any]) -> bool:
+    """Pending or expired -> paid, with its fulfilment: :func:`order_transition` for the one
+    transition every payment makes; ``False`` when the order was in neither status."""
+    result = await conn.execute(_MARK_PAID, {"order_id": order_id, "at": paid_at,
+                                             "late": paid_late, "done": fulfilment})
+    return result.rowcount == 1
+
+
 async def insert_shipment(
     conn: AsyncConnection, *, order_id: str, quantity: int, address: dict[str, Any],
     recipient_name: str | None, email: str, now: datetime,

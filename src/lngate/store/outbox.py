@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from lngate.store.rows import row_values
 from lngate.store.tables import outbox
-from lngate.store.upsert import insert_ignore
+from lngate.store.upsert import insert_ignore_for
 
 PENDING, SENT, FAILED, SKIPPED = "pending", "sent", "failed", "skipped"
 MAX_ERROR = 500
@@ -47,16 +47,45 @@ class OutboxRow:
     """Attempts including the current one."""
 
 
+_ENQUEUE = {name: insert_ignore_for(name, outbox, ["order_id", "kind"])
+            for name in ("sqlite", "postgresql")}
+"""Built once per dialect (settlement enqueues with every paid order)."""
+
+
 async def enqueue(conn: AsyncConnection, messages: Sequence[OutboxMessage], now: datetime) -> None:
     """Insert the messages not already queued for their ``(order_id, kind)`` (one statement)."""
     if not messages:
         return
-    await conn.execute(insert_ignore(conn, outbox, ["order_id", "kind"]).values([
+    await conn.execute(_ENQUEUE[conn.dialect.name], [
         {"order_id": m.order_id, "kind": m.kind, "payload": m.payload,
          "recipient": None if m.recipient is None else storable_text(m.recipient),
          "status": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now}
         for m in messages
-    ]))
+    ])
+
+
+# Built once, with bind parameters: the outbox claims after every settlement.
+_DUE = (
+    select(outbox.c.id)
+    .where(outbox.c.status == PENDING, outbox.c.next_attempt_at <= bindparam("now"),
+           outbox.c.attempts < bindparam("max_attempts"))
+    .order_by(outbox.c.next_attempt_at, outbox.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_CLAIM = (
+    update(outbox)
+    .where(outbox.c.id.in_(_DUE.scalar_subquery()))
+    .values(attempts=outbox.c.attempts + 1, next_attempt_at=bindparam("lease_until"))
+    .returning(outbox.c.id, outbox.c.order_id, outbox.c.kind, outbox.c.recipient,
+               outbox.c.payload, outbox.c.attempts)
+)
+_ABANDON = (
+    update(outbox)
+    .where(outbox.c.status == PENDING, outbox.c.next_attempt_at <= bindparam("now"),
+           outbox.c.attempts >= bindparam("max_attempts"))
+    .values(status=FAILED, last_error=bindparam("error"))
+)
 
 
 async def claim_due(
@@ -68,21 +97,8 @@ async def claim_due(
     Only rows with attempts left are claimed (see :func:`abandon_exhausted` for the others), so
     ``attempts`` never exceeds ``max_attempts``.
     """
-    due = (
-        select(outbox.c.id)
-        .where(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now,
-               outbox.c.attempts < max_attempts)
-        .order_by(outbox.c.next_attempt_at, outbox.c.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    result = await conn.execute(
-        update(outbox)
-        .where(outbox.c.id.in_(due.scalar_subquery()))
-        .values(attempts=outbox.c.attempts + 1, next_attempt_at=lease_until)
-        .returning(outbox.c.id, outbox.c.order_id, outbox.c.kind, outbox.c.recipient,
-                   outbox.c.payload, outbox.c.attempts)
-    )
+    result = await conn.execute(_CLAIM, {"now": now, "max_attempts": max_attempts,
+                                         "limit": limit, "lease_until": lease_until})
     rows = [OutboxRow(**row._asdict()) for row in result]
     return sorted(rows, key=lambda r: r.id)
 
@@ -93,13 +109,9 @@ async def abandon_exhausted(conn: AsyncConnection, *, now: datetime, max_attempt
     Such a row's last attempt never reported back (its process died mid-send, its lease ran
     out), so without this it would be claimed again and again.
     """
-    result = await conn.execute(
-        update(outbox)
-        .where(outbox.c.status == PENDING, outbox.c.next_attempt_at <= now,
-               outbox.c.attempts >= max_attempts)
-        .values(status=FAILED,
-                last_error=f"{max_attempts} attempts used up; the last one never finished")
-    )
+    result = await conn.execute(_ABANDON, {
+        "now": now, "max_attempts": max_attempts,
+        "error": f"{max_attempts} attempts used up; the last one never finished"})
     return result.rowcount or 0
 
 
@@ -115,14 +127,15 @@ def _error_text(error: str) -> str:
     return storable_text(error[:MAX_ERROR])
 
 
-_MARK_SENT = (update(outbox).where(outbox.c.id == bindparam("row_id"))
+_MARK_SENT = (update(outbox).where(outbox.c.id.in_(bindparam("row_ids", expanding=True)))
               .values(status=SENT, sent_at=bindparam("at"), last_error=None))
-"""Built once (one per email sent)."""
+"""Built once (the emails of a delivery pass are recorded sent together)."""
 
 
-async def mark_sent(conn: AsyncConnection, row_id: int, now: datetime) -> None:
-    """The email was accepted by the sender."""
-    await conn.execute(_MARK_SENT, {"row_id": row_id, "at": now})
+async def mark_sent(conn: AsyncConnection, row_ids: Sequence[int], now: datetime) -> None:
+    """The emails of these rows were accepted by the sender."""
+    if row_ids:
+        await conn.execute(_MARK_SENT, {"row_ids": list(row_ids), "at": now})
 
 
 async def mark_retry(conn: AsyncConnection, row_id: int, *, error: str, at: datetime) -> None:

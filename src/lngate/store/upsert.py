@@ -12,5 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 def insert_ignore(conn: AsyncConnection, table: Table, conflict_columns: Sequence[str]) -> Any:
     """An insert into ``table`` that does nothing when ``conflict_columns`` already exist."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return insert_ignore_for(conn.dialect.name, table, conflict_columns)
+
+
+def insert_ignore_for(dialect_name: str, table: Table, conflict_columns: Sequence[str]) -> Any:
+    """:func:`insert_ignore` for a dialect named ahead (a statement built once, at import)."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
     return dialect.insert(table).on_conflict_do_nothing(index_elements=list(conflict_columns))

@@ -46,3 +46,25 @@ async def every(interval: float, pass_: Pass, *, name: str, wake: asyncio.Event 
                 raise
             log.error("task_pass_failed", task=name, error=type(exc).__name__,
                       detail=str(exc)[:200], next_in_s=round(max(0.0, next_at - time.monotonic()), 3))
+
+
+class DelayedWake:
+    """Sets ``event`` ``delay`` seconds after a ring; the rings until then join that one.
+
+    A loop woken by every settlement would otherwise run a pass per settlement under load (each
+    ring its own timer): one pass now takes what a quiet spell of ``delay`` brought. No ring
+    waits longer than ``delay`` for its wake.
+    """
+
+    def __init__(self, event: asyncio.Event, delay: float) -> None:
+        self._event, self._delay = event, delay
+        self._timer: asyncio.TimerHandle | None = None
+
+    def ring(self) -> None:
+        """Wake the loop ``delay`` seconds from now, unless a wake is already on its way."""
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self._delay, self._wake)
+
+    def _wake(self) -> None:
+        self._timer = None
+        self._event.set()

@@ -1,9 +1,9 @@
-"""The two busiest endpoints, dispatched without FastAPI's routing and request handling.
+"""The busiest endpoints, dispatched without FastAPI's routing and request handling.
 
-``POST /api/create-invoice`` and ``GET /api/check-invoice`` take a plain ``Request`` and answer a
-ready ``JsonResponse``: FastAPI adds nothing to them but its cost (matching the path against
-every route, solving an empty dependency set, two layers of exception handling), measured at
-about a fifth of a created invoice's CPU. :class:`HotPaths` sits innermost among the app's
+``POST /api/create-invoice``, ``GET /api/check-invoice`` and the payment webhook take a plain
+``Request`` and answer a ready ``JsonResponse``: FastAPI adds nothing to them but its cost
+(matching the path against every route, solving an empty dependency set, two layers of
+exception handling), measured at about a fifth of a created invoice's CPU. :class:`HotPaths` sits innermost among the app's
 middleware, so CORS, the HTTP metrics and the server-error handler still wrap these requests as
 they wrap every other; it calls the same route functions, answers an ``ApiError`` as the app's
 handler does, and lets anything else propagate to the app's 500 handler. Every other request,
