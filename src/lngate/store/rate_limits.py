@@ -9,6 +9,8 @@ A hit is let through when that count plus one stays within the limit.
 :func:`hit` decides and counts in one statement: an upsert whose ``WHERE`` re-reads the
 counter under the row lock that ``ON CONFLICT DO UPDATE`` takes, so concurrent hits from any
 number of processes are serialised per (route, key, window) and the limit is exact.
+:func:`hit_groups_direct` is the same statement for several keys and several hits of each at
+once (:mod:`lngate.store.rate_limit_batch` coalesces a process's concurrent hits into it).
 """
 
 from __future__ import annotations
@@ -76,6 +78,66 @@ async def hit_direct(db: Database, *, route: str, key: str, limit: int, period: 
     row = await db.direct.fetch_row(_HIT_DIRECT, *(params[name] for name in _DIRECT_PARAMS))
     if row is not None:
         return HitResult(True)
+    return await refused_direct(db, route=route, key=key, limit=limit, period=period, now=now)
+
+
+_HIT_GROUPS = """
+WITH q AS (
+    SELECT u.route, u.key, u.window_start, u.expires_at, u.lim, u.n,
+           COALESCE((SELECT p.hits FROM rate_limit_hits p WHERE p.route = u.route
+                     AND p.key = u.key AND p.window_start = u.previous_start), 0)
+           * u.weight AS carried
+    FROM unnest($1::varchar[], $2::varchar[], $3::bigint[], $4::bigint[], $5::bigint[],
+                $6::double precision[], $7::integer[], $8::integer[])
+         AS u(route, key, window_start, expires_at, previous_start, weight, lim, n))
+INSERT INTO rate_limit_hits AS r (route, key, window_start, hits, expires_at)
+SELECT route, key, window_start, n, expires_at FROM q WHERE carried + n <= lim
+ORDER BY route, key, window_start
+ON CONFLICT (route, key, window_start) DO UPDATE SET hits = r.hits + excluded.hits
+WHERE (SELECT r.hits + excluded.hits + q.carried <= q.lim FROM q WHERE q.route = excluded.route
+       AND q.key = excluded.key AND q.window_start = excluded.window_start)
+RETURNING r.route, r.key
+"""
+""":data:`_HIT` for several (route, key) at once, ``n`` hits each, all or none of a key's.
+
+A key's ``n`` hits are counted together when all of them fit (the ``WHERE`` of :data:`_HIT`
+with ``n`` for 1, under the same row lock); otherwise none is. Counting only the part that fits
+would need the counter's value before the update, which ``RETURNING`` does not give before
+PostgreSQL 18. The rows are locked in one order (``ORDER BY``): two processes' batches sharing
+keys wait for each other instead of deadlocking."""
+
+
+@dataclass(frozen=True, slots=True)
+class HitGroup:
+    """``count`` hits of ``key`` on ``route``, against ``limit`` per ``period`` seconds."""
+
+    route: str
+    key: str
+    limit: int
+    period: int
+    count: int
+
+
+async def hit_groups_direct(db: Database, groups: list[HitGroup], *, now: float) -> list[bool]:
+    """Count each group's hits if all of them are within its limit, in one statement in
+    autocommit on the direct lane; for each group, whether they were counted. The groups'
+    (route, key) must be distinct."""
+    columns: tuple[list[object], ...] = ([], [], [], [], [], [], [], [])
+    for group in groups:
+        window_start = int(now // group.period) * group.period
+        values = (group.route, group.key, window_start, window_start + 2 * group.period,
+                  window_start - group.period, 1 - (now - window_start) / group.period,
+                  group.limit, group.count)
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    rows = await db.direct.fetch(_HIT_GROUPS, *columns)
+    counted = {(row[0], row[1]) for row in rows}
+    return [(group.route, group.key) in counted for group in groups]
+
+
+async def refused_direct(db: Database, *, route: str, key: str, limit: int, period: int,
+                         now: float) -> HitResult:
+    """The refusal of a hit over the limit, with the seconds until one would pass."""
     async with db.connect() as conn:
         return await _refused(conn, route=route, key=key, limit=limit, period=period, now=now)
 
