@@ -3,11 +3,12 @@
 Every request of one client (a shop's server calling the gateway: one IP) counts its hit on the
 same row, and each hit on its own (:func:`~lngate.store.rate_limits.hit_direct`) is a round trip
 and a wait for that row's lock, one after another. Here the hits that arrive together wait for
-one statement (:func:`~lngate.store.rate_limits.hit_groups_direct`): the first starts a drain
-task, which runs in a later turn of the event loop, so every hit made in the same turn joins
-it; while its statement is in flight, new hits queue for the next one (as the group commit of
-invoices, :mod:`lngate.store.invoice_writer`). A batch costs one round trip and one row lock per
-distinct (route, key), whatever its number of hits.
+one statement (:func:`~lngate.store.rate_limits.hit_groups_direct`). A hit that finds no
+statement under way is counted at once, on its own (a lightly loaded process pays nothing for
+the batching); the hits that arrive while a statement is under way queue, and go together in
+the next one, sent by a drain task once it returns (as the group commit of invoices,
+:mod:`lngate.store.invoice_writer`). A batch costs one round trip and one row lock per distinct
+(route, key), whatever its number of hits.
 
 The limit stays exact: a key's hits are counted in the statement only when all of them fit,
 under the row lock, as one hit alone is. When they do not all fit, each is counted on its own,
@@ -48,15 +49,25 @@ class HitBatcher:
         self._clock = clock
         self._max_batch = max_batch
         self._queue: list[_Pending] = []
+        self._in_flight = False  # a statement is under way: new hits queue for the next one
         self._drainer: asyncio.Task[None] | None = None
 
     async def hit(self, route: str, key: str, *, limit: int, period: int) -> HitResult:
         """Count one hit of ``key`` on ``route`` if it is within ``limit`` per ``period``
         seconds. Raises what the database raised (a lost connection, say)."""
+        if not self._in_flight:
+            # nothing under way: this hit goes at once, on its own (no task nor queue: what a
+            # lightly loaded process meets); the hits that arrive meanwhile wait for the next
+            self._in_flight = True
+            try:
+                return await hit_direct(self._db, route=route, key=key, limit=limit,
+                                        period=period, now=self._clock())
+            finally:
+                self._in_flight = False
+                if self._queue:
+                    self._start_drain()
         done: asyncio.Future[_Outcome] = asyncio.get_running_loop().create_future()
         self._queue.append((HitGroup(route, key, limit, period, 1), done))
-        if self._drainer is None or self._drainer.done():
-            self._drainer = asyncio.create_task(self._drain(), name="rate-limit-hits")
         outcome = await asyncio.shield(done)  # a cancelled request must not fail the others
         if outcome is _Outcome.COUNTED:
             return HitResult(True)
@@ -66,7 +77,17 @@ class HitBatcher:
         return await hit_direct(self._db, route=route, key=key, limit=limit, period=period,
                                 now=self._clock())
 
+    def _start_drain(self) -> None:
+        self._in_flight = True
+        self._drainer = asyncio.create_task(self._drain(), name="rate-limit-hits")
+
     async def _drain(self) -> None:
+        try:
+            await self._drain_queue()
+        finally:
+            self._in_flight = False
+
+    async def _drain_queue(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
             groups, waiters, alone = _grouped(batch)
