@@ -76,19 +76,26 @@ async def test_concurrent_hits_from_two_processes_let_exactly_the_limit_through(
     assert sum(int(out) for out, _ in outputs) == limit
 
 
-async def test_hits_that_arrive_together_cost_one_statement(shared_postgres_url: str) -> None:
+async def test_hits_that_arrive_together_share_a_statement(shared_postgres_url: str) -> None:
     """100 concurrent requests of one client are counted in two statements on the direct lane,
-    not 100: the first at once, the 99 that arrived while it was under way together."""
+    not 100: the first at once, the 99 that arrived while it was under way together; the next
+    50 concurrent ones, hits now coming together, in one; a lone request after that in one."""
     db = Database.from_url(shared_postgres_url)
     lane = db.direct = CountingLane(db.direct)  # type: ignore[assignment]
     limiter = RateLimiter("1000/minute", database=db, clock=lambda: T0 + 10)
     try:
-        decisions = await asyncio.gather(*(limiter.check("create-invoice", CLIENT)
-                                           for _ in range(100)))
+        first = await asyncio.gather(*(limiter.check("create-invoice", CLIENT)
+                                       for _ in range(100)))
+        assert lane.statements == 2
+        second = await asyncio.gather(*(limiter.check("create-invoice", CLIENT)
+                                        for _ in range(50)))
+        assert lane.statements == 3
+        for _ in range(3):
+            assert (await limiter.check("create-invoice", CLIENT)).allowed
+        assert lane.statements == 6
     finally:
         await db.aclose()
-    assert all(d.allowed for d in decisions)
-    assert lane.statements == 2
+    assert all(d.allowed for d in first + second)
 
 
 async def test_a_batch_of_mixed_keys_and_routes_counts_each_against_its_own_limit(

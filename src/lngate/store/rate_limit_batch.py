@@ -3,12 +3,16 @@
 Every request of one client (a shop's server calling the gateway: one IP) counts its hit on the
 same row, and each hit on its own (:func:`~lngate.store.rate_limits.hit_direct`) is a round trip
 and a wait for that row's lock, one after another. Here the hits that arrive together wait for
-one statement (:func:`~lngate.store.rate_limits.hit_groups_direct`). A hit that finds no
-statement under way is counted at once, on its own (a lightly loaded process pays nothing for
-the batching); the hits that arrive while a statement is under way queue, and go together in
-the next one, sent by a drain task once it returns (as the group commit of invoices,
-:mod:`lngate.store.invoice_writer`). A batch costs one round trip and one row lock per distinct
-(route, key), whatever its number of hits.
+one statement (:func:`~lngate.store.rate_limits.hit_groups_direct`). The hits that arrive
+while a statement is under way queue, and go together in the next one, sent by a drain task
+(as the group commit of invoices, :mod:`lngate.store.invoice_writer`). While hits come together
+(the last statement held several, or others queued behind it), a hit that finds no statement
+under way queues too and starts the drain task, which runs in a later turn of the event loop:
+the hits made in the same turn join it. While they come one at a time, a hit that finds no
+statement under way is counted at once, on its own: a lightly loaded process pays neither the
+task nor the extra turns of the loop (measured: +40 % CPU per hit and +0.3 ms at one request at
+a time). A batch costs one round trip and one row lock per distinct (route, key), whatever its
+number of hits.
 
 The limit stays exact: a key's hits are counted in the statement only when all of them fit,
 under the row lock, as one hit alone is. When they do not all fit, each is counted on its own,
@@ -50,14 +54,15 @@ class HitBatcher:
         self._max_batch = max_batch
         self._queue: list[_Pending] = []
         self._in_flight = False  # a statement is under way: new hits queue for the next one
+        self._dense = False  # the last statement had company: hits are arriving together
         self._drainer: asyncio.Task[None] | None = None
 
     async def hit(self, route: str, key: str, *, limit: int, period: int) -> HitResult:
         """Count one hit of ``key`` on ``route`` if it is within ``limit`` per ``period``
         seconds. Raises what the database raised (a lost connection, say)."""
-        if not self._in_flight:
-            # nothing under way: this hit goes at once, on its own (no task nor queue: what a
-            # lightly loaded process meets); the hits that arrive meanwhile wait for the next
+        if not self._in_flight and not self._dense:
+            # hits come one at a time: this one goes at once, on its own (no task, no queue);
+            # the hits that arrive meanwhile wait for the next statement
             self._in_flight = True
             try:
                 return await hit_direct(self._db, route=route, key=key, limit=limit,
@@ -65,9 +70,14 @@ class HitBatcher:
             finally:
                 self._in_flight = False
                 if self._queue:
+                    self._dense = True
                     self._start_drain()
         done: asyncio.Future[_Outcome] = asyncio.get_running_loop().create_future()
         self._queue.append((HitGroup(route, key, limit, period, 1), done))
+        if not self._in_flight:
+            # hits come together: the drain task runs in a later turn of the event loop, so the
+            # hits made in this turn join this one
+            self._start_drain()
         outcome = await asyncio.shield(done)  # a cancelled request must not fail the others
         if outcome is _Outcome.COUNTED:
             return HitResult(True)
@@ -86,10 +96,12 @@ class HitBatcher:
             await self._drain_queue()
         finally:
             self._in_flight = False
+            self._dense = self._dense or bool(self._queue)
 
     async def _drain_queue(self) -> None:
         while self._queue:
             batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+            self._dense = len(batch) > 1
             groups, waiters, alone = _grouped(batch)
             _settle(alone, _Outcome.ALONE)
             try:
