@@ -296,6 +296,12 @@ class PostgresGateway(GatewayProcess):
     def count_invoices(self) -> int:
         return int(_pg_fetch(self.pg_url, "SELECT count(*) FROM invoices"))
 
+    def backend_cpu(self) -> dict[int, float]:
+        """CPU seconds so far of each PostgreSQL backend serving this gateway's database."""
+        pids = _pg_fetch(POSTGRES_URL, "SELECT array_agg(pid) FROM pg_stat_activity "
+                         f"WHERE datname = '{self.database}'") or []
+        return {int(pid): process_cpu_seconds(int(pid)) for pid in pids}  # type: ignore[union-attr]
+
     def cleanup(self) -> None:
         super().cleanup()
         _pg_admin(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
@@ -433,6 +439,8 @@ def capacity_run(upstream: Upstream, config: str, args: argparse.Namespace, load
         settings["REDIS_URL"] = args.redis_url
     if variant == "base":
         settings["PYTHONPATH"] = str(BASELINE_SRC["path"])
+    if variant.startswith("no-"):  # e.g. pg2@no-ratelimit: one piece off in a capacity run
+        ablate = variant.removeprefix("no-")
     if ablate:
         settings["PYTHONPATH"] = f"{BENCH_DIR / '_ablate'}:{src_path()}"
         settings["LNGATE_BENCH_ABLATE"] = ablate
@@ -458,9 +466,13 @@ def capacity_run(upstream: Upstream, config: str, args: argparse.Namespace, load
             time.sleep(0.5)
         gw_cpu0, up_cpu0, ld_cpu0 = (gateway.cpu_seconds(), process_cpu_seconds(upstream.pid),
                                      _children_cpu())
+        pg_cpu0 = gateway.backend_cpu() if isinstance(gateway, PostgresGateway) else {}
         busy0, total0 = machine_busy_seconds()
         load = loader(url, body, args.connections, args.duration, workdir)
         busy1, total1 = machine_busy_seconds()
+        # the backends' CPU during the load (a backend opened meanwhile counts from zero)
+        pg_cpu = (sum(cpu - pg_cpu0.get(pid, 0.0) for pid, cpu in gateway.backend_cpu().items())
+                  if isinstance(gateway, PostgresGateway) else None)
         gw_cpu = gateway.cpu_seconds() - gw_cpu0
         up_cpu = process_cpu_seconds(upstream.pid) - up_cpu0
         ld_cpu = _children_cpu() - ld_cpu0
@@ -498,6 +510,8 @@ def capacity_run(upstream: Upstream, config: str, args: argparse.Namespace, load
         "p99_ms": load["p99_ms"],
         "gateway_cpu_ms_per_invoice": gw_cpu * 1000 / ok if ok else None,
         "gateway_cores": gw_cpu / elapsed,
+        "postgres_cpu_ms_per_invoice": pg_cpu * 1000 / ok if ok and pg_cpu is not None else None,
+        "postgres_cores": pg_cpu / elapsed if pg_cpu is not None else None,
         "upstream_cores": up_cpu / elapsed,
         "loadgen_cores": ld_cpu / elapsed,
         "machine_busy_pct": 100 * (busy1 - busy0) / machine_total if machine_total else None,
@@ -560,7 +574,8 @@ def run_capacity(args: argparse.Namespace) -> tuple[list[dict[str, object]], dic
                 result.update(run=repeat, loadgen=loader_name)
                 results.append(result)
                 log(f"[capacity]   {result['invoices_per_s']:.0f} invoices/s, "
-                    f"{fmt(result['gateway_cpu_ms_per_invoice'], 2)} CPU ms/invoice, "
+                    f"{fmt(result['gateway_cpu_ms_per_invoice'], 2)} CPU ms/invoice "
+                    f"(PostgreSQL {fmt(result.get('postgres_cpu_ms_per_invoice'), 2)}), "
                     f"non-2xx {result['non2xx']}, errors {result['errors']}, "
                     f"stored {result['stored']}, pool exhausted {result['pool_exhausted']}")
                 if result["statuses"] and set(result["statuses"]) != {"200"}:
@@ -579,8 +594,8 @@ def run_capacity(args: argparse.Namespace) -> tuple[list[dict[str, object]], dic
     return results, profile, ablations
 
 
-ABLATIONS = ("", "ratelimit", "logs", "recorder", "insert", "db",
-             "ratelimit,logs,recorder,db")
+ABLATION_PIECES = ("ratelimit", "logs", "recorder", "insert", "db")
+ABLATIONS = ("", *ABLATION_PIECES, "ratelimit,logs,recorder,db")
 
 
 def run_ablations(upstream: Upstream, args: argparse.Namespace, loader,
@@ -743,11 +758,12 @@ def print_capacity(capacity: list[dict[str, object]], args: argparse.Namespace) 
         f"Capacity, instantaneous upstream, {args.connections} connections, {args.duration:g} s "
         f"({ran[0]['loadgen']}); floor = FastAPI + aiohttp proxy, no storage",
         ["run", "config", "processes", "database", "invoices/s", "p50 ms", "p99 ms",
-         "CPU ms/invoice", "server cores", "upstream cores", "loadgen cores", "other cores",
+         "CPU ms/invoice", "PG CPU ms/invoice", "server cores", "PG cores", "upstream cores", "loadgen cores", "other cores",
          "machine busy %", "non-2xx", "errors", "stored", "load"],
         [[r["run"], r["config"], r["workers"], r["database"], fmt(r["invoices_per_s"], 0),
           fmt(r["p50_ms"], 1), fmt(r["p99_ms"], 1), fmt(r["gateway_cpu_ms_per_invoice"], 3),
-          fmt(r["gateway_cores"], 2), fmt(r["upstream_cores"], 2), fmt(r["loadgen_cores"], 2),
+          fmt(r.get("postgres_cpu_ms_per_invoice"), 3), fmt(r["gateway_cores"], 2),
+          fmt(r.get("postgres_cores"), 2), fmt(r["upstream_cores"], 2), fmt(r["loadgen_cores"], 2),
           fmt(r["other_cores"], 2), fmt(r["machine_busy_pct"], 0), r["non2xx"], r["errors"],
           "-" if r["stored"] is None else r["stored"], r["loadavg"]]
          for r in ran])
@@ -767,6 +783,10 @@ def print_capacity(capacity: list[dict[str, object]], args: argparse.Namespace) 
                 f"{TARGET_CPU_MS}: {'MET' if max(cpu) <= TARGET_CPU_MS else 'NOT MET'})")
         if beside:
             line += "; per run: " + ", ".join(beside)
+        pg = [float(r["postgres_cpu_ms_per_invoice"]) for r in rows
+              if r.get("postgres_cpu_ms_per_invoice") is not None]
+        if pg:
+            line += f"; PostgreSQL CPU ms/invoice {min(pg):.3f} .. {max(pg):.3f}"
         line += f"; {min(rates):.0f} .. {max(rates):.0f} invoices/s"
         if config in TARGET_RATE:
             target = TARGET_RATE[config]
@@ -790,11 +810,15 @@ def main() -> int:
     group.add_argument("--calls", type=int, default=200, help="measured calls of each kind")
     group.add_argument("--warmup", type=int, default=20, help="warm-up calls of each kind")
     group = parser.add_argument_group("capacity")
-    group.add_argument("--configs", nargs="+", choices=list(CONFIGS), metavar="CONFIG",
+    group.add_argument("--configs", nargs="+", metavar="CONFIG",
+                       choices=[*CONFIGS, *(f"{c}@no-{piece}" for c in CONFIGS if c != "floor"
+                                            for piece in ABLATION_PIECES)],
                        default=["floor", "sqlite1", "pg2"],
                        help="what to load: the floor app, the gateway on SQLite or PostgreSQL "
                        "with 1 or 2 processes (pg2redis: rate limits in Redis); sqlite2 is "
-                       "refused by `lngate serve` (SQLite takes one writer process)")
+                       "refused by `lngate serve` (SQLite takes one writer process); "
+                       "<config>@no-<piece>: with one piece switched off as --ablations does "
+                       "(e.g. pg2@no-ratelimit)")
     group.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     group.add_argument("--baseline-ref", default=None, metavar="REF",
                        help="also run each gateway configuration from src/ as of this git ref "
@@ -826,7 +850,8 @@ def main() -> int:
     if args.baseline_ref:
         snapshot_baseline(args.baseline_ref)
         args.configs = [c for config in args.configs
-                        for c in ((config,) if config == "floor" else (config, f"{config}@base"))]
+                        for c in ((config,) if config == "floor" or "@" in config
+                                  else (config, f"{config}@base"))]
     info = machine_info()
     info["gateway_source"] = src_label()
     info["gateway_env"] = dict(GATEWAY_ENV)

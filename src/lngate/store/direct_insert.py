@@ -18,8 +18,9 @@ writes one batch at a time, so it gets a lane of its own:
   provider calls' flush among them), checkpoints the log as it grows.
 - PostgreSQL: a small asyncpg pool of its own (at most :data:`PG_POOL_SIZE` connections, no
   pre-ping), one statement run with ``executemany``, atomic by itself (one implicit
-  transaction, one round trip); a lost connection fails its batch and the pool replaces it. The PostgreSQL rate limit's one-statement hit
-  (:func:`lngate.store.rate_limits.hit_direct`) runs on it too, in autocommit.
+  transaction, one round trip); a lost connection fails its batch and the pool replaces it. The PostgreSQL rate limit's statements
+  (:mod:`lngate.store.rate_limits`, :mod:`lngate.store.rate_limit_batch`) run on it too, in
+  autocommit.
 - anything else (an in-memory SQLite database, which a second connection cannot see): the
   engine, in one transaction.
 
@@ -91,6 +92,12 @@ class DirectInsert:
         first row (an ``asyncpg.Record``) or ``None``."""
         pool = await self._pool()
         return await pool.fetchrow(sql, *args)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        """One statement with ``$n`` parameters, in autocommit, on the PostgreSQL lane; its
+        rows (``asyncpg.Record``)."""
+        pool = await self._pool()
+        return await pool.fetch(sql, *args)
 
     async def aclose(self) -> None:
         """Close the lane's own connection (and thread); the next :meth:`insert` reopens them."""

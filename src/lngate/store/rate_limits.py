@@ -9,6 +9,8 @@ A hit is let through when that count plus one stays within the limit.
 :func:`hit` decides and counts in one statement: an upsert whose ``WHERE`` re-reads the
 counter under the row lock that ``ON CONFLICT DO UPDATE`` takes, so concurrent hits from any
 number of processes are serialised per (route, key, window) and the limit is exact.
+:func:`hit_groups_direct` is the same statement for several keys and several hits of each at
+once (:mod:`lngate.store.rate_limit_batch` coalesces a process's concurrent hits into it).
 """
 
 from __future__ import annotations
@@ -29,17 +31,22 @@ _ROUTE, _KEY = "CAST(:route AS VARCHAR)", "CAST(:key AS VARCHAR)"
 _LIMIT, _WEIGHT = "CAST(:limit AS INTEGER)", "CAST(:weight AS DOUBLE PRECISION)"
 _PREVIOUS = (f"COALESCE((SELECT p.hits FROM rate_limit_hits p WHERE p.route = {_ROUTE} "
              f"AND p.key = {_KEY} AND p.window_start = CAST(:previous_start AS BIGINT)), 0)")
-_HIT = text(f"""
+_HIT_COUNTING = f"""
 INSERT INTO rate_limit_hits AS r (route, key, window_start, hits, expires_at)
-SELECT {_ROUTE}, {_KEY}, CAST(:window_start AS BIGINT), 1, CAST(:expires_at AS BIGINT)
-WHERE {_PREVIOUS} * {_WEIGHT} + 1 <= {_LIMIT}
-ON CONFLICT (route, key, window_start) DO UPDATE SET hits = r.hits + 1
-WHERE r.hits + 1 + {_PREVIOUS} * {_WEIGHT} <= {_LIMIT}
+SELECT {_ROUTE}, {_KEY}, CAST(:window_start AS BIGINT), :count, CAST(:expires_at AS BIGINT)
+WHERE {_PREVIOUS} * {_WEIGHT} + :count <= {_LIMIT}
+ON CONFLICT (route, key, window_start) DO UPDATE SET hits = r.hits + :count
+WHERE r.hits + :count + {_PREVIOUS} * {_WEIGHT} <= {_LIMIT}
 RETURNING r.hits
-""")
-_DIRECT_PARAMS = ("route", "key", "window_start", "expires_at", "previous_start", "weight", "limit")
-_HIT_DIRECT = re.sub(r":(\w+)", lambda m: f"${_DIRECT_PARAMS.index(m[1]) + 1}", _HIT.text)
-""":data:`_HIT` for the driver itself (``$n`` parameters in :data:`_DIRECT_PARAMS` order)."""
+"""
+_HIT = text(_HIT_COUNTING.replace(":count", "1"))
+_DIRECT_PARAMS = ("route", "key", "window_start", "expires_at", "previous_start", "weight", "limit",
+                  "count")
+_HIT_DIRECT, _HITS_DIRECT = (
+    re.sub(r":(\w+)", lambda m: f"${_DIRECT_PARAMS.index(m[1]) + 1}", sql)
+    for sql in (_HIT.text, _HIT_COUNTING.replace(":count", "CAST(:count AS INTEGER)")))
+""":data:`_HIT` for the driver itself (``$n`` parameters in :data:`_DIRECT_PARAMS` order), and
+the same counting ``count`` hits at once, all or none."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,9 +80,77 @@ async def hit_direct(db: Database, *, route: str, key: str, limit: int, period: 
     params = {"route": route, "key": key, "window_start": window_start,
               "previous_start": window_start - period, "weight": weight, "limit": limit,
               "expires_at": window_start + 2 * period}
-    row = await db.direct.fetch_row(_HIT_DIRECT, *(params[name] for name in _DIRECT_PARAMS))
+    row = await db.direct.fetch_row(_HIT_DIRECT, *(params[name] for name in _DIRECT_PARAMS[:-1]))
     if row is not None:
         return HitResult(True)
+    return await refused_direct(db, route=route, key=key, limit=limit, period=period, now=now)
+
+
+_HIT_GROUPS = """
+WITH q AS (
+    SELECT u.route, u.key, u.window_start, u.expires_at, u.lim, u.n,
+           COALESCE((SELECT p.hits FROM rate_limit_hits p WHERE p.route = u.route
+                     AND p.key = u.key AND p.window_start = u.previous_start), 0)
+           * u.weight AS carried
+    FROM unnest($1::varchar[], $2::varchar[], $3::bigint[], $4::bigint[], $5::bigint[],
+                $6::double precision[], $7::integer[], $8::integer[])
+         AS u(route, key, window_start, expires_at, previous_start, weight, lim, n))
+INSERT INTO rate_limit_hits AS r (route, key, window_start, hits, expires_at)
+SELECT route, key, window_start, n, expires_at FROM q WHERE carried + n <= lim
+ORDER BY route, key, window_start
+ON CONFLICT (route, key, window_start) DO UPDATE SET hits = r.hits + excluded.hits
+WHERE (SELECT r.hits + excluded.hits + q.carried <= q.lim FROM q WHERE q.route = excluded.route
+       AND q.key = excluded.key AND q.window_start = excluded.window_start)
+RETURNING r.route, r.key
+"""
+""":data:`_HIT` for several (route, key) at once, ``n`` hits each, all or none of a key's.
+
+A key's ``n`` hits are counted together when all of them fit (the ``WHERE`` of :data:`_HIT`
+with ``n`` for 1, under the same row lock); otherwise none is. Counting only the part that fits
+would need the counter's value before the update, which ``RETURNING`` does not give before
+PostgreSQL 18. The rows are locked in one order (``ORDER BY``): two processes' batches sharing
+keys wait for each other instead of deadlocking."""
+
+
+@dataclass(frozen=True, slots=True)
+class HitGroup:
+    """``count`` hits of ``key`` on ``route``, against ``limit`` per ``period`` seconds."""
+
+    route: str
+    key: str
+    limit: int
+    period: int
+    count: int
+
+
+async def hit_groups_direct(db: Database, groups: list[HitGroup], *, now: float) -> list[bool]:
+    """Count each group's hits if all of them are within its limit, in one statement in
+    autocommit on the direct lane; for each group, whether they were counted. The groups'
+    (route, key) must be distinct."""
+    if len(groups) == 1:  # one client (a shop's server): the one-key statement costs less
+        group = groups[0]
+        window_start = int(now // group.period) * group.period
+        row = await db.direct.fetch_row(
+            _HITS_DIRECT, group.route, group.key, window_start, window_start + 2 * group.period,
+            window_start - group.period, 1 - (now - window_start) / group.period, group.limit,
+            group.count)
+        return [row is not None]
+    columns: tuple[list[object], ...] = ([], [], [], [], [], [], [], [])
+    for group in groups:
+        window_start = int(now // group.period) * group.period
+        values = (group.route, group.key, window_start, window_start + 2 * group.period,
+                  window_start - group.period, 1 - (now - window_start) / group.period,
+                  group.limit, group.count)
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    rows = await db.direct.fetch(_HIT_GROUPS, *columns)
+    counted = {(row[0], row[1]) for row in rows}
+    return [(group.route, group.key) in counted for group in groups]
+
+
+async def refused_direct(db: Database, *, route: str, key: str, limit: int, period: int,
+                         now: float) -> HitResult:
+    """The refusal of a hit over the limit, with the seconds until one would pass."""
     async with db.connect() as conn:
         return await _refused(conn, route=route, key=key, limit=limit, period=period, now=now)
 

@@ -4,8 +4,8 @@ Where the counters live:
 
 - Redis (``REDIS_URL`` set): the ``limits`` library's sliding window counter;
 - PostgreSQL otherwise: the same algorithm in ``rate_limit_hits``
-  (:mod:`lngate.store.rate_limits`), one upsert per request, in autocommit on the database's
-  direct lane;
+  (:mod:`lngate.store.rate_limits`), upserts in autocommit on the database's direct lane, the
+  hits a process makes together in one statement (:mod:`lngate.store.rate_limit_batch`);
 - memory on SQLite: one process (``lngate serve`` refuses several workers on SQLite), so the
   process's memory is the whole truth; the same algorithm again, in a dict
   (:class:`MemoryCounters`: synchronous, a few microseconds a hit, where the ``limits``
@@ -28,7 +28,8 @@ import structlog
 
 from lngate.store import Database
 from lngate.store.database import is_transient
-from lngate.store.rate_limits import hit_direct, prune, retry_after
+from lngate.store.rate_limit_batch import HitBatcher
+from lngate.store.rate_limits import prune, retry_after
 
 log = structlog.get_logger("lngate.ratelimit")
 PRUNE_INTERVAL = 60.0
@@ -129,6 +130,7 @@ class RateLimiter:
         self._clock = clock
         self._db = database if database is not None and database.dialect == "postgresql" \
             else None
+        self._batcher = HitBatcher(self._db, clock=clock) if self._db is not None else None
         if redis_url:
             self.storage = "redis"
         elif self._db is not None:
@@ -166,11 +168,10 @@ class RateLimiter:
         return RateDecision(False, max(1, math.ceil(stats.reset_time - time.time())))
 
     async def _check_database(self, item: Limit, route: str, key: str) -> RateDecision:
-        assert self._db is not None
+        assert self._db is not None and self._batcher is not None
         now = self._clock()
         try:
-            result = await hit_direct(self._db, route=route, key=key, limit=item.amount,
-                                      period=item.period, now=now)
+            result = await self._batcher.hit(route, key, limit=item.amount, period=item.period)
             if now - self._pruned_at >= PRUNE_INTERVAL:
                 self._pruned_at = now
                 async with self._db.transaction() as conn:
