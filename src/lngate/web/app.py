@@ -43,7 +43,7 @@ from lngate.web.responses import JsonResponse
 from lngate.web.state import WebState
 
 log = structlog.get_logger("lngate.web")
-HOT_PATHS = ("/api/create-invoice", "/api/check-invoice")
+HOT_PATHS = ("/api/create-invoice", "/api/check-invoice", routes_events.EVENTS_PATH)
 """Served by :class:`~lngate.web.hot_paths.HotPaths`, past FastAPI's routing."""
 FIRST_ROLE_TIMEOUT = 30.0
 """Seconds start-up waits for the first leadership attempt (and the probes it brings)."""
@@ -124,7 +124,8 @@ def create_app(settings: Settings, *, migrate: bool = True, serving: bool = Fals
     install_openapi(app)
     # innermost, so the HTTP metrics, CORS and the error handlers wrap these requests too; the
     # routes come from their own router: the app lists an included router as one entry
-    app.add_middleware(HotPaths, routes=hot_routes(routes_invoices.router.routes, HOT_PATHS))
+    app.add_middleware(HotPaths, routes=hot_routes(
+        [*routes_invoices.router.routes, *routes_events.router.routes], HOT_PATHS))
     app.add_middleware(HttpMetricsMiddleware)
     # Around every route that serves a create (whatever serves it), inside CORS only, so the
     # refusal carries the CORS headers a shop's page needs to read it: keep it added last
