@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lngate import __version__
 from lngate.bootstrap import build_gateway, utcnow
-from lngate.heap import settle_heap
+from lngate.heap import settle_heap, trim_heap_forever
 from lngate.settings import Settings
 from lngate.tasks import Supervisor
 from lngate.web import (
@@ -53,7 +53,8 @@ def create_app(settings: Settings, *, migrate: bool = True, serving: bool = Fals
     """Build the application; the gateway itself is built when the app starts.
 
     ``serving``: this process exists to serve the app (a uvicorn worker), so the garbage
-    collector is settled once the app has started (:func:`~lngate.heap.settle_heap`).
+    collector is settled once the app has started (:func:`~lngate.heap.settle_heap`) and the
+    free heap pages are given back to the system periodically.
     """
 
     @asynccontextmanager
@@ -94,6 +95,7 @@ def create_app(settings: Settings, *, migrate: bool = True, serving: bool = Fals
                  role=gateway.leadership.role, rate_limits=app.state.web.rate_limiter.storage)
         if serving:
             settle_heap()
+            supervisor.start("heap_trim", trim_heap_forever)
         try:
             yield
         finally:
