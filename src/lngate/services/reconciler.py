@@ -212,6 +212,7 @@ async def reconcile_once(
     report = PassReport()
     started = time.monotonic()
     stop_at = started + config.lease.total_seconds() - config.check_timeout
+
     async def check(invoice: DueInvoice, due: float) -> str:
         """Settle-check ``invoice`` once its look-up slot (monotonic ``due``) has come."""
         wait = due - time.monotonic()
