@@ -9,6 +9,7 @@ streams' lifetime is set above the run's length). Then ``--requests`` requests f
 ``--connections`` connections, alternately a create-invoice and a check-invoice of an invoice
 created a little earlier. The worker's RSS (``VmRSS`` in /proc) is sampled after the streams
 opened (0) and every ``--requests / 5`` requests; the high-water mark (``VmHWM``) at the end.
+Before anything, the idle worker's RSS (started, nothing served).
 
 Targets: RSS <= 120 MiB at the end, and no growth between the 10,000th and the 50,000th
 request (reported as MiB per 10,000 requests over that span; a few hundred KiB is allocator
@@ -100,6 +101,9 @@ async def run(gateway: GatewayProcess, args: argparse.Namespace,
                     break
                 time.sleep(0.2)
 
+    await asyncio.sleep(2)  # the start-up's background work (first probes) done
+    idle = memory_kib(pid)
+    log(f"  idle: RSS {idle['VmRSS'] / 1024:.1f} MiB")
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -182,7 +186,8 @@ async def run(gateway: GatewayProcess, args: argparse.Namespace,
         for task in followers:
             task.cancel()
         await asyncio.gather(*followers, return_exceptions=True)
-    return {"samples": samples, "hwm_mib": end["VmHWM"] / 1024, "elapsed_s": elapsed,
+    return {"samples": samples, "idle_rss_mib": idle["VmRSS"] / 1024,
+            "hwm_mib": end["VmHWM"] / 1024, "elapsed_s": elapsed,
             "errors": counts["errors"], "streams_ended_early": counts["streams_ended"],
             "stream_bytes": counts["stream_bytes"], "snapshots": [str(p) for p in snapshots]}
 
@@ -245,7 +250,8 @@ def measure(args: argparse.Namespace, source: Path, label: str) -> dict[str, obj
     growth = (last["rss_mib"] - first_after["rss_mib"]) / span if span else float("nan")
     result.update(source=label, end_rss_mib=last["rss_mib"], growth_per_10k_mib=growth,
                   first_after=first_after["requests"])
-    print(f"\n{label}: RSS at the end {last['rss_mib']:.1f} MiB (high-water "
+    print(f"\n{label}: RSS idle {result['idle_rss_mib']:.1f} MiB, at the end "
+          f"{last['rss_mib']:.1f} MiB (high-water "
           f"{result['hwm_mib']:.1f}); growth from {first_after['requests']:,} to "
           f"{last['requests']:,} requests: {last['rss_mib'] - first_after['rss_mib']:+.1f} MiB "
           f"({growth:+.2f} MiB per 10,000); errors {result['errors']}, streams that ended early "
@@ -294,10 +300,12 @@ def main() -> None:
             shutil.rmtree(base[0], ignore_errors=True)
     if len(runs) > 1:
         print_table("baseline and this source, same run",
-                    ["source", "RSS streams open (MiB)", "RSS at first sample after 0 (MiB)",
+                    ["source", "RSS idle (MiB)", "RSS streams open (MiB)",
+                     "RSS at first sample after 0 (MiB)",
                      "RSS at the end (MiB)", "high-water (MiB)", "MiB per 10,000 requests",
                      "errors"],
-                    [(r["source"], fmt(r["samples"][0]["rss_mib"]),  # type: ignore[index]
+                    [(r["source"], fmt(r["idle_rss_mib"]),  # type: ignore[arg-type]
+                      fmt(r["samples"][0]["rss_mib"]),  # type: ignore[index]
                       fmt(r["samples"][1]["rss_mib"]),  # type: ignore[index]
                       fmt(r["end_rss_mib"]), fmt(r["hwm_mib"]),
                       f"{r['growth_per_10k_mib']:+.2f}", r["errors"]) for r in runs])

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from lngate import __version__
+from lngate.logformat import import_structlog_without_rich
 from lngate.settings import ConfigError, Settings, load_settings
 
 if TYPE_CHECKING:
@@ -154,6 +155,7 @@ def serve(
         raise typer.Exit(2)
     _configure_logs(settings)
     migration = _MigrationChild()  # it migrates while this process imports the application
+    import lngate.web.app  # noqa: F401  (app_factory builds it once the migration is done)
     from lngate.web.asgi import SKIP_MIGRATIONS_ENV
     from lngate.web.http_server import HttpLimits, run_server
 
@@ -489,6 +491,7 @@ def _stats_table(body: dict[str, Any], hours: float) -> str:
 
 def main() -> None:
     """Console-script entry point."""
+    import_structlog_without_rich()  # before reading the settings imports it (logformat.py)
     try:
         app()
     except KeyboardInterrupt:

@@ -14,6 +14,8 @@ from typing import Any
 
 import structlog
 
+from lngate.logformat import console_renderer, logs_as_json
+
 OWN_LOGGER = "lngate"
 """The standard-library logger tree of lngate's own modules (``lngate.*``)."""
 
@@ -32,14 +34,14 @@ def configure_logging(*, verbose: bool, fmt: str = "auto", secrets: Iterable[str
     otherwise still rebuilt its logger.
     """
     level = logging.DEBUG if verbose else logging.INFO
-    as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    as_json = logs_as_json(fmt)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         redact_secrets([s for s in secrets if s and len(s) >= 6]),
         structlog.processors.format_exc_info,
-        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(),
+        structlog.processors.JSONRenderer() if as_json else console_renderer(),
     ]
     structlog.configure(
         processors=processors,

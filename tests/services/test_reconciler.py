@@ -352,3 +352,28 @@ async def test_the_loop_reconciles_at_start(counting_kit: Kit) -> None:
     finally:
         task.cancel()
     assert kit.settled_hashes == [created.invoice.payment_hash]
+
+
+async def test_a_pass_keeps_no_more_tasks_than_checks_in_flight(counting_kit: Kit) -> None:
+    """A batch of 30 due invoices with 2 checks at once keeps a task per check in flight (and
+    the check's own), not one per invoice: a full batch is 500, whose tasks (32 here) were
+    memory held through every pass."""
+    kit = counting_kit
+    provider = provider_of(kit)
+    provider.delay = 0.02
+    for _ in range(30):
+        await kit.order(Product.DAZPAY)
+    kit.clock.advance(60)
+    before = len(asyncio.all_tasks())
+    alive: list[int] = []
+    lookup = provider.invoice_status
+
+    async def counting_lookup(payment_hash: str):  # type: ignore[no-untyped-def]
+        alive.append(len(asyncio.all_tasks()) - before)
+        return await lookup(payment_hash)
+
+    provider.invoice_status = counting_lookup  # type: ignore[method-assign]
+    config = ReconcilerConfig(concurrency=2, lookups_per_second=0)
+    report = await reconcile(kit, config)
+    assert report.checked == 30 and len(alive) == 30
+    assert max(alive) <= 2 * config.concurrency

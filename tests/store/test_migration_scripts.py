@@ -37,7 +37,7 @@ def test_a_merge_revision_ends_the_heads_it_merges(tmp_path: Path) -> None:
 def test_the_application_and_its_schema_check_leave_alembic_unloaded() -> None:
     """Importing the ASGI application and reading the expected heads imports no Alembic
     module (it would stay in every worker's memory)."""
-    code = ("import sys, lngate.web.asgi\n"
+    code = ("import sys, lngate.web.asgi, lngate.web.app\n"
             "from lngate.store.database import migration_heads\n"
             "assert migration_heads()\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))")

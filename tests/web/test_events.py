@@ -88,6 +88,30 @@ async def test_heartbeats_and_bounded_lifetime(gateway_factory) -> None:  # type
     assert [e[0] for e in parse(response.text)] == ["status", "timeout"]
 
 
+async def test_stream_headers_and_bytes_on_the_wire(gateway_factory) -> None:  # type: ignore[no-untyped-def]
+    """The stream's headers (CORS for a shop's origin included) and bytes, exactly: the SSE
+    retry hint, the events, the keep-alive comments."""
+    async with gateway_factory(sse_recheck_seconds=0.1, sse_heartbeat_seconds=0.2,
+                               sse_max_seconds=0.5) as http:
+        payment_hash = await new_invoice(http)
+        response = await http.get(f"/api/invoices/{payment_hash}/events",
+                                  headers={"Origin": "https://shop.example"})
+    assert response.status_code == 200
+    assert response.headers.raw == [
+        (b"cache-control", b"no-cache"), (b"x-accel-buffering", b"no"),
+        (b"content-type", b"text/event-stream; charset=utf-8"),
+        (b"access-control-allow-origin", b"*"),
+        (b"access-control-expose-headers", b"Retry-After, Idempotent-Replayed"),
+        (b"vary", b"Origin"),
+    ]
+    keep_alives = response.text.count(": keep-alive\n\n")  # 2, fewer on a slow machine
+    assert keep_alives >= 1
+    assert response.text == (
+        'retry: 3000\n\nevent: status\ndata: {"status":"pending","paymentHash":"'
+        + payment_hash + '"}\n\n' + ": keep-alive\n\n" * keep_alives
+        + 'event: timeout\ndata: {"status":"pending"}\n\n')
+
+
 async def test_unknown_or_malformed_hash_is_404(client: httpx.AsyncClient) -> None:
     """A hash the gateway never issued, or not a hash at all, is a 404 JSON error."""
     for value in ("ab" * 32, "nothex"):

@@ -68,3 +68,25 @@ def test_the_app_dispatches_create_check_and_webhook_past_fastapi(tmp_path) -> N
     assert served >= {("POST", "/api/create-invoice"), ("GET", "/api/check-invoice"),
                       ("POST", "/api/webhook/lnbits-payment")}
     assert {path for _method, path in served} == set(HOT_PATHS)
+
+
+async def _events(payment_hash: str, request: Request) -> JsonResponse:
+    return JsonResponse({"hash": payment_hash, "route": request.scope["route"].path})
+
+
+async def test_a_path_with_a_parameter_is_answered_with_it() -> None:
+    """A templated hot path passes its segment to the endpoint by name; a path that Starlette's
+    template would not match (an empty, a longer or a slash-ended segment) goes to the app."""
+    routes = hot_routes([APIRoute("/api/invoices/{payment_hash}/events", _events,
+                                  methods=["GET"])], ("/api/invoices/{payment_hash}/events",))
+    app = HotPaths(_downstream, routes=routes)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://t") as client:
+        answer = await client.get("/api/invoices/abc/events")
+        others = [await client.get(path) for path in (
+            "/api/invoices//events", "/api/invoices/a/b/events", "/api/invoices/abc/events/",
+            "/api/invoices/abc")]
+        posted = await client.post("/api/invoices/abc/events")
+    assert answer.json() == {"hash": "abc", "route": "/api/invoices/{payment_hash}/events"}
+    assert [o.json() for o in others] == [{"downstream": "GET"}] * 4
+    assert posted.json() == {"downstream": "POST"}

@@ -212,30 +212,52 @@ async def reconcile_once(
     report = PassReport()
     started = time.monotonic()
     stop_at = started + config.lease.total_seconds() - config.check_timeout
-    semaphore = asyncio.Semaphore(config.concurrency)
 
-    async def check(invoice: DueInvoice) -> str:
-        if invoice.state is InvoiceState.PAID:  # settled by a path that left it scheduled
-            return SettleOutcome.ALREADY_SETTLED.value
-        bucket = state.bucket(invoice.provider)
-        if bucket is not None:
-            wait = bucket.reserve(not_after=stop_at)
+    async def check(invoice: DueInvoice, due: float) -> str:
+        """Settle-check ``invoice`` once its look-up slot (monotonic ``due``) has come."""
+        wait = due - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        began = time.monotonic()
+        if began > stop_at:
+            return RELEASED
+        try:
+            outcome = await settle(invoice.payment_hash, source="reconciler")
+        except Exception:  # one broken invoice must not stop the pass
+            log.exception("reconcile_check_failed", payment_hash=invoice.payment_hash)
+            return "error"
+        finally:
+            state.observe(time.monotonic() - began)
+        return outcome.value
+
+    async def check_all(claimed: list[DueInvoice]) -> list[str]:
+        """Every claimed invoice checked, ``config.concurrency`` at most at once, in the order
+        of their look-up slots; the results in the order of ``claimed``.
+
+        The slots are all reserved first, in claim order; then as many workers as checks may
+        run at once take the invoices by slot: the checks start as they did with one task per
+        invoice behind a semaphore, but a batch of 500 no longer keeps 500 tasks alive.
+        """
+        results: list[str] = [""] * len(claimed)
+        due: dict[int, float] = {}
+        for index, invoice in enumerate(claimed):
+            if invoice.state is InvoiceState.PAID:  # settled by a path that left it scheduled
+                results[index] = SettleOutcome.ALREADY_SETTLED.value
+                continue
+            bucket = state.bucket(invoice.provider)
+            wait = 0.0 if bucket is None else bucket.reserve(not_after=stop_at)
             if wait is None:
-                return RELEASED
-            if wait > 0:
-                await asyncio.sleep(wait)
-        async with semaphore:
-            began = time.monotonic()
-            if began > stop_at:
-                return RELEASED
-            try:
-                outcome = await settle(invoice.payment_hash, source="reconciler")
-            except Exception:  # one broken invoice must not stop the pass
-                log.exception("reconcile_check_failed", payment_hash=invoice.payment_hash)
-                return "error"
-            finally:
-                state.observe(time.monotonic() - began)
-            return outcome.value
+                results[index] = RELEASED
+            else:
+                due[index] = time.monotonic() + wait
+        queue = iter(sorted(due, key=due.__getitem__))  # stable: claim order among equals
+
+        async def worker() -> None:
+            for index in queue:
+                results[index] = await check(claimed[index], due[index])
+
+        await asyncio.gather(*(worker() for _ in range(min(config.concurrency, len(due)))))
+        return results
 
     while True:
         seconds_left = stop_at - time.monotonic()
@@ -246,7 +268,7 @@ async def reconcile_once(
         claimed, last_checks = await _claim(db, clock, config, limit)
         if not claimed:
             break
-        results = await asyncio.gather(*(check(invoice) for invoice in claimed))
+        results = await check_all(claimed)
         await _after_checks(db, clock, config, claimed, results, last_checks)
         for result in results:
             report.outcomes[result] += 1

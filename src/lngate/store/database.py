@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from lngate.store.direct_insert import PG_POOL_SIZE, DirectInsert
 from lngate.store.migration_scripts import script_revisions
-from lngate.store.sqlite_driver import one_hop_dbapi
+from lngate.store.sqlite_driver import CACHE_KIB, one_hop_dbapi
 from lngate.store.tables import metadata
 
 if TYPE_CHECKING:
@@ -329,6 +329,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     cursor.close()
 
 
@@ -338,6 +339,7 @@ def _sqlite_reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.execute("PRAGMA query_only=ON")
+    cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     cursor.close()
 
 

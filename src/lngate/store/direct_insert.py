@@ -44,6 +44,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lngate.store.sqlite_driver import CACHE_KIB
+
 Row = dict[str, Any]
 SQLITE_BUSY_TIMEOUT_MS = 5000
 """How long a batch waits for SQLite's write lock, in the lane's thread (the engine's timeout)."""
@@ -147,7 +149,7 @@ class DirectInsert:
             conn = sqlite3.connect(self._sqlite_path, isolation_level=None, timeout=0,
                                    check_same_thread=False)
             for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "wal_autocheckpoint=0",
-                           "foreign_keys=ON"):
+                           "foreign_keys=ON", f"cache_size=-{CACHE_KIB}"):
                 conn.execute(f"PRAGMA {pragma}")
             self._sqlite = conn
         return self._sqlite

@@ -28,6 +28,15 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 )
 from sqlalchemy.util import EMPTY_DICT
 
+CACHE_KIB = 512
+"""SQLite's own page cache per connection (``PRAGMA cache_size``), in KiB; SQLite's default is
+2,000 KiB. A worker holds four connections to the file (the writer, two readers, the direct
+insert lane), and as the file grows past their caches each fills to its bound: up to 8 MiB of
+resident memory, growing through the first tens of thousands of invoices (docs/benchmarks.md).
+A page past this bound is read again from the operating system's file cache, where the
+database file stays (microseconds, no disk read); the B-tree pages every look-up goes through
+stay cached."""
+
 _Outcome = tuple[Any, list[Any], int, int | None]
 
 

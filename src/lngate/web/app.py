@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lngate import __version__
 from lngate.bootstrap import build_gateway, utcnow
-from lngate.heap import settle_heap
+from lngate.heap import settle_heap, trim_heap_forever
 from lngate.settings import Settings
 from lngate.tasks import Supervisor
 from lngate.web import (
@@ -43,7 +43,8 @@ from lngate.web.responses import JsonResponse
 from lngate.web.state import WebState
 
 log = structlog.get_logger("lngate.web")
-HOT_PATHS = ("/api/create-invoice", "/api/check-invoice", "/api/webhook/lnbits-payment")
+HOT_PATHS = ("/api/create-invoice", "/api/check-invoice", "/api/webhook/lnbits-payment",
+             routes_events.EVENTS_PATH)
 """Served by :class:`~lngate.web.hot_paths.HotPaths`, past FastAPI's routing (the webhook too:
 at 50 payments a second FastAPI's routing and exception layers were a tenth of its CPU)."""
 FIRST_ROLE_TIMEOUT = 30.0
@@ -54,7 +55,8 @@ def create_app(settings: Settings, *, migrate: bool = True, serving: bool = Fals
     """Build the application; the gateway itself is built when the app starts.
 
     ``serving``: this process exists to serve the app (a uvicorn worker), so the garbage
-    collector is settled once the app has started (:func:`~lngate.heap.settle_heap`).
+    collector is settled once the app has started (:func:`~lngate.heap.settle_heap`) and the
+    free heap pages are given back to the system periodically.
     """
 
     @asynccontextmanager
@@ -95,6 +97,7 @@ def create_app(settings: Settings, *, migrate: bool = True, serving: bool = Fals
                  role=gateway.leadership.role, rate_limits=app.state.web.rate_limiter.storage)
         if serving:
             settle_heap()
+            supervisor.start("heap_trim", trim_heap_forever)
         try:
             yield
         finally:
@@ -126,7 +129,8 @@ def create_app(settings: Settings, *, migrate: bool = True, serving: bool = Fals
     # innermost, so the HTTP metrics, CORS and the error handlers wrap these requests too; the
     # routes come from their own router: the app lists an included router as one entry
     app.add_middleware(HotPaths, routes=hot_routes(
-        [*routes_invoices.router.routes, *routes_webhook.router.routes], HOT_PATHS))
+        [*routes_invoices.router.routes, *routes_webhook.router.routes,
+         *routes_events.router.routes], HOT_PATHS))
     app.add_middleware(HttpMetricsMiddleware)
     # Around every route that serves a create (whatever serves it), inside CORS only, so the
     # refusal carries the CORS headers a shop's page needs to read it: keep it added last

@@ -3,11 +3,17 @@
 ``POST /api/create-invoice``, ``GET /api/check-invoice`` and the payment webhook take a plain
 ``Request`` and answer a ready ``JsonResponse``: FastAPI adds nothing to them but its cost
 (matching the path against every route, solving an empty dependency set, two layers of
-exception handling), measured at about a fifth of a created invoice's CPU. :class:`HotPaths` sits innermost among the app's
-middleware, so CORS, the HTTP metrics and the server-error handler still wrap these requests as
-they wrap every other; it calls the same route functions, answers an ``ApiError`` as the app's
-handler does, and lets anything else propagate to the app's 500 handler. Every other request,
-a ``HEAD`` or ``OPTIONS`` on these paths included, goes to the app unchanged.
+exception handling), measured at about a fifth of a created invoice's CPU.
+``GET /api/invoices/{payment_hash}/events`` takes the payment hash besides the request: an event
+stream stays open for minutes, and what FastAPI's handling keeps alive meanwhile is memory held
+per open stream. A path template may have one parameter, a whole path segment (``[^/]+``, as
+Starlette's default converter).
+
+:class:`HotPaths` sits innermost among the app's middleware, so CORS, the HTTP metrics and the
+server-error handler still wrap these requests as they wrap every other; it calls the same
+route functions, answers an ``ApiError`` as the app's handler does, and lets anything else
+propagate to the app's 500 handler. Every other request, a ``HEAD`` or ``OPTIONS`` on these
+paths included, goes to the app unchanged.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lngate.web.errors import ApiError
 
-Endpoint = Callable[[Request], Awaitable[Response]]
+Endpoint = Callable[..., Awaitable[Response]]
+"""Called with ``request=`` and the path's parameter, if any, by name."""
 
 
 class HotPaths:
@@ -32,24 +39,47 @@ class HotPaths:
         """``routes``: the app's own routes to serve directly (each with one method)."""
         self.app = app
         self._routes: dict[tuple[str, str], APIRoute] = {}
+        self._templates: list[tuple[str, str, str, str, APIRoute]] = []
+        """(method, prefix, parameter, suffix, route) of the paths with a parameter."""
         for route in routes:
             for method in route.methods or ():
-                if method != "HEAD":
+                if method == "HEAD":
+                    continue
+                prefix, brace, rest = route.path.partition("{")
+                if brace:
+                    name, _, suffix = rest.partition("}")
+                    self._templates.append((method, prefix, name, suffix, route))
+                else:
                     self._routes[(method, route.path)] = route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        params: dict[str, str] = {}
         route = self._routes.get((scope["method"], scope["path"])) \
-            if scope["type"] == "http" else None
+            or self._template_route(scope["method"], scope["path"], params)
         if route is None:
             await self.app(scope, receive, send)
             return
         scope["route"] = route  # the template the HTTP metrics label the request with
         endpoint: Endpoint = route.endpoint
         try:
-            response = await endpoint(Request(scope, receive, send))
+            response = await endpoint(request=Request(scope, receive, send), **params)
         except ApiError as exc:
             response = exc.response()
         await response(scope, receive, send)
+
+    def _template_route(self, method: str, path: str, params: dict[str, str]) -> APIRoute | None:
+        """The route whose template matches, its parameter put in ``params``; or ``None``."""
+        for route_method, prefix, name, suffix, route in self._templates:
+            if (route_method == method and path.startswith(prefix) and path.endswith(suffix)
+                    and len(path) > len(prefix) + len(suffix)):
+                value = path[len(prefix):len(path) - len(suffix)]
+                if "/" not in value:
+                    params[name] = value
+                    return route
+        return None
 
 
 def hot_routes(routes: Sequence[object], paths: tuple[str, ...]) -> list[APIRoute]:

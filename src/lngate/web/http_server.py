@@ -22,8 +22,6 @@ measured in docs/configuration.md; the read timeout and the connection cap are n
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import os
 import resource
 import time
@@ -34,6 +32,8 @@ from typing import Any
 import httptools
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from lngate.heap import glibc
 
 ACCEPT_LOOP = "lngate.web.accept_loop:AcceptAllLoop"
 """uvicorn's ``loop`` setting: uvloop, accepting every waiting connection at once."""
@@ -62,13 +62,10 @@ def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
     if "MALLOC_ARENA_MAX" in os.environ:
         return False
     os.environ["MALLOC_ARENA_MAX"] = str(arenas)  # read at start by the workers uvicorn spawns
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError, TypeError):
+    libc = glibc()
+    if libc is None:
         return False
-    return bool(mallopt(_M_ARENA_MAX, arenas))  # for the arenas this process creates from now
+    return bool(libc.mallopt(_M_ARENA_MAX, arenas))  # for the arenas this process creates now
 
 
 def default_max_connections() -> int:
