@@ -50,6 +50,7 @@ BENCHMARKS = (
               ("--rows", "20000", "--requests", "100", "--rounds", "2", "--warmup", "20",
                "--page-runs", "1", "--audit-seconds", "8")),
     Benchmark("memory", "nothing", ("--requests", "2000", "--streams", "50")),
+    Benchmark("rate_limit", "PostgreSQL", ("--seconds", "1", "--repeat", "1")),
     Benchmark("webhook", "LNbits peer, SMTP sink",
               ("--rate", "10", "--seconds", "1", "--rounds", "1", "--pending", "20",
                "--concurrency", "1,4")),
