@@ -34,6 +34,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from lngate.heap import glibc
+from lngate.web.accept_loop import SHARING_WORKERS_ENV
 
 ACCEPT_LOOP = "lngate.web.accept_loop:AcceptAllLoop"
 """uvicorn's ``loop`` setting: uvloop, accepting every waiting connection at once."""
@@ -269,7 +270,8 @@ def run_server(app: str, *, host: str, port: int, workers: int, limits: HttpLimi
                keepalive_timeout: int) -> None:
     """Serve the ASGI factory ``app`` (an import string) until interrupted, with ``limits``,
     glibc's malloc arenas capped (:func:`limit_malloc_arenas`), and every waiting connection
-    accepted at once (:mod:`lngate.web.accept_loop`, which serves a socket bound here)."""
+    accepted at once, each worker taking its share (:mod:`lngate.web.accept_loop`, which serves
+    a socket bound here)."""
     limit_malloc_arenas()
     config = uvicorn.Config(
         app, factory=True, host=host, port=port, workers=workers, loop=ACCEPT_LOOP,
@@ -277,6 +279,7 @@ def run_server(app: str, *, host: str, port: int, workers: int, limits: HttpLimi
         proxy_headers=False, timeout_keep_alive=keepalive_timeout,
     )
     setattr(config, LIMITS_ATTRIBUTE, limits)  # pickled with the config into each worker
+    os.environ[SHARING_WORKERS_ENV] = str(workers)  # inherited: each takes its share of a burst
     sockets = [config.bind_socket()]
     if workers > 1:
         from uvicorn.supervisors import Multiprocess
