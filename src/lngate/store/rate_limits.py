@@ -123,25 +123,24 @@ class HitGroup:
     count: int
 
 
+def _group_values(group: HitGroup, now: float) -> tuple[object, ...]:
+    """``group``'s parameters at ``now``, in :data:`_DIRECT_PARAMS` order."""
+    window_start = int(now // group.period) * group.period
+    return (group.route, group.key, window_start, window_start + 2 * group.period,
+            window_start - group.period, 1 - (now - window_start) / group.period, group.limit,
+            group.count)
+
+
 async def hit_groups_direct(db: Database, groups: list[HitGroup], *, now: float) -> list[bool]:
     """Count each group's hits if all of them are within its limit, in one statement in
     autocommit on the direct lane; for each group, whether they were counted. The groups'
     (route, key) must be distinct."""
     if len(groups) == 1:  # one client (a shop's server): the one-key statement costs less
-        group = groups[0]
-        window_start = int(now // group.period) * group.period
-        row = await db.direct.fetch_row(
-            _HITS_DIRECT, group.route, group.key, window_start, window_start + 2 * group.period,
-            window_start - group.period, 1 - (now - window_start) / group.period, group.limit,
-            group.count)
+        row = await db.direct.fetch_row(_HITS_DIRECT, *_group_values(groups[0], now))
         return [row is not None]
     columns: tuple[list[object], ...] = ([], [], [], [], [], [], [], [])
     for group in groups:
-        window_start = int(now // group.period) * group.period
-        values = (group.route, group.key, window_start, window_start + 2 * group.period,
-                  window_start - group.period, 1 - (now - window_start) / group.period,
-                  group.limit, group.count)
-        for column, value in zip(columns, values, strict=True):
+        for column, value in zip(columns, _group_values(group, now), strict=True):
             column.append(value)
     rows = await db.direct.fetch(_HIT_GROUPS, *columns)
     counted = {(row[0], row[1]) for row in rows}
