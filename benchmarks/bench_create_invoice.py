@@ -3,11 +3,14 @@
 
 Part ``direct``: create-invoice through the gateway vs directly against the same real LNbits
 1.6.2 (FakeWallet) peer. The gateway runs as a real server (``python -m lngate serve``) with
-LNBITS_* pointing at the peer's merchant wallet. One keep-alive aiohttp session sends ``--calls``
-sequential calls to each, interleaved (direct and gateway alternate, and which goes first
-alternates too), after ``--warmup`` calls of each. Reports p50/p99 of both, their ratio, the
-median of the paired differences (the latency the gateway adds), and the gateway's CPU ms per
-request. Targets: gateway p50 <= 1.10 x direct p50, and <= 1.5 ms added.
+LNBITS_* pointing at the peer's merchant wallet; beside it, two floor apps forward to the same
+LNbits and do nothing else (``_floor_app.py``: FastAPI + aiohttp, and the same as a bare ASGI
+callable). One keep-alive aiohttp session sends ``--calls`` sequential turns after ``--warmup``
+turns, each turn one call to each of the four, in every order in turn. Reports p50/p99 of direct
+and gateway, their ratio, the median of the paired differences (the latency the gateway adds),
+the floors' own additions beside it (what a hop through uvicorn and aiohttp costs here before any
+work), the gateway's LNbits call as its recorder timed it, and the gateway's CPU ms per request.
+Targets: gateway p50 <= 1.10 x direct p50, and <= 1.5 ms added.
 
 Part ``capacity``: the gateway's own capacity with an instantaneous upstream: an
 LNbits-compatible aiohttp server in a separate process answering ``POST /api/v1/payments`` at
@@ -37,6 +40,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -47,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from pathlib import Path
@@ -85,8 +90,9 @@ EXPIRY = 3600
 # ============================================================================ part (a): direct
 
 
-async def direct_vs_gateway(lnbits_url: str, inkey: str, gateway: GatewayProcess, *,
-                            calls: int, warmup: int, amount: int) -> dict[str, object]:
+async def direct_vs_gateway(lnbits_url: str, inkey: str, gateway: GatewayProcess,
+                            floors: dict[str, str], *, calls: int, warmup: int,
+                            amount: int) -> dict[str, Any]:
     import aiohttp
 
     direct_body = json.dumps({"out": False, "amount": amount, "memo": MEMO,
@@ -96,18 +102,23 @@ async def direct_vs_gateway(lnbits_url: str, inkey: str, gateway: GatewayProcess
     direct_headers = {"X-Api-Key": inkey, "Content-Type": "application/json",
                       "Accept": "application/json"}
     gateway_headers = {"Content-Type": "application/json", "Accept": "application/json"}
-    direct_url = f"{lnbits_url}/api/v1/payments"
-    gateway_url = f"{gateway.url}/api/create-invoice"
-    times: dict[str, list[float]] = {"direct": [], "gateway": []}
+    targets = {
+        "direct": (f"{lnbits_url}/api/v1/payments", direct_body, direct_headers),
+        **{kind: (f"{url}/api/create-invoice", gateway_body, gateway_headers)
+           for kind, url in floors.items()},
+        "gateway": (f"{gateway.url}/api/create-invoice", gateway_body, gateway_headers),
+    }
+    times: dict[str, list[float]] = {kind: [] for kind in targets}
     errors: Counter[str] = Counter()
+    # Every order in turn, so that none is always first (a warmer LNbits) or last.
+    orders = list(itertools.permutations(targets))
 
     connector = aiohttp.TCPConnector(limit=4, keepalive_timeout=30)
     async with aiohttp.ClientSession(connector=connector,
                                      timeout=aiohttp.ClientTimeout(total=30)) as session:
 
         async def one(kind: str) -> float:
-            url, body, headers = ((direct_url, direct_body, direct_headers) if kind == "direct"
-                                  else (gateway_url, gateway_body, gateway_headers))
+            url, body, headers = targets[kind]
             started = time.perf_counter()
             async with session.post(url, data=body, headers=headers) as resp:
                 raw = await resp.read()
@@ -123,17 +134,15 @@ async def direct_vs_gateway(lnbits_url: str, inkey: str, gateway: GatewayProcess
         for i in range(warmup + calls):
             if i == warmup:
                 cpu_before = gateway.cpu_seconds()
-            order = ("direct", "gateway") if i % 2 == 0 else ("gateway", "direct")
-            for kind in order:
+            for kind in orders[i % len(orders)]:
                 elapsed = await one(kind)
                 if i >= warmup:
                     times[kind].append(elapsed)
             if (i + 1 - warmup) % 50 == 0 and i >= warmup:
-                log(f"  {i + 1 - warmup}/{calls} pairs")
+                log(f"  {i + 1 - warmup}/{calls} turns")
         gateway_cpu = gateway.cpu_seconds() - cpu_before
 
-    d, g = times["direct"], times["gateway"]
-    diffs = [gi - di for gi, di in zip(g, d, strict=True)]
+    d, f, b, g = times["direct"], times["floor"], times["floor_bare"], times["gateway"]
     return {
         "calls": calls,
         "direct_p50_ms": percentile(d, 50) * 1000,
@@ -142,17 +151,29 @@ async def direct_vs_gateway(lnbits_url: str, inkey: str, gateway: GatewayProcess
         "gateway_p99_ms": percentile(g, 99) * 1000,
         "ratio_p50": percentile(g, 50) / percentile(d, 50),
         "ratio_p99": percentile(g, 99) / percentile(d, 99),
-        "added_median_ms": statistics.median(diffs) * 1000,
+        "added_median_ms": _median_difference_ms(g, d),
+        "floor_p50_ms": percentile(f, 50) * 1000,
+        "floor_added_median_ms": _median_difference_ms(f, d),
+        "gateway_over_floor_median_ms": _median_difference_ms(g, f),
+        "floor_bare_added_median_ms": _median_difference_ms(b, d),
         "gateway_cpu_ms_per_call": gateway_cpu * 1000 / calls,
         "errors": dict(errors),
         "loadavg": loadavg(),
+        "gateway_times": g,
+        "direct_times": d,
     }
+
+
+def _median_difference_ms(later: list[float], earlier: list[float]) -> float:
+    """The median of the paired differences ``later - earlier``, in ms."""
+    return statistics.median(a - b for a, b in zip(later, earlier, strict=True)) * 1000
 
 
 def direct_run(peer: Any, args: argparse.Namespace, repeat: int,
                source: str) -> dict[str, object]:
-    """One gateway (from the working tree's copy, or the baseline ref) against the peer."""
-    log(f"[direct] run {repeat}/{args.repeat} ({source}): starting the gateway")
+    """One gateway (from the working tree's copy, or the baseline ref) and both floor apps
+    against the peer, interleaved with direct calls."""
+    log(f"[direct] run {repeat}/{args.repeat} ({source}): starting the gateway and the floor apps")
     settings = {
         "LNBITS_ENDPOINT": peer.url,
         "LNBITS_INVOICE_KEY": peer.merchant_inkey,
@@ -161,15 +182,23 @@ def direct_run(peer: Any, args: argparse.Namespace, repeat: int,
     if source == "base":
         settings["PYTHONPATH"] = str(BASELINE_SRC["path"])
     gateway = GatewayProcess(settings)
+    floors = {"floor": Floor(peer.url, gateway.workdir, api_key=peer.merchant_inkey),
+              "floor_bare": Floor(peer.url, gateway.workdir, api_key=peer.merchant_inkey,
+                                  bare=True)}
     try:
-        log(f"[direct] run {repeat}: {args.warmup} warm-up + {args.calls} interleaved pairs")
+        log(f"[direct] run {repeat}: {args.warmup} warm-up + {args.calls} interleaved turns "
+            "(direct, floor app, bare floor app, gateway)")
         result = asyncio.run(direct_vs_gateway(
-            peer.url, peer.merchant_inkey, gateway, calls=args.calls,
+            peer.url, peer.merchant_inkey, gateway,
+            {kind: floor.url for kind, floor in floors.items()}, calls=args.calls,
             warmup=args.warmup, amount=args.amount))
     finally:
+        for floor in floors.values():
+            floor.stop()
         gateway.stop()
         problems = log_problems(gateway.workdir / "gateway.log")
         failed_calls: Counter[str] = Counter()
+        upstream_ms: list[float] = []
         with contextlib.suppress(Exception):
             for row in gateway.provider_calls():
                 if row["outcome"] != "success":
@@ -177,7 +206,19 @@ def direct_run(peer: Any, args: argparse.Namespace, repeat: int,
                                      str(row["error_message"])[:100])
                     failed_calls[f"{row['provider']} {row['operation']} {row['outcome']}"
                                  f": {row['error_type']}: {message}"] += 1
+                elif row["operation"] == "create_invoice":
+                    upstream_ms.append(float(row["duration_ms"]))  # type: ignore[arg-type]
         gateway.cleanup()
+    gateway_times, direct_times = result.pop("gateway_times"), result.pop("direct_times")
+    # The recorder's rows are in call order; the last ``calls`` are the measured ones. The
+    # gateway's own time is what its client waited beyond the LNbits call it timed itself.
+    upstream_ms = upstream_ms[-len(gateway_times):]
+    if len(upstream_ms) == len(gateway_times):
+        result["gateway_upstream_p50_ms"] = statistics.median(upstream_ms)
+        result["upstream_over_direct_median_ms"] = statistics.median(
+            u - d * 1000 for u, d in zip(upstream_ms, direct_times, strict=True))
+        result["gateway_own_median_ms"] = statistics.median(
+            g * 1000 - u for g, u in zip(gateway_times, upstream_ms, strict=True))
     result["run"] = f"{repeat}" if source == "current" else f"{repeat}@base"
     result["source"] = source
     result["log_problems"] = problems
@@ -201,7 +242,9 @@ def run_direct(args: argparse.Namespace) -> list[dict[str, object]]:
                 log(f"[direct] run {repeat} ({source}): direct p50 "
                     f"{result['direct_p50_ms']:.2f} ms, gateway p50 "
                     f"{result['gateway_p50_ms']:.2f} ms, ratio {result['ratio_p50']:.3f}, "
-                    f"added {result['added_median_ms']:.2f} ms")
+                    f"added {result['added_median_ms']:.2f} ms (floor app "
+                    f"{result['floor_added_median_ms']:.2f} ms, bare floor "
+                    f"{result['floor_bare_added_median_ms']:.2f} ms)")
     finally:
         peer.close()
     return results
@@ -248,16 +291,20 @@ POSTGRES_URL = os.environ.get("LNGATE_BENCH_POSTGRES_URL",
 class Floor(ManagedProcess):
     """The floor app (benchmarks/_floor_app.py): FastAPI + aiohttp, nothing else."""
 
-    def __init__(self, upstream: Upstream, workdir: Path) -> None:
+    def __init__(self, upstream_url: str, workdir: Path, api_key: str = "floor",
+                 bare: bool = False) -> None:
         self.port = free_port()
-        super().__init__("floor", [sys.executable, str(BENCH_DIR / "_floor_app.py"),
-                                   "--port", str(self.port), "--upstream", upstream.url],
-                         log_path=workdir / "floor.log")
+        name = "floor-bare" if bare else "floor"
+        super().__init__(name, [sys.executable, str(BENCH_DIR / "_floor_app.py"),
+                                "--port", str(self.port), "--upstream", upstream_url,
+                                "--api-key", api_key, *(["--bare"] if bare else [])],
+                         log_path=workdir / f"{name}.log")
         self.workdir = workdir
         deadline = time.monotonic() + 30
         while True:  # its lifespan says "ready" before uvicorn binds: wait for an answer
-            with contextlib.suppress(OSError):
-                http_get(f"{self.url}/docs", timeout=1.0)
+            with contextlib.suppress(OSError):  # any answer, even an error, means it serves
+                with contextlib.suppress(urllib.error.HTTPError):
+                    http_get(f"{self.url}/docs", timeout=1.0)
                 break
             if not self.alive() or time.monotonic() > deadline:
                 self.stop()
@@ -446,7 +493,7 @@ def capacity_run(upstream: Upstream, config: str, args: argparse.Namespace, load
         settings["LNGATE_BENCH_ABLATE"] = ablate
     gateway: GatewayProcess | Floor
     if kind == "floor":
-        gateway = Floor(upstream, workdir)
+        gateway = Floor(upstream.url, workdir)
     elif database.startswith("postgresql"):
         gateway = PostgresGateway(settings, workers=workers)
     else:
@@ -886,6 +933,21 @@ def main() -> int:
               fmt(r["gateway_p50_ms"], 2), fmt(r["gateway_p99_ms"], 2), fmt(r["ratio_p50"], 3),
               fmt(r["ratio_p99"], 3), fmt(r["added_median_ms"], 2),
               fmt(r["gateway_cpu_ms_per_call"], 2), sum(r["errors"].values()), r["loadavg"]]
+             for r in direct])
+        print_table(
+            "Where the added time goes (medians of per-call differences, ms): the floor app "
+            "(FastAPI + aiohttp forwarding to the same LNbits, nothing else) and the bare floor "
+            "(the same as a plain ASGI callable) beside the gateway; the gateway's LNbits call as "
+            "its own recorder timed it",
+            ["run", "bare floor added", "floor app added", "gateway added",
+             "gateway over floor app",
+             "gateway's LNbits call p50", "its LNbits call over direct",
+             "gateway's own time (total - its LNbits call)"],
+            [[r["run"], fmt(r["floor_bare_added_median_ms"], 2),
+              fmt(r["floor_added_median_ms"], 2), fmt(r["added_median_ms"], 2),
+              fmt(r["gateway_over_floor_median_ms"], 2), fmt(r.get("gateway_upstream_p50_ms"), 2),
+              fmt(r.get("upstream_over_direct_median_ms"), 2),
+              fmt(r.get("gateway_own_median_ms"), 2)]
              for r in direct])
         ratios = [float(r["ratio_p50"]) for r in direct if r["source"] == "current"]
         added = [float(r["added_median_ms"]) for r in direct if r["source"] == "current"]
