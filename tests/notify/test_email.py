@@ -23,7 +23,9 @@ from lngate.notify.email import (
     ResendEmailSender,
     SmtpConfig,
     SmtpEmailSender,
+    prepare_to_send,
 )
+from lngate.notify.templates import EmailTemplates
 from tests.peers.lnbits_peer import free_port
 from tests.peers.smtp_peer import SMTPPeer
 
@@ -336,3 +338,13 @@ async def test_a_session_whose_connection_the_server_closed_reconnects(smtp: SMT
         await send(message(to="second@example.com"))
     received = await smtp.wait_for(2)
     assert sorted(r.rcpt_tos[0] for r in received) == ["first@example.com", "second@example.com"]
+
+
+def test_only_a_sender_that_delivers_prepares_its_libraries_and_templates(tmp_path: Path) -> None:
+    folder = FolderEmailSender(tmp_path, sender="shop@example.com")
+    smtp = SmtpEmailSender(SmtpConfig(host="127.0.0.1", port=25, sender="shop@example.com"))
+    resend = ResendEmailSender(api_key="re_test", sender="shop@example.com",
+                               session=None)  # type: ignore[arg-type]  # never used here
+    assert not prepare_to_send(folder, EmailTemplates())
+    assert prepare_to_send(smtp, EmailTemplates())
+    assert prepare_to_send(resend, EmailTemplates())

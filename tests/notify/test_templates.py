@@ -73,3 +73,14 @@ def test_unknown_kind_is_refused() -> None:
     """A kind without templates raises UnknownTemplate."""
     with pytest.raises(UnknownTemplate):
         EmailTemplates().render("nope", payload())
+
+
+def test_compile_all_compiles_every_template_and_a_broken_one_fails_there(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from jinja2 import TemplateSyntaxError
+
+    (tmp_path / "receipt.subject.txt").write_text("Paid {{ amount }}")
+    (tmp_path / "receipt.txt").write_text("{{ amount | sats }} sats")
+    assert EmailTemplates(tmp_path).compile_all() == 2
+    (tmp_path / "receipt.html").write_text("<p>{% if amount %}unclosed</p>")
+    with pytest.raises(TemplateSyntaxError):
+        EmailTemplates(tmp_path).compile_all()

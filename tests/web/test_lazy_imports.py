@@ -86,3 +86,41 @@ def test_a_pydantic_v1_model_is_still_refused_once_pydantic_v1_is_loaded() -> No
                             cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "PydanticV1NotSupportedError"
+
+
+STARTED = """
+import asyncio, sys, tempfile
+from asgi_lifespan import LifespanManager
+from lngate.settings import Settings
+from lngate.web.app import create_app
+
+async def main(sender: str) -> None:
+    tmp = tempfile.mkdtemp()
+    extra = {"smtp_host": "127.0.0.1", "smtp_port": 9, "smtp_tls": "none"} if sender == "smtp" else {}
+    app = create_app(Settings(_env_file=None, database_url=f"sqlite:///{tmp}/g.sqlite3",
+                              lightning_test_mode=True, email_folder=f"{tmp}/mail", **extra))
+    async with LifespanManager(app):
+        environments = app.state.gateway.email_templates._environments or ()
+        print("started:", sorted(m for m in ("jinja2", "aiosmtplib") if m in sys.modules),
+              sum(len(env.cache) for env in environments))
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+def _started_with(sender: str) -> str:
+    result = subprocess.run([sys.executable, "-c", STARTED, sender], capture_output=True,
+                            text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    (line,) = [line for line in result.stdout.splitlines() if line.startswith("started:")]
+    return line.removeprefix("started: ")
+
+
+def test_a_gateway_that_sends_email_has_its_libraries_and_templates_ready_once_started() -> None:
+    templates = sum(1 for path in (REPO / "src/lngate/notify/templates").iterdir()
+                    if path.is_file())
+    assert _started_with("smtp") == f"['aiosmtplib', 'jinja2'] {templates}"
+
+
+def test_a_demo_gateway_writing_emails_to_a_folder_still_loads_them_with_the_first_email() -> None:
+    assert _started_with("folder") == "[] 0"

@@ -78,6 +78,15 @@ class EmailTemplates:
             self._environments = (environment(autoescape=True), environment(autoescape=False))
         return self._environments
 
+    def compile_all(self) -> int:
+        """Import Jinja2 and compile every template now; returns how many. For a gateway that
+        sends email, at start: the first payment's receipt then does not wait for them."""
+        html_env, text_env = self._html_and_text()
+        names = sorted(path.name for path in self._folder.iterdir() if path.is_file())
+        for name in names:
+            (html_env if name.endswith(".html") else text_env).get_template(name)
+        return len(names)
+
     def render(self, kind: str, payload: dict[str, Any]) -> Rendered:
         """Render one email; raises :class:`UnknownTemplate` for a kind without templates."""
         from jinja2 import TemplateNotFound

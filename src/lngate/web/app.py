@@ -12,8 +12,9 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lngate import __version__
-from lngate.bootstrap import build_gateway, utcnow
+from lngate.bootstrap import Gateway, build_gateway, utcnow
 from lngate.heap import settle_heap, trim_heap_forever
+from lngate.notify.email import prepare_to_send
 from lngate.settings import Settings
 from lngate.tasks import Supervisor
 from lngate.web import (
@@ -51,6 +52,18 @@ FIRST_ROLE_TIMEOUT = 30.0
 """Seconds start-up waits for the first leadership attempt (and the probes it brings)."""
 
 
+async def _prepare_email(gateway: Gateway) -> None:
+    """Email's libraries and templates loaded while the first probes run (see
+    :func:`~lngate.notify.email.prepare_to_send`); a failure is logged, never fatal: payments
+    do not wait for email, and the outbox reports each message it cannot send."""
+    try:
+        if await asyncio.to_thread(prepare_to_send, gateway.email_sender,
+                                   gateway.email_templates):
+            log.info("email_prepared", sender=gateway.email_sender.name)
+    except Exception as exc:
+        log.error("email_prepare_failed", error=f"{type(exc).__name__}: {exc}")
+
+
 def create_app(settings: Settings, *, migrate: bool = True, serving: bool = False) -> FastAPI:
     """Build the application; the gateway itself is built when the app starts.
 
@@ -86,6 +99,7 @@ def create_app(settings: Settings, *, migrate: bool = True, serving: bool = Fals
         for name, loop in gateway.instance_loops.items():
             supervisor.start(name, loop)
         supervisor.start("leadership", gateway.leadership.run)
+        email_ready = asyncio.create_task(_prepare_email(gateway))
         try:
             # the first attempt at the lead, and the probe round or stored probes it brings,
             # so readiness is known before the first request
@@ -95,6 +109,7 @@ def create_app(settings: Settings, *, migrate: bool = True, serving: bool = Fals
         log.info("gateway_started", providers=[p.name for p in gateway.providers],
                  network=settings.lightning_network.name.lower(), demo=gateway.demo_mode,
                  role=gateway.leadership.role, rate_limits=app.state.web.rate_limiter.storage)
+        await email_ready
         if serving:
             settle_heap()
             supervisor.start("heap_trim", trim_heap_forever)
