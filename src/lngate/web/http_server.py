@@ -270,7 +270,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if door is None or not door.full or self.parser.get_method() != b"POST":
             return False
         path = self.url.partition(b"?")[0]
-        if path not in _ADMITTED_RAW_PATHS or self.pipeline or (
+        # under a root path the app sees another path than the URL's: leave those to it
+        if path not in _ADMITTED_RAW_PATHS or self.root_path or self.pipeline or (
                 self.cycle is not None and not self.cycle.response_complete):
             return False
         if (self.parser.get_http_version() != "1.1" or not self.parser.should_keep_alive()
