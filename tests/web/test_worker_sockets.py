@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
+from lngate.web import worker_sockets
 from lngate.web.worker_sockets import (
     WORKER_SOCKETS_ENV,
     SocketClaims,
     WorkerSockets,
+    serve_when_claimed,
     spreads_connections,
 )
 
@@ -117,8 +119,46 @@ def test_two_workers_each_get_connections_from_one_client() -> None:
 
 def test_without_the_environment_every_socket_is_served(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from lngate.web.worker_sockets import claimed_here
-
     monkeypatch.delenv(WORKER_SOCKETS_ENV, raising=False)
+    served: list[int] = []
     with socket.socket() as one, socket.socket() as other:
-        assert claimed_here(one) and claimed_here(other)
+        loop = asyncio.new_event_loop()
+        try:
+            serve_when_claimed(loop, one, lambda: served.append(1))
+            serve_when_claimed(loop, other, lambda: served.append(2))
+        finally:
+            loop.close()
+    assert served == [1, 2]
+
+
+def test_a_worker_started_while_every_socket_is_held_serves_the_first_one_released(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """As uvicorn's restart on SIGHUP does: the replacement starts before the old worker
+    stops; it must then serve the old worker's socket, not none."""
+    group = WorkerSockets("127.0.0.1", 0, 2)
+    monkeypatch.setenv(WORKER_SOCKETS_ENV, str(group.folder))
+    monkeypatch.setattr(worker_sockets, "_claims", None)  # this test process is a new worker
+    old_workers = [SocketClaims(group.folder) for _ in group.sockets]
+    for claims, sock in zip(old_workers, group.sockets, strict=True):
+        assert claims.claim(sock)
+    served: list[int] = []
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        for index, sock in enumerate(group.sockets):
+            serve_when_claimed(loop, sock, lambda index=index: served.append(index))
+        await asyncio.sleep(3 * worker_sockets.CLAIM_RETRY_SECONDS)
+        assert served == []
+        assert old_workers[1]._held is not None
+        old_workers[1]._held.close()  # the second old worker stops
+        await asyncio.sleep(3 * worker_sockets.CLAIM_RETRY_SECONDS)
+        assert served == [1]
+        assert old_workers[0]._held is not None
+        old_workers[0]._held.close()
+        await asyncio.sleep(3 * worker_sockets.CLAIM_RETRY_SECONDS)
+        assert served == [1]  # one socket per worker
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        group.close()

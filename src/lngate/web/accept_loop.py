@@ -27,7 +27,7 @@ from typing import Any
 
 import uvloop
 
-from lngate.web.worker_sockets import claimed_here
+from lngate.web.worker_sockets import serve_when_claimed
 
 _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 ACCEPT_RETRY_SECONDS = 1.0
@@ -65,7 +65,11 @@ class AcceptAllServer(asyncio.AbstractServer):
 
     async def start_serving(self) -> None:
         """Listen and accept from now on."""
-        if self._serving:
+        self.listen()
+
+    def listen(self) -> None:
+        """Listen and accept from now on (unless closed)."""
+        if self._serving or self._sock.fileno() < 0:
             return
         self._sock.setblocking(False)
         self._sock.listen(self._backlog)
@@ -131,8 +135,8 @@ class AcceptAllLoop(uvloop.Loop):
             port: Any = None, *, sock: socket.socket | None = None, backlog: int = 100,
             ssl: Any = None, start_serving: bool = True, **kwargs: Any) -> asyncio.AbstractServer:
         """As :meth:`asyncio.loop.create_server`; with ``sock`` (a TCP socket, no TLS), the
-        server is an :class:`AcceptAllServer`, serving only if ``sock`` is this worker's
-        (:func:`~lngate.web.worker_sockets.claimed_here`)."""
+        server is an :class:`AcceptAllServer`, serving once ``sock`` is this worker's
+        (:func:`~lngate.web.worker_sockets.serve_when_claimed`)."""
         if (sock is None or ssl is not None or kwargs
                 or sock.family not in (socket.AF_INET, socket.AF_INET6)
                 or sock.type != socket.SOCK_STREAM):
@@ -140,6 +144,6 @@ class AcceptAllLoop(uvloop.Loop):
                 protocol_factory, host, port, sock=sock, backlog=backlog, ssl=ssl,
                 start_serving=start_serving, **kwargs)
         server = AcceptAllServer(self, sock, protocol_factory, backlog)
-        if start_serving and claimed_here(sock):
-            await server.start_serving()
+        if start_serving:
+            serve_when_claimed(self, sock, server.listen)
         return server

@@ -9,16 +9,17 @@ connection to one of them by a hash of its addresses, whoever is awake.
 
 The sockets are bound by ``lngate serve`` before it starts the workers (uvicorn hands every
 worker all of them): each worker serves the one it claims (an exclusive ``flock`` on a claim
-file named after the socket, in the folder named by :data:`WORKER_SOCKETS_ENV`), and keeps the
-others closed to itself. A worker that dies releases its claim with its process, so the worker
-started in its place serves the same socket; meanwhile that socket's new connections wait in its
-queue. Another process could join a ``SO_REUSEPORT`` group on the same port only by setting the
+file named after the socket, in the folder named by :data:`WORKER_SOCKETS_ENV`), and does not
+listen on the others. A worker that stops releases its claim with its process, and the worker
+started in its place, or one waiting for a socket, serves it; meanwhile that socket's new
+connections wait in its queue. Another process could join a ``SO_REUSEPORT`` group on the same port only by setting the
 option itself under the same user; binding checks first, as a plain bind would, that nothing
 else listens there, so a second gateway started on the same port fails as before.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import os
@@ -26,6 +27,7 @@ import shutil
 import socket
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -81,6 +83,11 @@ class SocketClaims:
         self._folder = folder
         self._held: IO[bytes] | None = None
 
+    @property
+    def holding(self) -> bool:
+        """Whether this process has claimed a socket."""
+        return self._held is not None
+
     def claim(self, sock: socket.socket) -> bool:
         """Whether this process serves ``sock``: True for the first socket it can claim (held
         until the process ends), False for the others and for a socket another worker holds."""
@@ -96,19 +103,42 @@ class SocketClaims:
         return True
 
 
+CLAIM_RETRY_SECONDS = 0.2
+"""How often a worker serving no socket tries to claim one again."""
 _claims: SocketClaims | None = None
 
 
-def claimed_here(sock: socket.socket) -> bool:
-    """Whether this worker serves ``sock``: True unless ``lngate serve`` gave the workers one
-    socket each (:data:`WORKER_SOCKETS_ENV`) and ``sock`` is another worker's."""
+def serve_when_claimed(loop: asyncio.AbstractEventLoop, sock: socket.socket,
+                       serve: Callable[[], None]) -> None:
+    """Call ``serve`` once ``sock`` is this worker's: at once unless ``lngate serve`` gave the
+    workers a socket each (:data:`WORKER_SOCKETS_ENV`); else when this worker claims it.
+
+    A worker that could claim no socket at start (uvicorn starts a replacement before stopping
+    the worker it replaces on ``SIGHUP``, and ``SIGTTIN`` adds a worker beyond the sockets bound)
+    tries again every :data:`CLAIM_RETRY_SECONDS` until it holds one, so the socket of a worker
+    that stops is served again. Once ``sock`` is closed, it stops trying.
+    """
     global _claims
     folder = os.environ.get(WORKER_SOCKETS_ENV)
     if not folder:
-        return True
+        serve()
+        return
     if _claims is None:
         _claims = SocketClaims(Path(folder))
-    return _claims.claim(sock)
+    claims = _claims
+
+    def attempt() -> None:
+        if sock.fileno() < 0 or claims.holding:
+            return
+        if claims.claim(sock):
+            serve()
+        else:
+            loop.call_later(CLAIM_RETRY_SECONDS, attempt)
+
+    if claims.claim(sock):
+        serve()
+    elif not claims.holding:
+        loop.call_later(CLAIM_RETRY_SECONDS, attempt)
 
 
 def _claim_file(folder: Path, sock: socket.socket) -> Path:
