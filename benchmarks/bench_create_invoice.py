@@ -514,6 +514,7 @@ def capacity_run(upstream: Upstream, config: str, args: argparse.Namespace, load
         gw_cpu0, up_cpu0, ld_cpu0 = (gateway.cpu_seconds(), process_cpu_seconds(upstream.pid),
                                      _children_cpu())
         pg_cpu0 = gateway.backend_cpu() if isinstance(gateway, PostgresGateway) else {}
+        worker_cpu0 = {pid: process_cpu_seconds(pid) for pid in gateway.worker_pids()}
         busy0, total0 = machine_busy_seconds()
         load = loader(url, body, args.connections, args.duration, workdir)
         busy1, total1 = machine_busy_seconds()
@@ -521,6 +522,9 @@ def capacity_run(upstream: Upstream, config: str, args: argparse.Namespace, load
         pg_cpu = (sum(cpu - pg_cpu0.get(pid, 0.0) for pid, cpu in gateway.backend_cpu().items())
                   if isinstance(gateway, PostgresGateway) else None)
         gw_cpu = gateway.cpu_seconds() - gw_cpu0
+        # how the load fell on the workers: wrk's connections stay where they were accepted
+        worker_cpu = sorted((process_cpu_seconds(pid) - cpu for pid, cpu in worker_cpu0.items()),
+                            reverse=True)[:workers]
         up_cpu = process_cpu_seconds(upstream.pid) - up_cpu0
         ld_cpu = _children_cpu() - ld_cpu0
         if spy is not None:
@@ -557,6 +561,7 @@ def capacity_run(upstream: Upstream, config: str, args: argparse.Namespace, load
         "p99_ms": load["p99_ms"],
         "gateway_cpu_ms_per_invoice": gw_cpu * 1000 / ok if ok else None,
         "gateway_cores": gw_cpu / elapsed,
+        "worker_cores": [cpu / elapsed for cpu in worker_cpu],
         "postgres_cpu_ms_per_invoice": pg_cpu * 1000 / ok if ok and pg_cpu is not None else None,
         "postgres_cores": pg_cpu / elapsed if pg_cpu is not None else None,
         "upstream_cores": up_cpu / elapsed,
@@ -805,11 +810,13 @@ def print_capacity(capacity: list[dict[str, object]], args: argparse.Namespace) 
         f"Capacity, instantaneous upstream, {args.connections} connections, {args.duration:g} s "
         f"({ran[0]['loadgen']}); floor = FastAPI + aiohttp proxy, no storage",
         ["run", "config", "processes", "database", "invoices/s", "p50 ms", "p99 ms",
-         "CPU ms/invoice", "PG CPU ms/invoice", "server cores", "PG cores", "upstream cores", "loadgen cores", "other cores",
+         "CPU ms/invoice", "PG CPU ms/invoice", "server cores", "cores per worker", "PG cores",
+         "upstream cores", "loadgen cores", "other cores",
          "machine busy %", "non-2xx", "errors", "stored", "load"],
         [[r["run"], r["config"], r["workers"], r["database"], fmt(r["invoices_per_s"], 0),
           fmt(r["p50_ms"], 1), fmt(r["p99_ms"], 1), fmt(r["gateway_cpu_ms_per_invoice"], 3),
           fmt(r.get("postgres_cpu_ms_per_invoice"), 3), fmt(r["gateway_cores"], 2),
+          " / ".join(fmt(c, 2) for c in r.get("worker_cores", [])) or "-",
           fmt(r.get("postgres_cores"), 2), fmt(r["upstream_cores"], 2), fmt(r["loadgen_cores"], 2),
           fmt(r["other_cores"], 2), fmt(r["machine_busy_pct"], 0), r["non2xx"], r["errors"],
           "-" if r["stored"] is None else r["stored"], r["loadavg"]]

@@ -20,6 +20,11 @@ runs the gateway with the tracemalloc hook of ``_probe/sitecustomize.py``, takes
 the first sample after 0 and at the end, and prints the 25 places whose live allocations grew
 most between the two.
 
+``--memstats`` (measurement only) runs the gateway with the ``_probe/_memstats.py`` hook: at each
+sample the worker dumps its memory by owner (mappings by kind, glibc malloc, pymalloc, SQLite)
+and a table shows how each moved, ending with the change between the first sample after 0 and
+the last.
+
     .venv/bin/python benchmarks/bench_memory.py                        # ~5 min
     .venv/bin/python benchmarks/bench_memory.py --requests 5000 --streams 100
     .venv/bin/python benchmarks/bench_memory.py --baseline-ref main    # main first, then this tree
@@ -36,6 +41,7 @@ import signal
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from _common import (
     BENCH_DIR,
@@ -68,14 +74,57 @@ def memory_kib(pid: int) -> dict[str, int]:
     return figures
 
 
+def request_dump(pid: int, folder: Path, pattern: str, timeout: float = 120) -> Path | None:
+    """Send ``SIGUSR2`` to the measured process and wait for the new file it writes."""
+    before = set(folder.glob(pattern))
+    os.kill(pid, signal.SIGUSR2)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        new = set(folder.glob(pattern)) - before
+        if new:
+            return new.pop()
+        time.sleep(0.05)
+    return None
+
+
+def memstats_row(label: int, rss_kib: int, stats: dict[str, Any]) -> dict[str, float]:
+    """One sample's memory by owner, in MiB (see ``_probe/_memstats.py``)."""
+    smaps = stats["smaps"]
+    glibc = stats["mallinfo2"]
+    pym = stats["pymalloc"]
+    sqlite = stats["sqlite"]
+
+    def rss(kind: str) -> float:
+        return smaps.get(kind, {}).get("Rss", 0) / 1024
+
+    return {
+        "requests": label, "VmRSS": rss_kib / 1024,
+        "[heap] Rss": rss("heap"), "glibc arena heaps Rss": rss("glibc_arenas"),
+        "other anon Rss": rss("anon"), "file Rss": rss("file"),
+        "of which database files": sum(kib for path, kib in smaps.get("files", {}).items()
+                                       if ".sqlite" in path or path.endswith(".db")) / 1024,
+        "stack+special Rss":
+        rss("stack") + rss("special"),
+        "glibc heap in use": glibc["uordblks"] / MIB, "glibc heap free": glibc["fordblks"] / MIB,
+        "glibc mmapped": glibc["hblkhd"] / MIB, "glibc heap size": glibc["arena"] / MIB,
+        "pymalloc arenas": pym.get("arena_total", 0) / MIB,
+        "pymalloc in blocks": pym.get("bytes in allocated blocks", 0) / MIB,
+        "pymalloc free in pools": pym.get("bytes in available blocks", 0) / MIB,
+        "sqlite memory used": sqlite.get("memory_used", 0) / MIB,
+        "sqlite caches": sum(c["cache_used"] for c in sqlite.get("connections", [])) / MIB,
+        "sqlite statements": sum(c["stmt_used"] for c in sqlite.get("connections", [])) / MIB,
+    }
+
+
 async def run(gateway: GatewayProcess, args: argparse.Namespace,
-              snapshot_folder: Path | None) -> dict[str, object]:
+              snapshot_folder: Path | None, memstats_folder: Path | None) -> dict[str, object]:
     import aiohttp
 
     body = json.dumps({"amount": 100, "description": MEMO, "expiry": EXPIRY}).encode()
     headers = {"Content-Type": "application/json"}
     pid = gateway.pid
     samples: list[dict[str, object]] = []
+    memstats: list[dict[str, object]] = []
     snapshots: list[Path] = []
     counts = {"done": 0, "errors": 0, "stream_bytes": 0, "streams_open": 0, "streams_ended": 0}
     recent: list[str] = []
@@ -90,19 +139,23 @@ async def run(gateway: GatewayProcess, args: argparse.Namespace,
             f"{counts['streams_open']} streams open, load {loadavg()}")
         if snapshot_folder is not None and label and (len(snapshots) == 0
                                                       or label == args.requests):
-            before = set(snapshot_folder.glob("snapshot-*.pickle"))
-            os.kill(pid, signal.SIGUSR2)
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                new = set(snapshot_folder.glob("snapshot-*.pickle")) - before
-                if new:
-                    time.sleep(1.0)  # let the dump finish
-                    snapshots.append(new.pop())
-                    break
-                time.sleep(0.2)
+            made = request_dump(pid, snapshot_folder, "snapshot-*.pickle")
+            if made is not None:
+                time.sleep(1.0)  # let the dump finish
+                snapshots.append(made)
+        if memstats_folder is not None:
+            made = request_dump(pid, memstats_folder, "memstats-*.json")
+            if made is not None:
+                memstats.append(memstats_row(label, figures["VmRSS"],
+                                             json.loads(made.read_text())))
+                samples[-1]["memstats"] = json.loads(made.read_text())
 
     await asyncio.sleep(2)  # the start-up's background work (first probes) done
     idle = memory_kib(pid)
+    if memstats_folder is not None:
+        made = request_dump(pid, memstats_folder, "memstats-*.json")
+        if made is not None:
+            memstats.append(memstats_row(-1, idle["VmRSS"], json.loads(made.read_text())))
     log(f"  idle: RSS {idle['VmRSS'] / 1024:.1f} MiB")
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=30)
@@ -189,7 +242,8 @@ async def run(gateway: GatewayProcess, args: argparse.Namespace,
     return {"samples": samples, "idle_rss_mib": idle["VmRSS"] / 1024,
             "hwm_mib": end["VmHWM"] / 1024, "elapsed_s": elapsed,
             "errors": counts["errors"], "streams_ended_early": counts["streams_ended"],
-            "stream_bytes": counts["stream_bytes"], "snapshots": [str(p) for p in snapshots]}
+            "stream_bytes": counts["stream_bytes"], "snapshots": [str(p) for p in snapshots],
+            "memstats": memstats}
 
 
 def snapshot_diff(first: str, last: str, top: int = 25) -> list[tuple[str, str, str]]:
@@ -223,7 +277,12 @@ def measure(args: argparse.Namespace, source: Path, label: str) -> dict[str, obj
         settings["SSE_RECHECK_SECONDS"] = str(args.sse_recheck_seconds)
     if args.database_url:
         settings["DATABASE_URL"] = args.database_url
-    snapshot_folder = None
+    snapshot_folder = memstats_folder = None
+    if args.memstats:
+        memstats_folder = workdir / "memstats"
+        memstats_folder.mkdir()
+        settings["PYTHONPATH"] = f"{BENCH_DIR / '_probe'}:{source}"
+        settings["LNGATE_BENCH_MEMSTATS"] = str(memstats_folder)
     if args.tracemalloc:
         snapshot_folder = workdir / "snapshots"
         snapshot_folder.mkdir()
@@ -233,7 +292,7 @@ def measure(args: argparse.Namespace, source: Path, label: str) -> dict[str, obj
     try:
         gateway = GatewayProcess(settings, workdir=workdir / "gateway")
         try:
-            result = asyncio.run(run(gateway, args, snapshot_folder))
+            result = asyncio.run(run(gateway, args, snapshot_folder, memstats_folder))
         finally:
             gateway.stop()
     finally:
@@ -261,8 +320,24 @@ def measure(args: argparse.Namespace, source: Path, label: str) -> dict[str, obj
         print_table(f"tracemalloc: live allocations grown from {first_after['requests']:,} to "
                     f"{last['requests']:,} requests (top 25, innermost frame first)",
                     ["KiB", "blocks", "where"], snapshot_diff(snapshots[0], snapshots[-1]))
+    rows: list[dict[str, float]] = result["memstats"]  # type: ignore[assignment]
+    if rows:
+        print_memstats(label, rows, first_after["requests"])
     shutil.rmtree(workdir, ignore_errors=True)
     return result
+
+
+def print_memstats(label: str, rows: list[dict[str, float]], first_after: float) -> None:
+    """The memory-by-owner table of one gateway (``--memstats``), with the change from the
+    first sample after 0 to the last."""
+    names = [name for name in rows[0] if name != "requests"]
+    start = next((r for r in rows if r["requests"] == first_after), rows[0])
+    last = rows[-1]
+    columns = ["MiB"] + ["idle" if r["requests"] < 0 else f"{r['requests']:,}" for r in rows]
+    columns.append(f"{first_after:,} → {last['requests']:,}")
+    print_table(f"{label}: memory by owner (MiB)", columns,
+                [[name] + [fmt(r[name], 2) for r in rows] + [f"{last[name] - start[name]:+.2f}"]
+                 for name in names])
 
 
 def main() -> None:
@@ -275,12 +350,16 @@ def main() -> None:
                         help="SSE_RECHECK_SECONDS of the gateway (default: its own, 3 s)")
     parser.add_argument("--tracemalloc", action="store_true",
                         help="measurement only: snapshot diff of the gateway's allocations")
+    parser.add_argument("--memstats", action="store_true",
+                        help="measurement only: the worker's memory by owner at each sample")
     parser.add_argument("--src-ref", help="measure the source of this git ref")
     parser.add_argument("--baseline-ref", metavar="REF",
                         help="also measure src/ as of this git ref, in the same run, first")
     parser.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra setting for every gateway (repeatable)")
     args = parser.parse_args()
+    if args.memstats and args.tracemalloc:
+        parser.error("--memstats and --tracemalloc both use SIGUSR2: one at a time")
     set_gateway_env(args.gateway_env)
     info = machine_info()
     log(f"machine: {info}, load {loadavg()}")

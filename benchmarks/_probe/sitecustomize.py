@@ -15,6 +15,13 @@ through the environment, observes the process without changing what it does:
 - ``LNGATE_BENCH_CPROFILE=<path>``: the first ``SIGUSR1`` starts ``cProfile`` on the main
   thread (the event loop), counting that thread's CPU time, the second stops it and writes its stats to ``<path>`` (the
   ``pstats`` format), so only the timed phase is profiled (``bench_webhook.py --cprofile``).
+- ``LNGATE_BENCH_MEMSTATS=<folder>``: each ``SIGUSR2`` writes ``<folder>/memstats-<n>.json``,
+  the process's memory by owner (``bench_memory.py --memstats``): ``/proc/self/status`` and
+  ``smaps`` summed by kind of mapping (``[heap]``, anonymous, file-backed, stack), glibc's
+  ``mallinfo2`` and ``malloc_info`` (per arena), pymalloc's ``sys._debugmallocstats``, SQLite's
+  ``sqlite3_status64`` and, per connection, ``sqlite3_db_status`` (the connections are
+  recorded as ``sqlite3.connect`` makes them). Not with ``LNGATE_BENCH_TRACEMALLOC`` (same
+  signal).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import time
 _SQL_LOG = os.environ.get("LNGATE_BENCH_SQL_LOG")
 _TRACE_DIR = os.environ.get("LNGATE_BENCH_TRACEMALLOC")
 _CPROFILE = os.environ.get("LNGATE_BENCH_CPROFILE")
+_MEMSTATS = os.environ.get("LNGATE_BENCH_MEMSTATS")
 
 
 def _capture_sql(path: str) -> None:
@@ -117,3 +125,7 @@ if _TRACE_DIR:
     _trace_memory(_TRACE_DIR)
 if _CPROFILE:
     _profile_on_signal(_CPROFILE)
+if _MEMSTATS:
+    from _memstats import dump_on_signal
+
+    dump_on_signal(_MEMSTATS)

@@ -65,6 +65,7 @@ from lngate.services.webhooks import WebhookAuth
 from lngate.settings import ConfigError, Settings
 from lngate.store import Database
 from lngate.store.coordination import AdvisoryLock
+from lngate.store.wal_bound import CHECK_INTERVAL as WAL_CHECK_INTERVAL
 from lngate.store.invoice_writer import InvoiceWriter
 from lngate.store.stream_cursors import StreamCursorStore
 from lngate.store.test_invoices import DatabaseInvoiceStore
@@ -348,6 +349,9 @@ async def build_gateway(settings: Settings, *, migrate: bool = True,
     }
     if events.transport is not None:
         instance_loops["invoice-events"] = events.receive
+    if db.wal_bound is not None:
+        instance_loops["sqlite-wal-bound"] = partial(every, WAL_CHECK_INTERVAL, db.wal_bound.check,
+                                                     name="sqlite-wal-bound")
     stream_watch = StreamWatch(db, events)
     instance_loops["event-stream-recheck"] = partial(
         every, settings.sse_recheck_seconds, stream_watch.recheck, name="event-stream-recheck",

@@ -9,7 +9,6 @@ naming the variable; secrets are ``SecretStr`` and never appear in a repr or a l
 from __future__ import annotations
 
 import ipaddress
-import re
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -30,6 +29,7 @@ from lngate.config_secrets import SecretUrl
 from lngate.domain import Network
 from lngate.notify.addresses import InvalidAddress, parse_mailbox
 from lngate.provider_registry import ProviderEntry, parse_providers
+from lngate.rate_limit_notation import parse_limit
 from lngate.provider_specs import (
     LNbitsSpec,
     NWCSpec,
@@ -41,7 +41,6 @@ from lngate.provider_specs import (
 )
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/lngate.sqlite3"
-_RATE_LIMIT = re.compile(r"^\s*\d+\s*(/|per)\s*\d*\s*(second|minute|hour|day)s?\s*$", re.I)
 
 
 class ConfigError(Exception):
@@ -325,9 +324,7 @@ class Settings(BaseSettings):
     @field_validator("rate_limit_admin_login")
     @classmethod
     def _admin_login_rate_limit(cls, value: str) -> str:
-        if not _RATE_LIMIT.match(value):
-            raise ValueError(f"must look like '5/minute' or '10 per hour', got {value!r}")
-        return value.strip()
+        return parse_limit(value).text
 
     @field_validator(
         "lnbits_endpoint", "lnbits_node_pubkey", "lnbits_invoice_key", "lnbits_admin_key",
@@ -398,9 +395,7 @@ class Settings(BaseSettings):
     @field_validator("rate_limit", "rate_limit_check", "rate_limit_webhook")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
-        if not _RATE_LIMIT.match(value):
-            raise ValueError(f"must look like '60/minute' or '10 per second', got {value!r}")
-        return value.strip()
+        return parse_limit(value).text
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod

@@ -12,19 +12,14 @@ from collections.abc import Callable
 import pytest
 import uvloop
 
-from lngate.web.accept_loop import (
-    SHARING_WORKERS_ENV,
-    AcceptAllLoop,
-    AcceptAllServer,
-    sharing_workers,
-    waiting_connections,
-)
+from lngate.web.accept_loop import AcceptAllLoop, AcceptAllServer
+from lngate.web.worker_sockets import WORKER_SOCKETS_ENV
 
 
 @pytest.fixture(autouse=True)
 def _one_worker(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A serving process started in this test process must not make these tests two workers."""
-    monkeypatch.delenv(SHARING_WORKERS_ENV, raising=False)
+    """These tests are one process serving its own socket, whatever the environment says."""
+    monkeypatch.delenv(WORKER_SOCKETS_ENV, raising=False)
 
 
 class _Counting(asyncio.Protocol):
@@ -168,52 +163,3 @@ def test_out_of_descriptors_pauses_accepting_then_resumes(
 
     with asyncio.Runner(loop_factory=AcceptAllLoop) as runner:
         runner.run(scenario())
-
-
-def test_the_accept_queue_length_is_read_from_the_listening_socket() -> None:
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    listening.listen(32)
-    waiting = [socket.create_connection(listening.getsockname()) for _ in range(5)]
-    try:
-        assert waiting_connections(listening) == 5
-        listening.accept()[0].close()
-        assert waiting_connections(listening) == 4
-    finally:
-        for conn in waiting:
-            conn.close()
-        listening.close()
-
-
-def test_a_worker_sharing_the_socket_takes_its_share_of_a_burst() -> None:
-    """Two workers: one readiness event takes half of the 20 waiting connections, not all."""
-    async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        listening = socket.socket()
-        listening.bind(("127.0.0.1", 0))
-        server = AcceptAllServer(loop, listening, asyncio.Protocol, 64, workers=2)
-        await server.start_serving()
-        loop.remove_reader(listening.fileno())  # this test plays the loop's readiness event
-        waiting = [socket.create_connection(listening.getsockname()) for _ in range(20)]
-        server._accept_waiting()
-        assert waiting_connections(listening) == 10
-        server._accept_waiting()
-        assert waiting_connections(listening) == 5
-        server._serving = False
-        server.close()
-        await server.wait_closed()
-        for conn in waiting:
-            conn.close()
-
-    with asyncio.Runner(loop_factory=AcceptAllLoop) as runner:
-        runner.run(scenario())
-
-
-@pytest.mark.parametrize(("value", "workers"), [(None, 1), ("2", 2), ("0", 1), ("two", 1)])
-def test_the_sharing_workers_come_from_the_environment(
-        monkeypatch: pytest.MonkeyPatch, value: str | None, workers: int) -> None:
-    if value is None:
-        monkeypatch.delenv(SHARING_WORKERS_ENV, raising=False)
-    else:
-        monkeypatch.setenv(SHARING_WORKERS_ENV, value)
-    assert sharing_workers() == workers

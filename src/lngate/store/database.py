@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from lngate.store.direct_insert import PG_POOL_SIZE, DirectInsert
 from lngate.store.migration_scripts import script_revisions
 from lngate.store.sqlite_driver import CACHE_KIB, one_hop_dbapi
+from lngate.store.wal_bound import WalBound
 from lngate.store.tables import metadata
 
 if TYPE_CHECKING:
@@ -163,6 +164,9 @@ class Database:
             engine, sqlite_path=sqlite_path,
             postgres_pool=self._direct_pool if engine.dialect.name == "postgresql" else None)
         """Inserts in transactions of their own through the driver (the create path's lane)."""
+        self.wal_bound = WalBound(engine, sqlite_path) if sqlite_path else None
+        """An SQLite file's write-ahead log kept short (a serving process checks it
+        periodically); ``None`` on PostgreSQL and in-memory SQLite."""
 
     @classmethod
     def from_url(cls, url: str, *, echo: bool = False) -> Database:

@@ -11,13 +11,9 @@ milliseconds (docs/benchmarks.md). asyncio's own loop accepts up to the listen b
 readiness event; :class:`AcceptAllLoop` does the same on uvloop, so the door can answer (or
 refuse) a burst of new clients at once.
 
-Several worker processes share one listening socket, and a worker taking every waiting
-connection would take them all: measured with two workers and a client opening 20 connections
-at once, one worker held all 20 (or 19) and the other none, where uvloop's one per turn gave
-4/16 to 7/13. So each worker takes its share of what waits: the queue's length (Linux reports
-it for a listening socket in ``TCP_INFO``) divided by the number of workers, rounded up, at
-least one; ``lngate serve`` says how many workers share the socket in the environment variable
-:data:`SHARING_WORKERS_ENV`.
+With several workers, each serves a listening socket of its own (:mod:`lngate.web.worker_sockets`:
+the kernel spreads new connections over them), so taking every waiting connection takes only
+that worker's.
 """
 
 from __future__ import annotations
@@ -25,61 +21,32 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-import math
-import os
 import socket
-import struct
 from collections.abc import Callable
 from typing import Any
 
 import uvloop
+
+from lngate.web.worker_sockets import serve_when_claimed
 
 _RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 ACCEPT_RETRY_SECONDS = 1.0
 """After running out of file descriptors or memory, accepting resumes after this delay (as
 asyncio's loop does); the waiting connections stay in the kernel's queue meanwhile."""
 
-SHARING_WORKERS_ENV = "LNGATE_SHARING_WORKERS"
-"""How many processes accept from the same listening socket (absent: one)."""
-_TCP_INFO_QUEUE = struct.Struct("=I")
-_TCP_INFO_QUEUE_OFFSET = 24  # tcpi_unacked: a listening socket's accept queue length
-
 logger = logging.getLogger("lngate.http")
 
 
-def waiting_connections(sock: socket.socket) -> int | None:
-    """How many connections wait in ``sock``'s accept queue, or ``None`` where the system does
-    not say (Linux does, in ``TCP_INFO``)."""
-    try:
-        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 32)
-    except (OSError, AttributeError):
-        return None
-    if len(info) < _TCP_INFO_QUEUE_OFFSET + _TCP_INFO_QUEUE.size:
-        return None
-    return int(_TCP_INFO_QUEUE.unpack_from(info, _TCP_INFO_QUEUE_OFFSET)[0])
-
-
-def sharing_workers() -> int:
-    """The processes accepting from the same socket as this one (:data:`SHARING_WORKERS_ENV`)."""
-    try:
-        return max(1, int(os.environ.get(SHARING_WORKERS_ENV, "1")))
-    except ValueError:
-        return 1
-
-
 class AcceptAllServer(asyncio.AbstractServer):
-    """A listening TCP socket whose waiting connections are accepted at each readiness event,
-    all of them (at most ``backlog``) or, with ``workers`` processes sharing the socket, this
-    process's share; each is served by a protocol from ``protocol_factory``."""
+    """A listening TCP socket whose waiting connections are all accepted (at most ``backlog``)
+    at each readiness event; each is served by a protocol from ``protocol_factory``."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
-                 protocol_factory: Callable[[], asyncio.BaseProtocol], backlog: int, *,
-                 workers: int = 1) -> None:
+                 protocol_factory: Callable[[], asyncio.BaseProtocol], backlog: int) -> None:
         self._loop = loop
         self._sock = sock
         self._protocol_factory = protocol_factory
         self._backlog = max(1, backlog)
-        self._workers = max(1, workers)
         self._serving = False
         self._connecting: set[asyncio.Task[None]] = set()
 
@@ -98,7 +65,11 @@ class AcceptAllServer(asyncio.AbstractServer):
 
     async def start_serving(self) -> None:
         """Listen and accept from now on."""
-        if self._serving:
+        self.listen()
+
+    def listen(self) -> None:
+        """Listen and accept from now on (unless closed)."""
+        if self._serving or self._sock.fileno() < 0:
             return
         self._sock.setblocking(False)
         self._sock.listen(self._backlog)
@@ -123,17 +94,8 @@ class AcceptAllServer(asyncio.AbstractServer):
         if self._connecting:
             await asyncio.gather(*self._connecting, return_exceptions=True)
 
-    def _share(self) -> int:
-        """How many connections to accept now."""
-        if self._workers == 1:
-            return self._backlog
-        waiting = waiting_connections(self._sock)
-        if waiting is None:
-            return 1  # as libuv: the others get their turn
-        return min(self._backlog, max(1, math.ceil(waiting / self._workers)))
-
     def _accept_waiting(self) -> None:
-        for _ in range(self._share()):
+        for _ in range(self._backlog):
             try:
                 conn, _address = self._sock.accept()
             except (BlockingIOError, InterruptedError):
@@ -166,22 +128,22 @@ class AcceptAllServer(asyncio.AbstractServer):
 
 class AcceptAllLoop(uvloop.Loop):
     """uvloop's loop whose TCP servers on a given socket accept every waiting connection per
-    readiness event, or their share of them (:class:`AcceptAllServer`, :func:`sharing_workers`);
-    other servers are uvloop's own."""
+    readiness event (:class:`AcceptAllServer`); other servers are uvloop's own."""
 
     async def create_server(  # type: ignore[override]  # returns an AbstractServer
             self, protocol_factory: Callable[[], asyncio.BaseProtocol], host: Any = None,
             port: Any = None, *, sock: socket.socket | None = None, backlog: int = 100,
             ssl: Any = None, start_serving: bool = True, **kwargs: Any) -> asyncio.AbstractServer:
         """As :meth:`asyncio.loop.create_server`; with ``sock`` (a TCP socket, no TLS), the
-        server is an :class:`AcceptAllServer`."""
+        server is an :class:`AcceptAllServer`, serving once ``sock`` is this worker's
+        (:func:`~lngate.web.worker_sockets.serve_when_claimed`)."""
         if (sock is None or ssl is not None or kwargs
                 or sock.family not in (socket.AF_INET, socket.AF_INET6)
                 or sock.type != socket.SOCK_STREAM):
             return await super().create_server(
                 protocol_factory, host, port, sock=sock, backlog=backlog, ssl=ssl,
                 start_serving=start_serving, **kwargs)
-        server = AcceptAllServer(self, sock, protocol_factory, backlog, workers=sharing_workers())
+        server = AcceptAllServer(self, sock, protocol_factory, backlog)
         if start_serving:
-            await server.start_serving()
+            serve_when_claimed(self, sock, server.listen)
         return server

@@ -27,6 +27,7 @@ measured in docs/configuration.md; the read timeout and the connection cap are n
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import resource
 import time
@@ -39,8 +40,8 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from lngate.heap import glibc
-from lngate.web.accept_loop import SHARING_WORKERS_ENV
 from lngate.web.admission import ADMITTED_PATHS, Admission, find_door
+from lngate.web.worker_sockets import WORKER_SOCKETS_ENV, WorkerSockets, spreads_connections
 
 ACCEPT_LOOP = "lngate.web.accept_loop:AcceptAllLoop"
 """uvicorn's ``loop`` setting: uvloop, accepting every waiting connection at once."""
@@ -330,8 +331,8 @@ def run_server(app: str, *, host: str, port: int, workers: int, limits: HttpLimi
                keepalive_timeout: int) -> None:
     """Serve the ASGI factory ``app`` (an import string) until interrupted, with ``limits``,
     glibc's malloc arenas capped (:func:`limit_malloc_arenas`), and every waiting connection
-    accepted at once, each worker taking its share (:mod:`lngate.web.accept_loop`, which serves
-    a socket bound here)."""
+    accepted at once (:mod:`lngate.web.accept_loop`); several workers listen on a socket each
+    (:mod:`lngate.web.worker_sockets`), all bound here."""
     limit_malloc_arenas()
     config = uvicorn.Config(
         app, factory=True, host=host, port=port, workers=workers, loop=ACCEPT_LOOP,
@@ -339,14 +340,33 @@ def run_server(app: str, *, host: str, port: int, workers: int, limits: HttpLimi
         proxy_headers=False, timeout_keep_alive=keepalive_timeout,
     )
     setattr(config, LIMITS_ATTRIBUTE, limits)  # pickled with the config into each worker
-    os.environ[SHARING_WORKERS_ENV] = str(workers)  # inherited: each takes its share of a burst
-    sockets = [config.bind_socket()]
     if workers > 1:
         from uvicorn.supervisors import Multiprocess
 
-        Multiprocess(config, sockets=sockets).run()
+        group = _worker_sockets(host, port, workers)
+        if group is None:  # one socket for all, as uvicorn shares it
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+            return
+        os.environ[WORKER_SOCKETS_ENV] = str(group.folder)  # inherited by the workers
+        try:
+            Multiprocess(config, sockets=group.sockets).run()
+        finally:
+            del os.environ[WORKER_SOCKETS_ENV]
+            group.close()
         return
     server = uvicorn.Server(config)
-    server.run(sockets=sockets)
+    server.run(sockets=[config.bind_socket()])
     if not server.started:
         raise SystemExit(3)  # as uvicorn.run: the application failed to start
+
+
+def _worker_sockets(host: str, port: int, workers: int) -> WorkerSockets | None:
+    """A socket per worker where the system spreads connections over them, else ``None``;
+    exits as uvicorn does when the address cannot be bound."""
+    if not spreads_connections():
+        return None
+    try:
+        return WorkerSockets(host, port, workers)
+    except OSError as exc:
+        logging.getLogger("uvicorn.error").error(exc)
+        raise SystemExit(3) from None

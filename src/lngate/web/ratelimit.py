@@ -18,7 +18,6 @@ at most once a minute): a limit must not turn a database hiccup into refused web
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from typing import Any
 
 import structlog
 
+from lngate.rate_limit_notation import Limit, parse_limit
 from lngate.store import Database
 from lngate.store.database import is_transient
 from lngate.store.rate_limit_batch import HitBatcher
@@ -34,37 +34,6 @@ from lngate.store.rate_limits import prune, retry_after
 log = structlog.get_logger("lngate.ratelimit")
 PRUNE_INTERVAL = 60.0
 """Seconds between two deletions of expired counters (each process; idempotent)."""
-
-
-_GRANULARITY_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400,
-                        "month": 30 * 86400, "year": 12 * 30 * 86400}
-_LIMIT = re.compile(r"\s*([0-9]+)\s*(?:/|\s*per\s*)\s*([0-9]+)?\s*([a-z]+?)s?\s*", re.IGNORECASE)
-
-
-@dataclass(frozen=True, slots=True)
-class Limit:
-    """``amount`` hits per ``period`` seconds."""
-
-    text: str
-    amount: int
-    period: int
-
-
-def parse_limit(text: str) -> Limit:
-    """A limit in the ``limits`` library's notation (``60/minute``, ``10 per 2 hours``).
-
-    Parsed here rather than by the library, which a process without Redis then never imports
-    (it and its dependencies are ~1.5 MiB per worker); the Redis path parses the same text with
-    the library. Raises ``ValueError`` for anything else.
-    """
-    # several limits (``1/second; 50/minute``): the library's parse() keeps the first
-    matches = [_LIMIT.fullmatch(part) for part in re.split(r"[,;|]", text)]
-    if not all(m is not None and m.group(3).lower() in _GRANULARITY_SECONDS for m in matches):
-        raise ValueError(f"couldn't parse rate limit string '{text}'")
-    amount, multiples, granularity = matches[0].groups()  # type: ignore[union-attr]
-    # as the library: a missing or zero multiple is one
-    period = _GRANULARITY_SECONDS[granularity.lower()] * (int(multiples or 0) or 1)
-    return Limit(text, int(amount), period)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +109,7 @@ class RateLimiter:
         self._limiter: Any = None
         self._library_items: dict[str, Any] = {}
         if redis_url:
-            # the limits library, for Redis only (see parse_limit)
+            # the limits library, for Redis only (see lngate.rate_limit_notation)
             from limits import parse
             from limits.aio.strategies import SlidingWindowCounterRateLimiter
             from limits.storage import storage_from_string

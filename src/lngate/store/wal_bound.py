@@ -1,0 +1,71 @@
+"""A bound on an SQLite file's write-ahead log, which constant writes otherwise let grow.
+
+In WAL mode a commit appends the pages it changed to the log (``<file>-wal``) and checkpoints
+copy them back into the file. The log only starts again from its beginning when a writer
+begins while every page of it has been copied back and no reader still reads from it; until
+then it grows, and its index (``<file>-shm``, 32 KiB per 4,096 pages of log, mapped into every
+process using the file) grows with it. The engine's automatic checkpoints are passive: they
+copy what no reader still needs and never wait. Under a steady load (the create path's lane
+commits a batch every few milliseconds, readers come and go all the time) the log is almost
+never entirely copied back when a writer begins, so it restarted only by chance: in
+``bench_memory.py`` (about 570 requests a second) the log reached 500 MB for a 34 MB file within
+70 s, and the index's mapped pages (1.6 MiB at 100,000 requests) were the largest part of a
+worker's memory growth that kept going (docs/benchmarks.md).
+
+:meth:`WalBound.check` looks at the log's size (one ``stat``) and, past :data:`WAL_LIMIT`, runs
+a ``TRUNCATE`` checkpoint on the engine's writing connection: it copies the rest of the log
+back, waits (the connection's busy timeout) for the readers still reading the log, and empties
+the log. Writers wait for it meanwhile (milliseconds: the passive checkpoints have copied most
+of the log already). The log thus stays under :data:`WAL_LIMIT` plus what one
+:data:`CHECK_INTERVAL` writes, and so does its index.
+"""
+
+from __future__ import annotations
+
+import os
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+log = structlog.get_logger("lngate.store")
+
+WAL_LIMIT = 64 * 1024 * 1024
+"""Bytes of write-ahead log past which :meth:`WalBound.check` empties it."""
+CHECK_INTERVAL = 2.0
+"""Seconds between two looks at the log's size (a serving process's background loop)."""
+
+
+class WalBound:
+    """Keeps the write-ahead log of the SQLite file at ``path`` under ``limit`` bytes, through
+    ``engine``, the file's writing engine."""
+
+    def __init__(self, engine: AsyncEngine, path: str, *, limit: int = WAL_LIMIT) -> None:
+        self.engine = engine
+        self.wal_path = f"{path}-wal"
+        self.limit = limit
+
+    def log_size(self) -> int:
+        """The log file's size in bytes (0 when there is none)."""
+        try:
+            return os.stat(self.wal_path).st_size
+        except FileNotFoundError:
+            return 0
+
+    async def check(self) -> bool:
+        """Empty the log if it is past the limit; True if it was emptied.
+
+        False when it was under the limit, or when a reader kept reading it past the busy
+        timeout (logged; the next check tries again).
+        """
+        size = self.log_size()
+        if size <= self.limit:
+            return False
+        async with self.engine.connect() as conn:
+            result = await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            row = tuple(result.one())  # (busy, pages in the log, pages copied back)
+        busy, pages, copied = row
+        if busy:
+            log.warning("sqlite_wal_not_truncated", wal_bytes=size, wal_pages=pages,
+                        copied_pages=copied)
+            return False
+        return True
