@@ -15,6 +15,11 @@ accepted until the process runs out of file descriptors (then every request fail
   connection idle for longest (no request in progress: not yet sent, or keep-alive) is closed
   to make room; when none is idle the new connection gets ``503`` and is closed.
 
+It also answers the creates that admission at the door refuses (:mod:`lngate.web.admission`)
+as soon as their headers are read, without a request cycle, a task or the ASGI stack: under
+overload most requests are such refusals, and through the stack they took CPU the creates
+being served needed (docs/benchmarks.md).
+
 h11 (``h11_max_incomplete_event_size``) would bound the header size alone, at a throughput cost
 measured in docs/configuration.md; the read timeout and the connection cap are needed either way.
 """
@@ -35,6 +40,7 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from lngate.heap import glibc
+from lngate.web.admission import ADMITTED_PATHS, Admission, find_door
 from lngate.web.worker_sockets import WORKER_SOCKETS_ENV, WorkerSockets, spreads_connections
 
 ACCEPT_LOOP = "lngate.web.accept_loop:AcceptAllLoop"
@@ -43,6 +49,7 @@ LIMITS_ATTRIBUTE = "lngate_http_limits"
 """The attribute of uvicorn's ``Config`` carrying :class:`HttpLimits` to every worker."""
 _GUARD_ATTRIBUTE = "lngate_connection_guard"
 _WARNING_INTERVAL = 10.0
+_ADMITTED_RAW_PATHS = frozenset(path.encode() for path in ADMITTED_PATHS)
 
 
 MALLOC_ARENAS = 2
@@ -103,6 +110,17 @@ class _ConnectionGuard:
         self.cap = limits.connection_cap()
         self.idle: OrderedDict[GuardedHttpToolsProtocol, None] = OrderedDict()
         self._warned: dict[str, float] = {}
+        self._door: Admission | None = None
+        self._door_sought = False
+
+    def door(self, app: object) -> Admission | None:
+        """The app's admission middleware, looked up once the app has built its middleware."""
+        if not self._door_sought:
+            self._door = find_door(app)
+            # an application builds its middleware on its first request: look again until then
+            self._door_sought = self._door is not None or getattr(
+                app, "middleware_stack", True) is not None
+        return self._door
 
     def warn(self, protocol: HttpToolsProtocol, kind: str, message: str) -> None:
         """Log ``message`` at most once per interval per kind (an attack repeats them)."""
@@ -133,6 +151,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._reading_headers = True
         self._header_bytes = 0
         self._read_timer: asyncio.TimerHandle | None = None
+        self._refused_request = False
+        """The request being read was refused at the door: its body is discarded."""
 
     # --- connection life -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -213,12 +233,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._reading_headers = False
         self.guard.idle.pop(self, None)
+        if self._refuse_at_door():
+            return
         super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._refused_request:
+            super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._cancel_read_timer()
         self._reading_headers = True
         self._header_bytes = 0
+        if self._refused_request:
+            # answered when its headers were read; the connection waits for the next request
+            self._refused_request = False
+            self.on_response_complete()
+            return
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
@@ -226,6 +257,35 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_response_complete()
         if not next_request_waiting and not self.transport.is_closing():
             self.guard.idle[self] = None
+
+    # --- admission at the door -------------------------------------------------------------
+    def _refuse_at_door(self) -> bool:
+        """Answer the request at once if admission refuses it and it needs nothing of the app.
+
+        Only a keep-alive HTTP/1.1 ``POST`` to a bounded path, without ``Origin`` (its refusal
+        carries CORS headers, added by the app) or ``Expect``, and with no earlier request of
+        the connection still being answered (answers keep their order). The response is the
+        one the admission middleware sends, after the server's default headers.
+        """
+        door = self.guard.door(self.app)
+        if door is None or not door.full or self.parser.get_method() != b"POST":
+            return False
+        path = self.url.partition(b"?")[0]
+        # under a root path the app sees another path than the URL's: leave those to it
+        if path not in _ADMITTED_RAW_PATHS or self.root_path or self.pipeline or (
+                self.cycle is not None and not self.cycle.response_complete):
+            return False
+        if (self.parser.get_http_version() != "1.1" or not self.parser.should_keep_alive()
+                or self.expect_100_continue
+                or any(name in (b"origin", b"expect") for name, _ in self.headers)):
+            return False
+        headers, body = door.refuse(path.decode("ascii"))
+        self._refused_request = True
+        self.transport.write(b"".join([
+            STATUS_LINE[503],
+            *[b"%s: %s\r\n" % pair for pair in [*self.server_state.default_headers, *headers]],
+            b"\r\n", body]))
+        return True
 
     # --- limits ----------------------------------------------------------------------------
     def _arm_read_timer(self) -> None:
