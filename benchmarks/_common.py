@@ -19,6 +19,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -358,6 +359,32 @@ class GatewayProcess(ManagedProcess):
                 "error_message FROM provider_calls ORDER BY started_at, id"
             ).fetchall()
         return [dict(row) for row in rows]
+
+
+def log_problems(path: Path, levels: tuple[str, ...] = ("warning", "error", "critical"),
+                 detail: bool = False) -> dict[str, int]:
+    """Events of a gateway's JSON log at ``levels``, counted by level and event name (and with
+    ``detail``, the first line of the error or exception they carry)."""
+    counts: Counter[str] = Counter()
+    with contextlib.suppress(OSError):
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("lngate-bench-ablate:"):
+                counts[line] += 1  # which measurement-only patches applied or were skipped
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                if "Traceback" in line or "ERROR" in line:
+                    counts["(non-JSON) " + line[:80]] += 1
+                continue
+            if isinstance(event, dict) and event.get("level") in levels:
+                key = f"{event.get('level')}: {event.get('event')}"
+                if detail:
+                    cause = event.get("error") or event.get("exception") or event.get("exc_info")
+                    if cause:
+                        key += f" ({str(cause).strip().splitlines()[-1][:160]})"
+                counts[key] += 1
+    return dict(counts)
 
 
 # ----------------------------------------------------------------------------- output

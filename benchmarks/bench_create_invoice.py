@@ -71,6 +71,7 @@ from _common import (  # noqa: E402
     http_get,
     loadavg,
     log,
+    log_problems,
     machine_busy_seconds,
     machine_info,
     percentile,
@@ -572,25 +573,6 @@ def capacity_run(upstream: Upstream, config: str, args: argparse.Namespace, load
         "statuses": load.get("statuses", {}),
         "log_problems": problems,
     }
-
-
-def log_problems(path: Path) -> dict[str, int]:
-    """Warning and error events of a gateway's JSON log, counted by event name."""
-    counts: Counter[str] = Counter()
-    with contextlib.suppress(OSError):
-        for line in path.read_text(errors="replace").splitlines():
-            if line.startswith("lngate-bench-ablate:"):
-                counts[line] += 1  # which measurement-only patches applied or were skipped
-                continue
-            try:
-                event = json.loads(line)
-            except ValueError:
-                if "Traceback" in line or "ERROR" in line:
-                    counts["(non-JSON) " + line[:80]] += 1
-                continue
-            if isinstance(event, dict) and event.get("level") in ("warning", "error", "critical"):
-                counts[f"{event.get('level')}: {event.get('event')}"] += 1
-    return dict(counts)
 
 
 def run_capacity(args: argparse.Namespace) -> tuple[list[dict[str, object]], dict | None]:

@@ -64,6 +64,7 @@ from _common import (  # noqa: E402
     fmt,
     loadavg,
     log,
+    log_problems,
     machine_info,
     percentile,
     print_table,
@@ -248,6 +249,8 @@ def overload_run(variant: str, limit: int, capacity: float, upstream: Upstream,
     finally:
         gateway.stop()
         opened, overloaded_logs = breaker_opens(gateway.workdir / "gateway.log")
+        # what a 500 (or any error) was: the log goes with the gateway's folder
+        errors = log_problems(gateway.workdir / "gateway.log", ("error", "critical"), detail=True)
         gateway.cleanup()
     data = json.loads(out.read_text())
     result = analyse(variant, limit, capacity, data, scraper.samples, started, opened,
@@ -262,6 +265,7 @@ def overload_run(variant: str, limit: int, capacity: float, upstream: Upstream,
                                       / capacity_per_cpu) if over_cpu else float("nan")
     result["local_capacity_per_s"] = local_capacity
     result["served_over_local_ratio"] = float(result["served_over_per_s"]) / local_capacity
+    result["log_errors"] = errors
     return result
 
 
@@ -449,6 +453,9 @@ def main() -> int:
           f"{r['new_connections_over']}, {fmt(r['new_connection_p50_ms'])} / "
           f"{fmt(r['new_connection_p99_ms'])}"]
          for r in results])
+    for r in results:
+        for error, count in r["log_errors"].items():
+            print(f"  run {r['run']} {r['variant']}: {count} x {error}")
     if door is not None:
         print(f"\nThe door's cost: {door['create_cpu_ms']:.3f} CPU ms per create served, "
               f"{door['refusal_cpu_ms']:.3f} per request refused ({door['refusals']} of "
