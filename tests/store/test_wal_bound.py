@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
+import time
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -41,6 +44,39 @@ async def test_a_log_past_the_limit_is_emptied_and_nothing_is_lost(sqlite_db: Da
     assert await _count(sqlite_db) == 100
     await _write(sqlite_db, 5, start=100)  # the log starts again, the file still takes writes
     assert await _count(sqlite_db) == 105
+
+
+async def test_a_reader_on_an_old_snapshot_holds_creates_back_a_moment_not_seconds(
+        sqlite_db: Database) -> None:
+    """The truncating checkpoint holds new writers back while it waits for readers: it gives up
+    after TRUNCATE_WAIT_MS (the next check tries again) rather than the connection's 5 s, which
+    kept a create's batch waiting up to its own 5 s timeout behind a long read."""
+    assert sqlite_db.wal_bound is not None
+    bound = WalBound(sqlite_db.engine, sqlite_db.wal_bound.wal_path.removesuffix("-wal"),
+                     limit=64 * 1024)
+    await _write(sqlite_db, 100)
+    reader = sqlite3.connect(bound.wal_path.removesuffix("-wal"))
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM invoices").fetchone()  # holds this snapshot
+        await _write(sqlite_db, 100, start=100)  # the log now has frames the reader does not see
+        assert bound.log_size() > bound.limit
+
+        async def timed_write() -> float:
+            await asyncio.sleep(0.02)  # once the checkpoint waits
+            started = time.monotonic()
+            await _write(sqlite_db, 1, start=200)
+            return time.monotonic() - started
+
+        started = time.monotonic()
+        truncated, write_seconds = await asyncio.gather(bound.check(), timed_write())
+        assert truncated is False
+        assert time.monotonic() - started < 1.0
+        assert write_seconds < 1.0
+    finally:
+        reader.close()
+    assert await bound.check() is True  # the reader gone, the next check empties the log
+    assert await _count(sqlite_db) == 201
 
 
 async def test_a_log_under_the_limit_is_left_alone(sqlite_db: Database) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy.exc import OperationalError as SAOperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from lngate.store.direct_insert import PG_POOL_SIZE, DirectInsert
+from lngate.store.direct_insert import PG_POOL_SIZE, SQLITE_BUSY_TIMEOUT_MS, DirectInsert
 from lngate.store.migration_scripts import script_revisions
 from lngate.store.sqlite_driver import CACHE_KIB, one_hop_dbapi
 from lngate.store.wal_bound import WalBound
@@ -331,7 +331,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     cursor.close()
@@ -341,7 +341,7 @@ def _sqlite_reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # No journal_mode here: WAL is the file's own setting, made by the writing connection,
     # which connects first (migrations).
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA query_only=ON")
     cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     cursor.close()

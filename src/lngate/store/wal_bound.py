@@ -14,10 +14,13 @@ worker's memory growth that kept going (docs/benchmarks.md).
 
 :meth:`WalBound.check` looks at the log's size (one ``stat``) and, past :data:`WAL_LIMIT`, runs
 a ``TRUNCATE`` checkpoint on the engine's writing connection: it copies the rest of the log
-back, waits (the connection's busy timeout) for the readers still reading the log, and empties
-the log. Writers wait for it meanwhile (milliseconds: the passive checkpoints have copied most
-of the log already). The log thus stays under :data:`WAL_LIMIT` plus what one
-:data:`CHECK_INTERVAL` writes, and so does its index.
+back, waits for the readers still reading the log, and empties the log. New writers wait for it
+meanwhile, so it waits for readers at most :data:`TRUNCATE_WAIT_MS` (not the connection's 5 s
+busy timeout: a read holding an old snapshot for seconds, an operator's report at a million
+rows, kept every create waiting behind the checkpoint up to the writers' own 5 s timeout,
+after which their batch failed); a checkpoint that gives up leaves the log as it was and the
+next check tries again. The log thus stays under :data:`WAL_LIMIT` plus what the checks
+between two quiet moments write, and so does its index.
 """
 
 from __future__ import annotations
@@ -27,12 +30,16 @@ import os
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from lngate.store.direct_insert import SQLITE_BUSY_TIMEOUT_MS
+
 log = structlog.get_logger("lngate.store")
 
 WAL_LIMIT = 64 * 1024 * 1024
 """Bytes of write-ahead log past which :meth:`WalBound.check` empties it."""
 CHECK_INTERVAL = 2.0
 """Seconds between two looks at the log's size (a serving process's background loop)."""
+TRUNCATE_WAIT_MS = 100
+"""How long the truncating checkpoint waits for readers (and holds new writers back)."""
 
 
 class WalBound:
@@ -54,15 +61,19 @@ class WalBound:
     async def check(self) -> bool:
         """Empty the log if it is past the limit; True if it was emptied.
 
-        False when it was under the limit, or when a reader kept reading it past the busy
-        timeout (logged; the next check tries again).
+        False when it was under the limit, or when a reader kept reading it past
+        :data:`TRUNCATE_WAIT_MS` (logged; the next check tries again).
         """
         size = self.log_size()
         if size <= self.limit:
             return False
         async with self.engine.connect() as conn:
-            result = await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-            row = tuple(result.one())  # (busy, pages in the log, pages copied back)
+            await conn.exec_driver_sql(f"PRAGMA busy_timeout={TRUNCATE_WAIT_MS}")
+            try:
+                result = await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+                row = tuple(result.one())  # (busy, pages in the log, pages copied back)
+            finally:
+                await conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         busy, pages, copied = row
         if busy:
             log.warning("sqlite_wal_not_truncated", wal_bytes=size, wal_pages=pages,
