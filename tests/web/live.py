@@ -64,7 +64,14 @@ async def live_gateway(settings: Settings, port: int) -> AsyncIterator[LiveGatew
             yield LiveGateway(url, http, app)
     finally:
         server.should_exit = True
-        await asyncio.wait_for(task, 15)
+        try:
+            await asyncio.wait_for(task, 15)
+        except TimeoutError:
+            # say what the shutdown was still waiting for (seen once in CI, not reproduced)
+            stacks = [f"{pending.get_name()}: {pending.get_stack(limit=8)}"
+                      for pending in asyncio.all_tasks() if pending is not asyncio.current_task()]
+            raise AssertionError("the gateway did not stop within 15 s; tasks still running:\n"
+                                 + "\n".join(stacks)) from None
 
 
 @asynccontextmanager
