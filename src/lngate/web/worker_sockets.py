@@ -135,10 +135,7 @@ def serve_when_claimed(loop: asyncio.AbstractEventLoop, sock: socket.socket,
         else:
             loop.call_later(CLAIM_RETRY_SECONDS, attempt)
 
-    if claims.claim(sock):
-        serve()
-    elif not claims.holding:
-        loop.call_later(CLAIM_RETRY_SECONDS, attempt)
+    attempt()
 
 
 def _claim_file(folder: Path, sock: socket.socket) -> Path:
