@@ -14,6 +14,10 @@ Demo mode and the test provider
     create router), it only backs the admin's ``simulate_payment``, whose invoices it can
     still be asked about (the router knows it for look-ups only), and settlement refuses to
     fulfil an order from one of its invoices.
+
+    Built on the database, it is one node for every worker and instance sharing it: its key is
+    the one the first instance stored (``test_node_keys``), and its invoices live in
+    ``test_invoices``, so any instance answers for, and "pays", what another issued.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ from datetime import timedelta
 from functools import partial
 
 import aiohttp
+import coincurve
 import structlog
 
 from lngate.config_secrets import secrets_in
+from lngate.domain import Network
 from lngate.metrics import GatewayMetrics
 from lngate.notify.alerts import AlertChannel, DiscordWebhook, EmailAlerts, SlackWebhook
 from lngate.notify.email import (
@@ -68,7 +74,7 @@ from lngate.store.coordination import AdvisoryLock
 from lngate.store.wal_bound import CHECK_INTERVAL as WAL_CHECK_INTERVAL
 from lngate.store.invoice_writer import InvoiceWriter
 from lngate.store.stream_cursors import StreamCursorStore
-from lngate.store.test_invoices import DatabaseInvoiceStore
+from lngate.store.test_invoices import DatabaseInvoiceStore, shared_test_key
 from lngate.tasks.leadership import RETRY_INTERVAL, Elector, Leadership, Loop, Role, SoleElector
 from lngate.tasks.loops import DelayedWake, every
 from lngate.tasks.monitoring import follower_loops, leader_loops
@@ -93,7 +99,7 @@ class Overrides:
     them; their node keys are not pinned). Pure demo mode when the test provider is among them."""
     test_provider: TestProvider | None = None
     """The test provider, used as it is (default: one of ``providers`` that is a
-    ``TestProvider``, else one keeping its invoices in the database)."""
+    ``TestProvider``, else the database's, as :func:`shared_test_provider` builds it)."""
     clock: WallClock | None = None
     email_sender: EmailSender | None = None
     alert_channels: Sequence[AlertChannel] | None = None
@@ -210,6 +216,18 @@ async def build_providers(
     return providers, [], test_provider
 
 
+async def shared_test_provider(db: Database, *, network: Network, clock: WallClock,
+                               name: str = "test") -> TestProvider:
+    """The test provider as one node for every instance on ``db``: it signs with the key the
+    first of them stored (this one's new key if none is) and keeps its invoices there, so any
+    instance answers for, and "pays", what another issued, also after a restart."""
+    key = await shared_test_key(db, name, coincurve.PrivateKey().secret.hex(),
+                                created_at=clock())
+    return TestProvider(network=network, clock=clock, name=name,
+                        private_key=coincurve.PrivateKey(bytes.fromhex(key)),
+                        invoices=DatabaseInvoiceStore(db))
+
+
 def build_router(
     settings: Settings, providers: list[Provider], *,
     on_attempt: Callable[[AttemptRecord], object],
@@ -255,16 +273,14 @@ async def build_gateway(settings: Settings, *, migrate: bool = True,
         payee_keys = PayeeKeys(db=db, clock=clock)
         if o.providers is None:
             providers, sessions, configured = await build_providers(settings, payee_keys, db=db)
-            # Its invoices in the database: any instance answers for, and "pays", what
-            # another issued, and they outlive a restart.
-            test_provider = configured.with_store(DatabaseInvoiceStore(db), clock=clock)
+            test_provider = await shared_test_provider(
+                db, network=settings.lightning_network, clock=clock, name=configured.name)
             providers = [test_provider if p is configured else p for p in providers]
         else:
             providers = list(o.providers)
             test_provider = o.test_provider or next(
-                (p for p in providers if isinstance(p, TestProvider)), None) or TestProvider(
-                network=settings.lightning_network, clock=clock,
-                invoices=DatabaseInvoiceStore(db))
+                (p for p in providers if isinstance(p, TestProvider)), None) or (
+                await shared_test_provider(db, network=settings.lightning_network, clock=clock))
     except BaseException:
         await db.aclose()
         raise

@@ -1,5 +1,5 @@
-"""The test provider's invoices in the database: read back whole, paid once, shared by two
-providers (two instances) on SQLite and PostgreSQL."""
+"""The test provider in the database: its invoices read back whole, paid once, shared by two
+providers (two instances), and its key, the first stored, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import coincurve
 from lngate.domain import Network, PaymentState
 from lngate.providers.testprovider import TestProvider
 from lngate.store import Database
-from lngate.store.test_invoices import DatabaseInvoiceStore
+from lngate.store.test_invoices import DatabaseInvoiceStore, shared_test_key
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -39,3 +39,12 @@ async def test_an_invoice_issued_by_one_provider_is_paid_through_another(db: Dat
     clock[0] += timedelta(seconds=61)
     expired = await two.invoice_status(unpaid.payment_hash)
     assert expired is not None and expired.state is PaymentState.EXPIRED
+
+
+async def test_the_first_key_stored_is_every_instances_key(db: Database) -> None:
+    """The key the first instance offers is stored; the next, offering its own, is given
+    that one; a provider of another name has its own."""
+    first, second = (coincurve.PrivateKey().secret.hex() for _ in range(2))
+    assert await shared_test_key(db, "test", first, created_at=NOW) == first
+    assert await shared_test_key(db, "test", second, created_at=NOW) == first
+    assert await shared_test_key(db, "other", second, created_at=NOW) == second

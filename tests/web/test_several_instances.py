@@ -1,7 +1,7 @@
 """Several gateway instances on one PostgreSQL (each a whole app, lifespan included): a checkout
 page on one sees a settlement made by another within a second, the test provider's invoices
-are known to all of them and outlive a restart, one instance leads, the others follow its
-probes."""
+are known to all of them and outlive a restart, they are one test node (one key), one
+instance leads, the others follow its probes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
+from lngate.bolt11.decode import decode
 from tests.web.payments import order_body
 from tests.web.test_events import parse
 
@@ -110,3 +112,28 @@ async def test_one_instance_leads_and_the_other_follows_its_probes(
         metrics = (await second.get("/metrics")).text
         assert "lngate_leader 0.0" in metrics
         assert "lngate_leader 1.0" in (await first.get("/metrics")).text
+
+
+async def test_every_instance_is_one_test_node(
+    gateway_factory: Callable[..., Any], shared_postgres_url: str,
+) -> None:
+    """In demo mode two instances on one database sign with one key, the one the leader's
+    probe reports, so the follower applies that probe without a payee_key_mismatch; their
+    invoices all name that payee, and a restarted instance keeps it."""
+    settings = {"database_url": shared_postgres_url}
+    with capture_logs() as logs:
+        async with gateway_factory(**settings) as first, gateway_factory(**settings) as second:
+            gateways = [c.app.state.gateway for c in (first, second)]  # type: ignore[attr-defined]
+            key = gateways[0].test_provider.node_pubkey
+            assert gateways[1].test_provider.node_pubkey == key
+            assert gateways[1].monitoring.health.latest["test"].node_pubkey == key
+            payees = set()
+            for client in (first, second):
+                created = await client.post("/api/create-invoice",
+                                            json={"amount": 21, "description": "one node"})
+                assert created.status_code == 200, created.text
+                payees.add(decode(created.json()["invoice"]["payment_request"]).payee)
+            assert payees == {key}
+    assert [e for e in logs if e["event"] == "payee_key_mismatch"] == []
+    async with gateway_factory(**settings) as restarted:
+        assert restarted.app.state.gateway.test_provider.node_pubkey == key  # type: ignore[attr-defined]

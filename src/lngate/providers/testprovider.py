@@ -1,12 +1,14 @@
-"""The test provider: real, correctly signed BOLT11 invoices from a throwaway node key.
+"""The test provider: real, correctly signed BOLT11 invoices from a node key of its own.
 
 For demos and tests only. It runs only when ``LIGHTNING_TEST_MODE`` is on, always last in the
 provider order, and every invoice it issues is flagged ``isTest``. Its invoices cannot be
 paid on any network; :meth:`TestProvider.mark_paid` plays the customer's wallet.
 
-What it issued lives in a :class:`IssuedInvoiceStore`: in memory by default (one process), or
-the gateway's database (``test_invoices``), so that behind several workers any of them can
-answer for an invoice another issued, "pay" it, and still know it after a restart.
+Its key is a new one unless given. What it issued lives in a :class:`IssuedInvoiceStore`: in
+memory by default (one process), or the gateway's database (``test_invoices``), so that behind
+several workers any of them can answer for an invoice another issued, "pay" it, and still know
+it after a restart. The gateway gives it the key stored in the database too
+(``bootstrap.shared_test_provider``), so that all its workers and instances are one node.
 """
 
 from __future__ import annotations
@@ -91,13 +93,6 @@ class TestProvider:
         self._key = private_key or coincurve.PrivateKey()
         self.node_pubkey = self._key.public_key.format(compressed=True).hex()
         self.invoices: IssuedInvoiceStore = invoices or MemoryInvoiceStore()
-
-    def with_store(self, invoices: IssuedInvoiceStore, *,
-                   clock: Callable[[], datetime] | None = None) -> TestProvider:
-        """The same node (name, network, key) keeping its invoices in ``invoices`` (and
-        telling time by ``clock`` when one is given)."""
-        return TestProvider(network=self._network, clock=clock or self._clock, name=self.name,
-                            private_key=self._key, invoices=invoices)
 
     async def create_invoice(
         self, *, amount_msat: int, memo: str, expiry: int, webhook_url: str | None = None

@@ -401,6 +401,18 @@ test_invoices = Table(
     Column("paid_at", UTCDateTime, nullable=True),
 )
 
+test_node_keys = Table(
+    "test_node_keys",
+    metadata,
+    # The test provider's private key (migration 0009_test_node_keys), made by the first
+    # instance to start and taken by every other, so all of them are one test node: one payee
+    # on every invoice, the key the leader's probe reports. Demo and tests only: it signs
+    # invoices no network can pay, and no provider but the test provider is checked against it.
+    Column("provider", String(32), primary_key=True),
+    Column("private_key", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
 rate_limit_hits = Table(
     "rate_limit_hits",
     metadata,

@@ -1,4 +1,5 @@
-"""The test provider's invoices in the database (``test_invoices``), shared by every instance."""
+"""The test provider in the database, shared by every instance: its invoices
+(``test_invoices``) and its key (``test_node_keys``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from sqlalchemy import insert, select, update
 
 from lngate.providers.testprovider import IssuedTestInvoice
 from lngate.store.database import Database
-from lngate.store.tables import test_invoices
+from lngate.store.tables import test_invoices, test_node_keys
+from lngate.store.upsert import insert_ignore
 
 
 class DatabaseInvoiceStore:
@@ -44,3 +46,16 @@ class DatabaseInvoiceStore:
             found = (await conn.execute(
                 select(t.payment_hash).where(t.payment_hash == payment_hash))).first()
         return found is not None
+
+
+async def shared_test_key(db: Database, provider: str, candidate: str, *,
+                          created_at: datetime) -> str:
+    """The test provider's private key (hex) on this database: ``candidate`` stored unless an
+    instance stored one first, which wins; the stored key."""
+    k = test_node_keys.c
+    async with db.transaction() as conn:
+        await conn.execute(insert_ignore(conn, test_node_keys, ["provider"]).values(
+            provider=provider, private_key=candidate, created_at=created_at))
+        stored: str = (await conn.execute(
+            select(k.private_key).where(k.provider == provider))).scalar_one()
+    return stored
