@@ -366,6 +366,7 @@ def log_problems(path: Path, levels: tuple[str, ...] = ("warning", "error", "cri
     """Events of a gateway's JSON log at ``levels``, counted by level and event name (and with
     ``detail``, the first line of the error or exception they carry)."""
     counts: Counter[str] = Counter()
+    in_traceback = False
     with contextlib.suppress(OSError):
         for line in path.read_text(errors="replace").splitlines():
             if line.startswith("lngate-bench-ablate:"):
@@ -376,7 +377,13 @@ def log_problems(path: Path, levels: tuple[str, ...] = ("warning", "error", "cri
             except ValueError:
                 if "Traceback" in line or "ERROR" in line:
                     counts["(non-JSON) " + line[:80]] += 1
+                    in_traceback = in_traceback or "Traceback" in line
+                elif in_traceback and line[:1] not in ("", " ", "\t") and ":" in line:
+                    # a traceback's last line: the exception and its message
+                    counts["(non-JSON) raised " + line[:160]] += 1
+                    in_traceback = False
                 continue
+            in_traceback = False
             if isinstance(event, dict) and event.get("level") in levels:
                 key = f"{event.get('level')}: {event.get('event')}"
                 if detail:

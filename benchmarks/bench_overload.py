@@ -23,9 +23,11 @@ Run: ``.venv/bin/python benchmarks/bench_overload.py [--over 8] [--after 8] [--r
    (``lngate_event_loop_lag_max_seconds``, scraped every 0.5 s) and the share of time the loop
    lagged (rate of ``lngate_event_loop_lag_seconds_total``); recovery after the load drops: the
    time until every later 0.25 s slice of requests is ≥ 99 % answered 200 with a p99 under
-   0.5 s; the 200s' latency p50/p99 in each phase; and the latency of the first request on
-   each connection the generator opened in the 2x phase (it waits for the server to accept the
-   connection as well as to answer it).
+   0.5 s (and what the last slice short of that was: its share of 200s, p99 and other answers);
+   the open-loop generator's own cores in the 2× phase (on this shared machine they are CPU
+   the gateway did not get); the 200s' latency p50/p99 in each phase; and the latency of the
+   first request on each connection the generator opened in the 2x phase (it waits for the
+   server to accept the connection as well as to answer it).
 
 4. *The door's cost* (``--door-cost``, on by default): the gateway's CPU per create served
    (closed loop, instantaneous upstream) and per request refused at the door (closed loop,
@@ -304,6 +306,7 @@ def analyse(variant: str, limit: int, capacity: float, data: dict, samples: list
 
     # recovery: slices of requests (by due time) after the drop
     slices: list[bool] = []
+    last_bad = ""
     t = a0
     while t < a1 - 1e-9:
         chunk = [r for r in requests if t <= r[1] < t + SLICE]
@@ -311,6 +314,16 @@ def analyse(variant: str, limit: int, capacity: float, data: dict, samples: list
         good = bool(chunk) and len(oks) >= RECOVERED_SHARE * len(chunk) and (
             percentile(oks, 99) <= RECOVERED_P99)
         slices.append(good)
+        if not good:
+            # why the recovery ends where it does: the last slice that was not yet served well
+            statuses: dict[str, int] = {}
+            for r in chunk:
+                if r[3] != 200:
+                    key = f"{r[3]} {r[4]}".strip()
+                    statuses[key] = statuses.get(key, 0) + 1
+            last_bad = (f"+{t - a0:.2f} s: {len(oks)} of {len(chunk)} answered 200, p99 "
+                        f"{fmt(percentile(oks, 99) * 1000)} ms"
+                        + "".join(f", {v} x {k}" for k, v in sorted(statuses.items())))
         t += SLICE
     recovery: float | None = None
     for i in range(len(slices)):
@@ -342,7 +355,9 @@ def analyse(variant: str, limit: int, capacity: float, data: dict, samples: list
         "overloaded_attempt_logs": overloaded_logs,
         "other_non_200": others,
         "lag_max_s": lag_max, "lag_share_over": lag_share,
-        "recovery_s": recovery,
+        "recovery_s": recovery, "recovery_last_bad_slice": last_bad,
+        "generator_cores": [cpu / (end - begin) for cpu, (begin, end, _rate)
+                            in zip(data.get("cpu_seconds", []), data["phases"])],
         "new_connections_over": len(fresh_ms),
         "new_connection_p50_ms": percentile(fresh_ms, 50),
         "new_connection_p99_ms": percentile(fresh_ms, 99),
@@ -432,7 +447,7 @@ def main() -> int:
     print_table(
         "Overload: one worker, instantaneous upstream, open loop",
         ["run", "variant", "C", "served/s at 2x (x C)", "C just before (served x it)",
-         "gateway cores at 2x", "served per CPU s at 2x / at capacity",
+         "gateway cores at 2x", "generator cores at 2x", "served per CPU s at 2x / at capacity",
          "refused (status, Retry-After)",
          "refusal p50 / p99 ms", "breaker 503s", "breakers opened", "other non-200",
          "max loop lag s", "lagging share", "recovery s", "200s p50/p99 ms at 2x",
@@ -440,7 +455,9 @@ def main() -> int:
         [[r["run"], r["variant"], f"{r['capacity_per_s']:.0f}",
           f"{r['served_over_per_s']:.0f} ({r['served_over_ratio']:.2f})",
           f"{r['local_capacity_per_s']:.0f} ({r['served_over_local_ratio']:.2f})",
-          fmt(r["over_cores"], 2), fmt(r["served_per_cpu_ratio"], 2),
+          fmt(r["over_cores"], 2),
+          fmt(r["generator_cores"][1], 2) if len(r["generator_cores"]) > 1 else "-",
+          fmt(r["served_per_cpu_ratio"], 2),
           f"{r['refused']} ({'/'.join(map(str, r['refused_statuses'])) or '-'}, "
           f"{r['refused_with_retry_after']})",
           f"{fmt(r['refused_p50_ms'])} / {fmt(r['refused_p99_ms'])}",
@@ -454,6 +471,9 @@ def main() -> int:
           f"{fmt(r['new_connection_p99_ms'])}"]
          for r in results])
     for r in results:
+        if r["recovery_last_bad_slice"]:
+            print(f"  run {r['run']} {r['variant']}: last slice after the drop not yet served "
+                  f"well: {r['recovery_last_bad_slice']}")
         for error, count in r["log_errors"].items():
             print(f"  run {r['run']} {r['variant']}: {count} x {error}")
     if door is not None:

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from lngate.store import database, direct_insert
+
+from tests.peers.lnbits_peer import LNbitsPeer, fake_wallet_payee_pubkey
+from tests.web.test_lnbits_end_to_end import lnbits_settings
 from tests.web.test_test_mode_trust import failing_lnbits
 
 INTERNALS = re.compile(r"127\.0\.0\.1|localhost|:\d{2,5}\b|[A-Z]\w*(Error|Exception)\b|"
@@ -50,3 +57,52 @@ async def test_405_says_which_methods_are_allowed(
     assert response.status_code == 405
     assert allowed in response.headers["allow"]
     assert response.json()["code"] == "http_405"
+
+
+@pytest.fixture
+def held_sqlite_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], Any]:
+    """Hold the test gateway's SQLite write lock from another connection (``with held():``),
+    the gateway waiting 0.1 s for it instead of 5 s."""
+    monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_MS", 100)
+    monkeypatch.setattr(direct_insert, "SQLITE_BUSY_TIMEOUT_MS", 100)
+
+    @contextmanager
+    def held() -> Iterator[None]:
+        holder = sqlite3.connect(tmp_path / "gateway.sqlite3", isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+
+    return held
+
+
+@pytest.mark.lnbits
+@pytest.mark.parametrize(("path", "body"), [
+    ("/api/create-invoice", {"amount": 21, "description": "x"}),
+    ("/api/orders", {"product": "dazpay", "amount": 21, "customer": {"email": "a@example.com"}}),
+])
+async def test_a_database_locked_past_the_wait_gets_503_with_retry_after(
+    gateway_factory: Callable[..., Any], held_sqlite_lock: Callable[[], Any],
+    lnbits_peer: LNbitsPeer, path: str, body: dict[str, Any]
+) -> None:
+    """Another writer holding SQLite's lock past the wait (an overloaded process): a create
+    through LNbits, on the hot path or through FastAPI's routing, answers 503
+    ``database_unavailable`` with ``Retry-After``, no internals, the cause in the log; once the
+    lock is free it succeeds."""
+    settings = lnbits_settings(lnbits_peer, lnbits_node_pubkey=fake_wallet_payee_pubkey())
+    async with gateway_factory(**settings) as http:
+        with held_sqlite_lock(), capture_logs() as logs:
+            refused = await http.post(path, json=body)
+        served = await http.post(path, json=body)
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["retry-after"] == "2", refused.text
+    assert refused.json() == {"error": "Service momentanément indisponible, réessayez dans un "
+                                       "instant", "code": "database_unavailable"}
+    assert not INTERNALS.search(refused.text)
+    [logged] = [e for e in logs if e["event"] == "database_unavailable"]
+    assert "locked" in logged["error"]
+    assert not [e for e in logs if e["event"] == "unhandled_error"]
+    assert served.is_success, served.text

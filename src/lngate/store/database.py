@@ -127,15 +127,28 @@ def _transient_asyncpg() -> tuple[type[BaseException], ...]:
 
 def is_transient(exc: BaseException) -> bool:
     """Whether ``exc`` is a database hiccup that the next attempt may not meet (a lost or
-    refused connection, a timeout, a transaction to retry), rather than a bug."""
+    refused connection, a timeout, a lock held past the wait, a transaction to retry), rather
+    than a bug."""
     transient_asyncpg = _transient_asyncpg()
     if isinstance(exc, (OSError, TimeoutError, PoolTimeout, SAOperationalError, SAInterfaceError,
                         *transient_asyncpg)):
         return True
+    if isinstance(exc, sqlite3.OperationalError):  # the create path's own lane raises it bare
+        return exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
     if isinstance(exc, DBAPIError):
         cause = exc.orig.__cause__ if exc.orig is not None else None
         return exc.connection_invalidated or isinstance(cause, transient_asyncpg)
     return False
+
+
+def is_database_error(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised by the database or its driver (SQLAlchemy's errors, sqlite3's,
+    asyncpg's once loaded), not by anything else a request does."""
+    errors: tuple[type[BaseException], ...] = (SQLAlchemyError, sqlite3.Error)
+    if "asyncpg" in sys.modules:
+        asyncpg = _asyncpg()
+        errors = (*errors, asyncpg.PostgresError, asyncpg.InterfaceError)
+    return isinstance(exc, errors)
 
 
 def is_conflict(exc: BaseException) -> bool:

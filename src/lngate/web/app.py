@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lngate import __version__
@@ -35,7 +37,7 @@ from lngate.web import (
 from lngate.web.admission import ADMITTED_PATHS, Admission
 from lngate.web.client_ip import ClientIP
 from lngate.web.cors import PublicCORS
-from lngate.web.errors import ApiError
+from lngate.web.errors import ApiError, database_unavailable_error
 from lngate.web.hot_paths import HotPaths, hot_routes
 from lngate.web.http_metrics import HttpMetricsMiddleware
 from lngate.web.openapi import install_openapi
@@ -168,6 +170,17 @@ def create_app(settings: Settings, *, migrate: bool = True, serving: bool = Fals
         # exc.headers carries what the status requires, e.g. ``Allow`` on a 405
         return ApiError(exc.status_code, message, f"http_{exc.status_code}",
                         headers=dict(exc.headers or {})).response()
+
+    # Database errors get a handler of their own so that a busy or lost database is answered
+    # 503 without Starlette's server-error path, which re-raises to the server (a traceback
+    # per request, by the hundred when a lock is held past the wait under overload).
+    async def database_error(request: Request, exc: Exception) -> JsonResponse:
+        unavailable = database_unavailable_error(exc)
+        return unavailable.response() if unavailable is not None else \
+            await unexpected(request, exc)
+
+    app.add_exception_handler(SQLAlchemyError, database_error)
+    app.add_exception_handler(sqlite3.Error, database_error)
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JsonResponse:

@@ -11,9 +11,9 @@ Starlette's default converter).
 
 :class:`HotPaths` sits innermost among the app's middleware, so CORS, the HTTP metrics and the
 server-error handler still wrap these requests as they wrap every other; it calls the same
-route functions, answers an ``ApiError`` as the app's handler does, and lets anything else
-propagate to the app's 500 handler. Every other request, a ``HEAD`` or ``OPTIONS`` on these
-paths included, goes to the app unchanged.
+route functions, answers an ``ApiError`` and a database that could not serve the request for
+now as the app's handlers do, and lets anything else propagate to the app's 500 handler. Every
+other request, a ``HEAD`` or ``OPTIONS`` on these paths included, goes to the app unchanged.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lngate.web.errors import ApiError
+from lngate.web.errors import ApiError, database_unavailable_error
 
 Endpoint = Callable[..., Awaitable[Response]]
 """Called with ``request=`` and the path's parameter, if any, by name."""
@@ -68,6 +68,11 @@ class HotPaths:
             response = await endpoint(request=Request(scope, receive, send), **params)
         except ApiError as exc:
             response = exc.response()
+        except Exception as exc:
+            unavailable = database_unavailable_error(exc)
+            if unavailable is None:
+                raise
+            response = unavailable.response()
         await response(scope, receive, send)
 
     def _template_route(self, method: str, path: str, params: dict[str, str]) -> APIRoute | None:
