@@ -96,17 +96,23 @@ class HttpProvider:
     def __init__(self, url: str, session: aiohttp.ClientSession, block: float) -> None:
         self.name = "upstream"
         self.url, self.session, self.block = url, session, block
+        self.lookups = 0
 
     async def create_invoice(self, **_: object) -> ProviderInvoice:
+        await self._blocked_call()
+        return ProviderInvoice("lnbc1", "ab" * 32, 1000, "ref")
+
+    async def invoice_status(self, payment_hash: str) -> None:
+        self.lookups += 1
+        await self._blocked_call()
+        return None
+
+    async def _blocked_call(self) -> None:
         # While the request is in flight, the event loop is blocked (a long synchronous
         # stretch of our own): the answer is there at once, but nobody reads it in time.
         asyncio.get_running_loop().call_soon(time.sleep, self.block)
         async with self.session.get(self.url) as response:
             await response.read()
-        return ProviderInvoice("lnbc1", "ab" * 32, 1000, "ref")
-
-    async def invoice_status(self, payment_hash: str) -> None:
-        return None
 
     async def aclose(self) -> None:
         pass
@@ -205,3 +211,16 @@ async def test_lag_past_the_deadline_is_our_overload_not_a_provider_failure(
         [record] = records
         # skipped: the alert rules and the provider's metrics ignore it
         assert record.outcome is Outcome.SKIPPED and record.error_type == "gateway_overloaded"
+
+
+async def test_loop_lag_is_given_back_to_a_lookup(upstream: str) -> None:
+    """A lookup's attempt gets our own lag back as a create's does: the 0.6 s block is not a
+    timeout of the 0.3 s attempt, so the provider is asked once, not again by a retry (under
+    load, the reconciler looked an invoice up twice)."""
+    async with aiohttp.ClientSession() as session, lag_monitor() as monitor:
+        provider = HttpProvider(upstream, session, block=0.6)
+        router = blocked_router(provider, lag=monitor, deadline=3.0, records=[])
+        status = await router.run_lookup(provider.name,
+                                         lambda p: p.invoice_status("ab" * 32))
+        assert status is None
+        assert provider.lookups == 1

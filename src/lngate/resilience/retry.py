@@ -19,7 +19,7 @@ from typing import TypeVar
 import stamina
 
 from lngate.errors import ProviderUnavailable
-from lngate.resilience.deadline import Clock, Deadline, bounded
+from lngate.resilience.deadline import Clock, Deadline, LagSource, bounded
 
 T = TypeVar("T")
 
@@ -44,6 +44,7 @@ async def retry_read(
     wait_max: float = 1.0,
     wait_jitter: float = 0.1,
     observe: AttemptObserver | None = None,
+    lag: LagSource | None = None,
 ) -> T:
     """Await ``call()``, retrying transient failures within ``attempts`` and ``timeout`` seconds.
 
@@ -54,6 +55,11 @@ async def retry_read(
     429/503 ``Retry-After``) replaces the backoff when it fits in the time left; when it does not,
     the error is raised at once instead of sleeping into the deadline. Other errors are raised
     unchanged on the first occurrence. After the last attempt, the last error is raised.
+
+    With ``lag`` (the process's event-loop lag), an attempt's timeout counts only the time the
+    loop ran for it, within the time left (:func:`~lngate.resilience.deadline.bounded`): an
+    answer that sat unread behind our own overload is not a timeout, so it is not asked for
+    again.
     """
     if timeout <= 0:
         raise ValueError("timeout must be positive")
@@ -81,7 +87,7 @@ async def retry_read(
             limit = remaining if attempt_timeout is None else min(attempt_timeout, remaining)
             started_at = clock()
             try:
-                value = await bounded(call, limit, provider=provider)
+                value = await bounded(call, limit, provider=provider, lag=lag, limit=remaining)
             except Exception as exc:
                 if observe is not None:
                     observe(started_at, clock() - started_at, exc)

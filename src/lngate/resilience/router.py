@@ -78,6 +78,9 @@ nobody else to ask and refusing would only delay settlement. Nor do they feed th
 timeouts or the statistics, which are about creating: the reconciler's bursts of lookups (a
 rate-limited relay answering "too many queries") once opened both breakers and turned healthy
 providers into 503s. Their records still reach ``on_attempt`` (provider_calls, alerts).
+Our own lag is given back to a lookup's attempt as to a create's (within the lookup's
+deadline): cut off and retried, an answer that sat unread behind our overload cost the provider
+a second look-up, and the overload more work.
 """
 
 from __future__ import annotations
@@ -461,6 +464,7 @@ class Router:
             attempt_timeout=self._timeouts.timeout_for(provider_name),
             provider=provider_name,
             observe=observe,
+            lag=self._lag,
         )
 
     # -- bookkeeping ----------------------------------------------------------------------
