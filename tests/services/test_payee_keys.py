@@ -18,6 +18,7 @@ from tests.services.conftest import SettableClock, make_kit
 
 KEY_A = coincurve.PrivateKey().public_key.format().hex()
 KEY_B = coincurve.PrivateKey().public_key.format().hex()
+KEY_C = coincurve.PrivateKey().public_key.format().hex()
 
 
 async def test_a_key_learned_by_one_instance_is_expected_by_another(db: Database) -> None:
@@ -71,6 +72,18 @@ async def test_a_pinned_key_wins_over_a_reported_one() -> None:
         keys.report("node", KEY_B)
     assert await keys.expected("node") == KEY_A
     assert [e["event"] for e in logs] == ["payee_key_mismatch"]
+
+
+async def test_a_disagreeing_report_is_logged_once_per_key() -> None:
+    """The same disagreeing key reported at every probe is one error, not one per probe; a
+    different one is logged again."""
+    keys = PayeeKeys({"node": KEY_A})
+    with capture_logs() as logs:
+        for _ in range(3):
+            keys.report("node", KEY_B)
+        keys.report("node", KEY_C)
+    assert [(e["event"], e["reported"]) for e in logs] == [
+        ("payee_key_mismatch", KEY_B), ("payee_key_mismatch", KEY_C)]
 
 
 async def test_a_newer_report_replaces_a_learned_key() -> None:

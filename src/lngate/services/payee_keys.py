@@ -33,6 +33,8 @@ class PayeeKeys:
         self._pinned = set(self._keys)
         self._db = db
         self._clock = clock
+        self._disagreeing: dict[str, str] = {}
+        """The last key each provider reported against its pinned one (logged once)."""
 
     def pinned(self, provider: str) -> str | None:
         """The key known in this process (pinned, or learned already), without asking the
@@ -58,7 +60,8 @@ class PayeeKeys:
     def report(self, provider: str, key: str) -> None:
         """The provider says its node key is ``key`` (a health probe, ``lngate check``): taken
         unless a key was pinned in settings, which wins; a disagreement is logged as an error,
-        since invoices signed by the reported key will then be refused. The leader probes and
+        since invoices signed by the reported key will then be refused (once per key reported,
+        not at every probe: the same report comes back every probe interval). The leader probes and
         stores each probe with the reported key; the other instances apply the stored probes,
         so every instance takes the same key."""
         key = key.lower()
@@ -66,7 +69,9 @@ class PayeeKeys:
         if known == key:
             return
         if provider in self._pinned:
-            log.error("payee_key_mismatch", provider=provider, pinned=known, reported=key)
+            if self._disagreeing.get(provider) != key:
+                self._disagreeing[provider] = key
+                log.error("payee_key_mismatch", provider=provider, pinned=known, reported=key)
             return
         self._keys[provider] = key
         log.info("payee_key_reported", provider=provider, node_pubkey=key)
