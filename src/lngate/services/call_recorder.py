@@ -22,7 +22,7 @@ import structlog
 
 from lngate.resilience.router import CREATE_INVOICE, AttemptRecord, Outcome
 from lngate.store import Database
-from lngate.store.provider_calls import ProviderCall, insert_calls
+from lngate.store.provider_calls import ProviderCall, store_calls
 
 log = structlog.get_logger("lngate.provider")
 
@@ -81,8 +81,7 @@ class CallRecorder:
             return 0
         batch, self._buffer = self._buffer, []
         try:
-            async with self._db.transaction() as conn:
-                await insert_calls(conn, batch)
+            await store_calls(self._db, batch)
         except Exception:
             self._buffer[:0] = batch  # keep them for the next try
             raise

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from lngate.store.database import Database
 from lngate.store.tables import provider_calls
 
 MAX_ERROR_MESSAGE = 500
@@ -28,26 +29,35 @@ class ProviderCall:
     error_message: str | None = None
 
 
+def _rows(calls: Sequence[ProviderCall]) -> list[dict[str, Any]]:
+    return [
+        {
+            "provider": call.provider,
+            "operation": call.operation,
+            "started_at": call.started_at,
+            "duration_ms": call.duration_ms,
+            "outcome": call.outcome,
+            "error_type": call.error_type,
+            "error_message": (call.error_message or None)
+            and call.error_message[:MAX_ERROR_MESSAGE],
+        }
+        for call in calls
+    ]
+
+
 async def insert_calls(conn: AsyncConnection, calls: Sequence[ProviderCall]) -> None:
-    """Store provider calls (one multi-row insert)."""
-    if not calls:
-        return
-    await conn.execute(
-        insert(provider_calls),
-        [
-            {
-                "provider": call.provider,
-                "operation": call.operation,
-                "started_at": call.started_at,
-                "duration_ms": call.duration_ms,
-                "outcome": call.outcome,
-                "error_type": call.error_type,
-                "error_message": (call.error_message or None)
-                and call.error_message[:MAX_ERROR_MESSAGE],
-            }
-            for call in calls
-        ],
-    )
+    """Store provider calls (one multi-row insert) in ``conn``'s transaction."""
+    if calls:
+        await conn.execute(insert(provider_calls), _rows(calls))
+
+
+async def store_calls(db: Database, calls: Sequence[ProviderCall]) -> None:
+    """Store provider calls in a transaction of their own, through the database's direct lane:
+    the connection the create path writes its invoices on, so that on SQLite the two never
+    wait for each other's write lock (through the engine, a flush of a few hundred calls held
+    the lock across several hand-offs to its thread, and the creates meanwhile waited in
+    SQLite's busy handler, whose sleeps grow to 50-100 ms)."""
+    await db.direct.insert(provider_calls, _rows(calls))
 
 
 @dataclass(frozen=True, slots=True)
