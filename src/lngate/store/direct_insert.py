@@ -14,8 +14,8 @@ writes one batch at a time, so it gets a lane of its own:
   connection's busy timeout is 0, and when the engine's connection is writing (SQLite has one
   writer at a time) the batch is written from a thread of its own instead, which waits there
   (up to 5 s, as the engine does). Nor does it checkpoint: its automatic checkpoints are off,
-  and the engine's connection, which commits on every pass of the background loops (the
-  provider calls' flush among them), checkpoints the log as it grows.
+  and the log is copied back by the engine's connection, in its thread, every few seconds
+  (:mod:`lngate.store.wal_bound`).
 - PostgreSQL: a small asyncpg pool of its own (at most :data:`PG_POOL_SIZE` connections, no
   pre-ping), one statement run with ``executemany``, atomic by itself (one implicit
   transaction, one round trip); a lost connection fails its batch and the pool replaces it. The PostgreSQL rate limit's statements

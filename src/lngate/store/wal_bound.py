@@ -12,10 +12,17 @@ never entirely copied back when a writer begins, so it restarted only by chance:
 70 s, and the index's mapped pages (1.6 MiB at 100,000 requests) were the largest part of a
 worker's memory growth that kept going (docs/benchmarks.md).
 
-:meth:`WalBound.check` looks at the log's size (one ``stat``) and, past :data:`WAL_LIMIT`, runs
-a ``TRUNCATE`` checkpoint on the engine's writing connection: it copies the rest of the log
-back, waits for the readers still reading the log, and empties the log. New writers wait for it
-meanwhile, so it waits for readers at most :data:`TRUNCATE_WAIT_MS` (not the connection's 5 s
+:meth:`WalBound.check` looks at the log's size (one ``stat``) and, past :data:`WAL_LIMIT`,
+empties it in two steps on the engine's writing connection (in its thread). First a ``PASSIVE``
+checkpoint copies the log back into the file without holding writers or waiting for readers:
+nothing else copies it back as it grows (the create path's lane never checkpoints, and the
+engine's connection, whose commits checkpoint automatically, commits rarely). Then a
+``TRUNCATE`` checkpoint copies what was written meanwhile, waits for the readers still reading
+the log, and empties it. New writers wait for that second step, which the first keeps short: a
+truncation copying 64 MiB of log itself held creates back 105-155 ms, long enough at half
+capacity to fill ``MAX_CREATES_IN_FLIGHT``. (A passive copy at every check instead, with the
+file sync each one makes, stalled creates more often.) The truncation waits for readers
+at most :data:`TRUNCATE_WAIT_MS` (not the connection's 5 s
 busy timeout: a read holding an old snapshot for seconds, an operator's report at a million
 rows, kept every create waiting behind the checkpoint up to the writers' own 5 s timeout,
 after which their batch failed); a checkpoint that gives up leaves the log as it was and the
@@ -59,7 +66,8 @@ class WalBound:
             return 0
 
     async def check(self) -> bool:
-        """Empty the log if it is past the limit; True if it was emptied.
+        """Copy the log back into the file, and empty it if it is past the limit; True if it
+        was emptied.
 
         False when it was under the limit, or when a reader kept reading it past
         :data:`TRUNCATE_WAIT_MS` (logged; the next check tries again).
@@ -68,6 +76,7 @@ class WalBound:
         if size <= self.limit:
             return False
         async with self.engine.connect() as conn:
+            await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
             await conn.exec_driver_sql(f"PRAGMA busy_timeout={TRUNCATE_WAIT_MS}")
             try:
                 result = await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
