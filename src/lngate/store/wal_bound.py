@@ -66,8 +66,8 @@ class WalBound:
             return 0
 
     async def check(self) -> bool:
-        """Copy the log back into the file, and empty it if it is past the limit; True if it
-        was emptied.
+        """Past the limit, copy the log back into the file and empty it; True if it was
+        emptied.
 
         False when it was under the limit, or when a reader kept reading it past
         :data:`TRUNCATE_WAIT_MS` (logged; the next check tries again).
