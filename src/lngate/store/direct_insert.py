@@ -11,9 +11,11 @@ writes one batch at a time, so it gets a lane of its own:
   written on the event loop's thread: in WAL mode with ``synchronous=NORMAL`` a commit appends
   to the log without an fsync, tens of microseconds, less than handing the batch to a thread
   (a hand-off cost about as much as the write itself). The loop never waits for a lock: this
-  connection's busy timeout is 0, and when the engine's connection is writing (SQLite has one
-  writer at a time) the batch is written from a thread of its own instead, which waits there
-  (up to 5 s, as the engine does). Nor does it checkpoint: its automatic checkpoints are off,
+  connection's busy timeout is 0, and when another connection is writing (SQLite has one
+  writer at a time) the batch is tried again every 2 ms, the loop free meanwhile, for up to
+  5 s (the engine's timeout). SQLite's own busy handler, waiting in a thread, slept 1, 2, 5,
+  10 ... up to 100 ms between its tries: a lock held 60 ms kept the batch 78 ms, one held
+  110 ms, 128 ms. Nor does it checkpoint: its automatic checkpoints are off,
   and the log is copied back by the engine's connection, in its thread, every few seconds
   (:mod:`lngate.store.wal_bound`).
 - PostgreSQL: a small asyncpg pool of its own (at most :data:`PG_POOL_SIZE` connections, no
@@ -35,8 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import Table, insert
@@ -48,7 +50,9 @@ from lngate.store.sqlite_driver import CACHE_KIB
 
 Row = dict[str, Any]
 SQLITE_BUSY_TIMEOUT_MS = 5000
-"""How long a batch waits for SQLite's write lock, in the lane's thread (the engine's timeout)."""
+"""How long a batch waits for SQLite's write lock (the engine's timeout)."""
+SQLITE_BUSY_RETRY_SECONDS = 0.002
+"""Between two tries of a batch meeting SQLite's write lock held by another connection."""
 PG_POOL_SIZE = 4
 """Connections of the PostgreSQL lane's pool, beyond the engine's."""
 
@@ -69,7 +73,6 @@ class DirectInsert:
         self._sqlite_path = sqlite_path
         self._postgres_pool = postgres_pool
         self._statements: dict[tuple[str, tuple[str, ...]], _Statement] = {}
-        self._thread: ThreadPoolExecutor | None = None
         self._sqlite: sqlite3.Connection | None = None
         self._sqlite_lock = asyncio.Lock()
         self._pg: Any = None
@@ -102,14 +105,11 @@ class DirectInsert:
         return await pool.fetch(sql, *args)
 
     async def aclose(self) -> None:
-        """Close the lane's own connection (and thread); the next :meth:`insert` reopens them."""
+        """Close the lane's own connections; the next :meth:`insert` reopens them."""
         async with self._sqlite_lock:
             if self._sqlite is not None:
                 conn, self._sqlite = self._sqlite, None
                 conn.close()
-        if self._thread is not None:
-            thread, self._thread = self._thread, None
-            thread.shutdown(wait=False)
         if self._pg is not None:
             pool, self._pg = self._pg, None
             try:
@@ -128,24 +128,25 @@ class DirectInsert:
     async def _sqlite_insert(self, sql: str, values: list[tuple[Any, ...]]) -> None:
         async with self._sqlite_lock:  # one connection: one transaction at a time
             conn = self._sqlite_connection()
-            try:
-                _sqlite_write(conn, sql, values)
-                return
-            except sqlite3.OperationalError as exc:
-                if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # or an extended BUSY_*
-                    raise
-            # another connection is writing: wait for it in a thread, not on the event loop
-            if self._thread is None:
-                self._thread = ThreadPoolExecutor(1, thread_name_prefix="lngate-direct-insert")
-            await asyncio.get_running_loop().run_in_executor(
-                self._thread, _sqlite_write_waiting, conn, sql, values)
+            deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+            while True:
+                try:
+                    _sqlite_write(conn, sql, values)
+                    return
+                except sqlite3.OperationalError as exc:
+                    if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # or a BUSY_* one
+                        raise
+                    if time.monotonic() >= deadline:
+                        raise
+                # another connection is writing: try again shortly, the loop free meanwhile
+                await asyncio.sleep(SQLITE_BUSY_RETRY_SECONDS)
 
     def _sqlite_connection(self) -> sqlite3.Connection:
         if self._sqlite is None:
             assert self._sqlite_path is not None
             # autocommit mode: the transaction is the explicit BEGIN ... COMMIT; timeout=0: a
-            # locked database is answered at once (see the module docstring); used from the
-            # loop's thread and, while it waits, from the lane's thread, never both at once
+            # locked database is answered at once (see the module docstring); used by one
+            # event loop at a time, whichever thread runs it
             conn = sqlite3.connect(self._sqlite_path, isolation_level=None, timeout=0,
                                    check_same_thread=False)
             for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "wal_autocheckpoint=0",
@@ -190,16 +191,6 @@ def _sqlite_write(conn: sqlite3.Connection, sql: str, values: list[tuple[Any, ..
         if isinstance(exc, sqlite3.IntegrityError):
             raise IntegrityError(sql, None, exc) from exc
         raise
-
-
-def _sqlite_write_waiting(conn: sqlite3.Connection, sql: str,
-                          values: list[tuple[Any, ...]]) -> None:
-    """:func:`_sqlite_write` waiting up to 5 s for the write lock (in the lane's thread)."""
-    conn.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    try:
-        _sqlite_write(conn, sql, values)
-    finally:
-        conn.execute("PRAGMA busy_timeout=0")
 
 
 class _Statement:
