@@ -9,6 +9,7 @@ files in that directory, on free loopback ports, with a throwaway self-signed ce
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -162,6 +163,15 @@ class Nginx:
     @property
     def access_log(self) -> Path:
         return self.folder / "logs" / "access.log"
+
+    async def logged(self, uri: str, count: int, timeout: float = 5.0) -> list[re.Match[str]]:
+        """:meth:`access_entries` for ``uri`` once there are at least ``count``: nginx writes a
+        request's line after its answer is sent, so a client holding the answer can read the
+        log before the line is in it (seen once in a loaded CI run)."""
+        async with asyncio.timeout(timeout):
+            while len(entries := self.access_entries(uri)) < count:
+                await asyncio.sleep(0.05)
+        return entries
 
     def access_entries(self, uri: str) -> list[re.Match[str]]:
         """Access log entries for ``uri`` (no query), oldest first: groups ``method``,
