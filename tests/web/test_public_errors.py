@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,15 +62,23 @@ async def test_405_says_which_methods_are_allowed(
 
 @pytest.fixture
 def held_sqlite_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[], Any]:
-    """Hold the test gateway's SQLite write lock from another connection (``with held():``),
-    the gateway waiting 0.1 s for it instead of 5 s."""
+    """Hold the test gateway's SQLite write lock from another connection (``async with
+    held():``), the gateway waiting 0.1 s for it instead of 5 s."""
     monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_MS", 100)
     monkeypatch.setattr(direct_insert, "SQLITE_BUSY_TIMEOUT_MS", 100)
 
-    @contextmanager
-    def held() -> Iterator[None]:
-        holder = sqlite3.connect(tmp_path / "gateway.sqlite3", isolation_level=None)
-        holder.execute("BEGIN IMMEDIATE")
+    @asynccontextmanager
+    async def held() -> AsyncIterator[None]:
+        # taken without blocking the event loop: a write of the gateway's in flight on it
+        # (its commit still to be sent) would otherwise keep the lock from us for good
+        holder = sqlite3.connect(tmp_path / "gateway.sqlite3", isolation_level=None, timeout=0)
+        async with asyncio.timeout(10):
+            while True:
+                try:
+                    holder.execute("BEGIN IMMEDIATE")
+                    break
+                except sqlite3.OperationalError:
+                    await asyncio.sleep(0.01)
         try:
             yield
         finally:
@@ -94,8 +103,9 @@ async def test_a_database_locked_past_the_wait_gets_503_with_retry_after(
     lock is free it succeeds."""
     settings = lnbits_settings(lnbits_peer, lnbits_node_pubkey=fake_wallet_payee_pubkey())
     async with gateway_factory(**settings) as http:
-        with held_sqlite_lock(), capture_logs() as logs:
-            refused = await http.post(path, json=body)
+        async with held_sqlite_lock():
+            with capture_logs() as logs:
+                refused = await http.post(path, json=body)
         served = await http.post(path, json=body)
     assert refused.status_code == 503, refused.text
     assert refused.headers["retry-after"] == "2", refused.text
