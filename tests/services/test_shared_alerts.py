@@ -62,16 +62,22 @@ async def alerts(url: str) -> list[tuple[str, str, str]]:
 
 
 async def fail_creates(gateways: list[Gateway], per_gateway: int) -> None:
+    """Failing creates on each gateway in turn, each one's calls stored before the next's (as
+    instances' calls made seconds apart would be; each recorder otherwise flushes every
+    0.5 s, so a later instance's failures could be stored after an earlier one's successes)."""
     for gateway in gateways:
         for _ in range(per_gateway):
             with pytest.raises(NoProviderAvailable):
                 await create_invoice(REQUEST, gateway.invoices)
+        await gateway.recorder.flush()
 
 
 async def succeed_creates(gateways: list[Gateway], per_gateway: int) -> None:
+    """Successful creates on each gateway in turn, stored in that order (see above)."""
     for gateway in gateways:
         for _ in range(per_gateway):
             await create_invoice(REQUEST, gateway.invoices)
+        await gateway.recorder.flush()
 
 
 async def test_a_provider_failing_on_three_instances_is_one_incident(
