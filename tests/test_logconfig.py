@@ -107,3 +107,30 @@ async def test_verbose_logs_are_lngate_only_no_sql_and_no_customer_data(
     for forbidden in ("SELECT ", "INSERT INTO", "UPDATE ", "BEGIN", "alice@example.com",
                       params["token"], params["nonce"]):
         assert forbidden not in logged, f"{forbidden!r} reached the logs"
+
+
+class CountingStream:
+    """A stream that keeps each write apart, as an unbuffered one hands each to the system."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_a_line_is_written_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each log line goes out with its newline in one write: with ``PYTHONUNBUFFERED=1`` every
+    write is a system call, and the workers of ``serve --workers N`` share the stream, so a line
+    written in two parts (print's way) let another worker's line in between."""
+    stream = CountingStream()
+    monkeypatch.setattr(sys, "stderr", stream)
+    configure_logging(verbose=True, fmt="json")
+    structlog.get_logger("lngate.test").info("first", n=1)
+    structlog.get_logger("lngate.test").warning("second", n=2)
+    assert [json.loads(w)["event"] for w in stream.writes] == ["first", "second"]
+    assert all(w.endswith("\n") and w.count("\n") == 1 for w in stream.writes)

@@ -46,7 +46,7 @@ def configure_logging(*, verbose: bool, fmt: str = "auto", secrets: Iterable[str
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=lambda *_args: LossyPrintLogger(sys.stderr),
+        logger_factory=lambda *_args: LossyLineLogger(sys.stderr),
         cache_logger_on_first_use=final,
     )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
@@ -54,15 +54,20 @@ def configure_logging(*, verbose: bool, fmt: str = "auto", secrets: Iterable[str
     logging.getLogger(OWN_LOGGER).setLevel(level)
 
 
-class LossyPrintLogger(structlog.PrintLogger):
-    """Drops a line it cannot write instead of raising into the caller.
+class LossyLineLogger(structlog.WriteLogger):
+    """Writes each line whole, and drops a line it cannot write instead of raising into the
+    caller.
 
-    With logs on a full disk (or a closed pipe) every log call would otherwise fail the request
-    or task that made it, readiness included, instead of that request or task saying why.
+    Whole: the line and its newline in one write. ``print`` writes them apart, and on an
+    unbuffered stream (``PYTHONUNBUFFERED=1``, common in containers and services) that is two
+    system calls, so the workers of ``lngate serve --workers N``, sharing one stream, put lines
+    into each other (``{...}{...}``, seen in a test of two workers). Lossy: with logs on a full
+    disk (or a closed pipe) every log call would otherwise fail the request or task that made
+    it, readiness included, instead of that request or task saying why.
     """
 
     def msg(self, message: str) -> None:
-        """Print ``message``, or drop it when the stream refuses it."""
+        """Write ``message`` and its newline at once, or drop it when the stream refuses it."""
         try:
             super().msg(message)
         except (OSError, ValueError):  # ValueError: the stream is closed
