@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from lngate.services import call_tail
 from lngate.services.call_tail import CallTail
 from lngate.store import Database
 from lngate.store.provider_calls import ProviderCall, insert_calls
@@ -76,3 +77,26 @@ async def test_a_batch_committed_late_with_lower_ids_is_not_missed(
     finally:
         await db.aclose()
         await other.aclose()
+
+
+async def test_on_sqlite_a_stored_call_is_read_from_the_database_once(
+        sqlite_db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite's ids commit in order (one writer at a time), so the tail reads only the rows
+    above the last one it handed out, not the last seconds' rows again at every read."""
+    fetched: list[int] = []
+    original = call_tail.calls_after
+
+    async def counting(conn, after_id, limit):  # type: ignore[no-untyped-def]
+        rows = await original(conn, after_id, limit)
+        fetched.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(call_tail, "calls_after", counting)
+    tail = CallTail(sqlite_db)
+    await tail.start()
+    await store(sqlite_db, "a", "b")
+    assert [c.provider for c in await tail.read_new()] == ["a", "b"]
+    await store(sqlite_db, "c")
+    assert [c.provider for c in await tail.read_new()] == ["c"]
+    assert await tail.read_new() == []
+    assert fetched == [2, 1, 0]

@@ -7,7 +7,9 @@ may commit after one that took higher ids, so "everything above the last id read
 it. :class:`CallTail` therefore keeps re-reading the ids above a low-water mark that trails
 ``overlap`` seconds behind, and remembers which of those ids it already handed out.
 A batch commits milliseconds after taking its ids; a commit later than ``overlap`` seconds
-would be missed (as would calls still uncommitted when the tail starts).
+would be missed (as would calls still uncommitted when the tail starts). SQLite has one writer
+at a time, so its ids commit in order and the tail reads each row once (no overlap): re-reading
+five seconds of calls every read cost 47 ms of the event loop a second at 2,300 calls a second.
 """
 
 from __future__ import annotations
@@ -26,9 +28,13 @@ DEFAULT_OVERLAP = 5.0
 class CallTail:
     """Hands out each newly stored provider call once, in id order within a read."""
 
-    def __init__(self, db: Database, *, overlap: float = DEFAULT_OVERLAP, batch: int = 5000,
+    def __init__(self, db: Database, *, overlap: float | None = None, batch: int = 5000,
                  monotonic: MonotonicClock = time.monotonic) -> None:
+        """``overlap``: seconds of ids read again (``None``: :data:`DEFAULT_OVERLAP`, none on
+        SQLite)."""
         self._db = db
+        if overlap is None:
+            overlap = 0.0 if db.dialect == "sqlite" else DEFAULT_OVERLAP
         self._overlap = overlap
         self._batch = batch
         self._monotonic = monotonic
