@@ -1,4 +1,5 @@
-"""An SQLite file's write-ahead log is emptied once past its bound, and a gateway checks it."""
+"""An SQLite file's write-ahead log is copied back and restarted, so it stays short, and a
+gateway checks it."""
 
 from __future__ import annotations
 
@@ -30,37 +31,53 @@ async def _count(db: Database) -> int:
         return (await conn.execute(select(func.count()).select_from(invoices))).scalar_one()
 
 
-async def test_a_log_past_the_limit_is_emptied_and_nothing_is_lost(sqlite_db: Database) -> None:
-    """Past the limit, a check copies the log back and empties it; every row stays readable."""
-    assert sqlite_db.wal_bound is not None
-    bound = WalBound(sqlite_db.engine, sqlite_db.wal_bound.wal_path.removesuffix("-wal"),
-                     limit=64 * 1024)
+def _bound(db: Database, **kwargs: int) -> WalBound:
+    assert db.wal_bound is not None
+    return WalBound(db.wal_bound.path, **kwargs)
+
+
+async def test_a_written_log_is_copied_back_and_written_again_from_its_start(
+        sqlite_db: Database) -> None:
+    """A check copies the log back and restarts it: later writes go over the same file from its
+    start instead of making it longer, and every row stays readable."""
+    bound = _bound(sqlite_db)
     async with sqlite_db.connect() as reader:  # a reader that has read the log, as in service
         await reader.execute(select(func.count()).select_from(invoices))
-        await _write(sqlite_db, 100)
-        assert bound.log_size() > bound.limit
+    await _write(sqlite_db, 100)
     assert await bound.check() is True
-    assert bound.log_size() == 0
-    assert await _count(sqlite_db) == 100
-    await _write(sqlite_db, 5, start=100)  # the log starts again, the file still takes writes
-    assert await _count(sqlite_db) == 105
+    size = bound.log_size()
+    await _write(sqlite_db, 50, start=100)
+    assert bound.log_size() == size
+    assert await bound.check() is True
+    await _write(sqlite_db, 50, start=150)
+    assert bound.log_size() == size
+    assert await _count(sqlite_db) == 200
+
+
+async def test_a_log_not_written_since_the_last_restart_is_left_alone(
+        sqlite_db: Database) -> None:
+    """With nothing written since the last restart, a check does nothing (no checkpoint
+    taking the writer, no thread)."""
+    bound = _bound(sqlite_db)
+    await _write(sqlite_db, 3)
+    assert await bound.check() is True
+    assert await bound.check() is False
+    await _write(sqlite_db, 1, start=3)
+    assert await bound.check() is True
 
 
 async def test_a_reader_on_an_old_snapshot_holds_creates_back_a_moment_not_seconds(
         sqlite_db: Database) -> None:
-    """The truncating checkpoint holds new writers back while it waits for readers: it gives up
-    after TRUNCATE_WAIT_MS (the next check tries again) rather than the connection's 5 s, which
-    kept a create's batch waiting up to its own 5 s timeout behind a long read."""
-    assert sqlite_db.wal_bound is not None
-    bound = WalBound(sqlite_db.engine, sqlite_db.wal_bound.wal_path.removesuffix("-wal"),
-                     limit=64 * 1024)
+    """While a reader reads the log, the restart is tried again for at most
+    RESTART_WAIT_SECONDS, writers free between tries, then left to the next check (waiting the
+    connection's 5 s for a read on an old snapshot would hold creates as long)."""
+    bound = _bound(sqlite_db)
     await _write(sqlite_db, 100)
-    reader = sqlite3.connect(bound.wal_path.removesuffix("-wal"))
+    reader = sqlite3.connect(bound.path)
     try:
         reader.execute("BEGIN")
         reader.execute("SELECT count(*) FROM invoices").fetchone()  # holds this snapshot
         await _write(sqlite_db, 100, start=100)  # the log now has frames the reader does not see
-        assert bound.log_size() > bound.limit
 
         async def timed_write() -> float:
             await asyncio.sleep(0.02)  # once the checkpoint waits
@@ -69,24 +86,26 @@ async def test_a_reader_on_an_old_snapshot_holds_creates_back_a_moment_not_secon
             return time.monotonic() - started
 
         started = time.monotonic()
-        truncated, write_seconds = await asyncio.gather(bound.check(), timed_write())
-        assert truncated is False
-        assert time.monotonic() - started < 1.0
-        assert write_seconds < 1.0
+        restarted, write_seconds = await asyncio.gather(bound.check(), timed_write())
+        assert restarted is False
+        assert time.monotonic() - started < 0.5
+        assert write_seconds < 0.25
     finally:
         reader.close()
-    assert await bound.check() is True  # the reader gone, the next check empties the log
+    assert await bound.check() is True  # the reader gone, the next check restarts the log
     assert await _count(sqlite_db) == 201
 
 
-async def test_a_log_under_the_limit_is_left_alone(sqlite_db: Database) -> None:
-    """Under the limit, a check does nothing (no checkpoint taking the writer)."""
-    assert sqlite_db.wal_bound is not None
-    await _write(sqlite_db, 3)
-    size = sqlite_db.wal_bound.log_size()
-    assert 0 < size <= sqlite_db.wal_bound.limit
-    assert await sqlite_db.wal_bound.check() is False
-    assert sqlite_db.wal_bound.log_size() == size
+async def test_a_log_file_past_the_limit_is_shortened(sqlite_db: Database) -> None:
+    """A log file past the limit (a reader kept it from restarting) is emptied, giving the
+    disk back."""
+    bound = _bound(sqlite_db, limit=64 * 1024)
+    await _write(sqlite_db, 100)
+    assert bound.log_size() > bound.limit
+    assert await bound.check() is True
+    assert bound.log_size() == 0
+    await _write(sqlite_db, 5, start=100)
+    assert await _count(sqlite_db) == 105
 
 
 async def test_only_an_sqlite_file_has_a_log_to_bound() -> None:

@@ -177,7 +177,7 @@ class Database:
             engine, sqlite_path=sqlite_path,
             postgres_pool=self._direct_pool if engine.dialect.name == "postgresql" else None)
         """Inserts in transactions of their own through the driver (the create path's lane)."""
-        self.wal_bound = WalBound(engine, sqlite_path) if sqlite_path else None
+        self.wal_bound = WalBound(sqlite_path) if sqlite_path else None
         """An SQLite file's write-ahead log kept short (a serving process checks it
         periodically); ``None`` on PostgreSQL and in-memory SQLite."""
 

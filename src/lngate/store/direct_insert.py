@@ -16,8 +16,7 @@ writes one batch at a time, so it gets a lane of its own:
   5 s (the engine's timeout). SQLite's own busy handler, waiting in a thread, slept 1, 2, 5,
   10 ... up to 100 ms between its tries: a lock held 60 ms kept the batch 78 ms, one held
   110 ms, 128 ms. Nor does it checkpoint: its automatic checkpoints are off, and the log is
-  copied back by the engine's connection, in its thread, once it passes its bound
-  (:mod:`lngate.store.wal_bound`).
+  copied back and restarted every few seconds, in a thread (:mod:`lngate.store.wal_bound`).
 - PostgreSQL: a small asyncpg pool of its own (at most :data:`PG_POOL_SIZE` connections, no
   pre-ping), one statement run with ``executemany``, atomic by itself (one implicit
   transaction, one round trip); a lost connection fails its batch and the pool replaces it. The PostgreSQL rate limit's statements

@@ -1,8 +1,8 @@
 """A bound on an SQLite file's write-ahead log, which constant writes otherwise let grow.
 
 In WAL mode a commit appends the pages it changed to the log (``<file>-wal``) and checkpoints
-copy them back into the file. The log only starts again from its beginning when a writer
-begins while every page of it has been copied back and no reader still reads from it; until
+copy them back into the file. Writers only start the log again from its beginning when they
+begin while every page of it has been copied back and no reader still reads from it; until
 then it grows, and its index (``<file>-shm``, 32 KiB per 4,096 pages of log, mapped into every
 process using the file) grows with it. The engine's automatic checkpoints are passive: they
 copy what no reader still needs and never wait. Under a steady load (the create path's lane
@@ -10,53 +10,62 @@ commits a batch every few milliseconds, readers come and go all the time) the lo
 never entirely copied back when a writer begins, so it restarted only by chance: in
 ``bench_memory.py`` (about 570 requests a second) the log reached 500 MB for a 34 MB file within
 70 s, and the index's mapped pages (1.6 MiB at 100,000 requests) were the largest part of a
-worker's memory growth that kept going (docs/benchmarks.md).
+worker's memory growth that kept going (docs/benchmarks.md). Nothing else copies the log back:
+the create path's lane never checkpoints, and the engine's connections commit rarely.
 
-:meth:`WalBound.check` looks at the log's size (one ``stat``) and, past :data:`WAL_LIMIT`,
-empties it in two steps on the engine's writing connection (in its thread). First a ``PASSIVE``
-checkpoint copies the log back into the file without holding writers or waiting for readers:
-nothing else copies it back as it grows (the create path's lane never checkpoints, and the
-engine's connection, whose commits checkpoint automatically, commits rarely). Then a
-``TRUNCATE`` checkpoint copies what was written meanwhile, waits for the readers still reading
-the log, and empties it. New writers wait for that second step, which the first keeps short: a
-truncation copying 64 MiB of log itself held creates back 105-155 ms, long enough at half
-capacity to fill ``MAX_CREATES_IN_FLIGHT``. (A passive copy at every check instead, with the
-file sync each one makes, stalled creates more often.) The truncation waits for readers
-at most :data:`TRUNCATE_WAIT_MS` (not the connection's 5 s
-busy timeout: a read holding an old snapshot for seconds, an operator's report at a million
-rows, kept every create waiting behind the checkpoint up to the writers' own 5 s timeout,
-after which their batch failed); a checkpoint that gives up leaves the log as it was and the
-next check tries again. The log thus stays under :data:`WAL_LIMIT` plus what the checks
-between two quiet moments write, and so does its index.
+Every :data:`CHECK_INTERVAL` seconds, if the log was written since the last restart (one
+``stat``), :meth:`WalBound.check` copies it back and restarts it, in a thread, on a connection
+of its own. First a ``PASSIVE`` checkpoint copies the log without holding writers or waiting
+for readers; then a ``RESTART`` checkpoint copies what was written meanwhile and, once no
+reader reads the log, has the next writer write from its start. The second step holds new
+writers for its copy only: it is tried without waiting (busy timeout 0), and while a reader
+still reads the log it is tried again every :data:`RETRY_SECONDS`, writers free in between,
+for at most :data:`RESTART_WAIT_SECONDS` (a read holding an old snapshot for seconds, an
+operator's report at a million rows, must not hold creates); a check that gives up leaves the
+log as it was and the next one tries again. The log thus holds what is written in about one
+interval, and its index with it.
+
+The file keeps its size: writers write over it from its start. Shortening it (a ``TRUNCATE``
+checkpoint) holds the writers while the file system frees its blocks, 60-150 ms for 80 MiB
+here (ext4 mounted with ``discard``): long enough at half capacity to fill
+``MAX_CREATES_IN_FLIGHT``, and it was the largest storage stall after an overload. So the log
+is only shortened once its file is past :data:`WAL_LIMIT` (a reader kept it from restarting
+for a long time), to give the disk back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import sqlite3
+import time
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from lngate.store.direct_insert import SQLITE_BUSY_TIMEOUT_MS
 
 log = structlog.get_logger("lngate.store")
 
-WAL_LIMIT = 64 * 1024 * 1024
-"""Bytes of write-ahead log past which :meth:`WalBound.check` empties it."""
+WAL_LIMIT = 256 * 1024 * 1024
+"""Bytes of log file past which :meth:`WalBound.check` shortens the file itself (rare: the log
+restarts every interval, so its file holds about one interval's writes)."""
 CHECK_INTERVAL = 2.0
-"""Seconds between two looks at the log's size (a serving process's background loop)."""
-TRUNCATE_WAIT_MS = 100
-"""How long the truncating checkpoint waits for readers (and holds new writers back)."""
+"""Seconds between two looks at the log (a serving process's background loop)."""
+RESTART_WAIT_SECONDS = 0.1
+"""How long a check keeps trying to restart the log while readers still read it."""
+RETRY_SECONDS = 0.002
+"""Between two tries of the restarting checkpoint (writers are free in between)."""
 
 
 class WalBound:
-    """Keeps the write-ahead log of the SQLite file at ``path`` under ``limit`` bytes, through
-    ``engine``, the file's writing engine."""
+    """Keeps the write-ahead log of the SQLite file at ``path`` to about one interval's writes,
+    and its file under ``limit`` bytes."""
 
-    def __init__(self, engine: AsyncEngine, path: str, *, limit: int = WAL_LIMIT) -> None:
-        self.engine = engine
+    def __init__(self, path: str, *, limit: int = WAL_LIMIT) -> None:
+        self.path = path
         self.wal_path = f"{path}-wal"
         self.limit = limit
+        self._restarted_after: int | None = None
+        """The log's modification time (ns) before the last restart: unchanged, nothing was
+        written since."""
 
     def log_size(self) -> int:
         """The log file's size in bytes (0 when there is none)."""
@@ -66,26 +75,38 @@ class WalBound:
             return 0
 
     async def check(self) -> bool:
-        """Past the limit, copy the log back into the file and empty it; True if it was
-        emptied.
+        """If the log was written since the last restart, copy it back into the file and
+        restart it; True if restarted.
 
-        False when it was under the limit, or when a reader kept reading it past
-        :data:`TRUNCATE_WAIT_MS` (logged; the next check tries again).
+        False when nothing was written since, or when a reader kept reading it past
+        :data:`RESTART_WAIT_SECONDS` (logged; the next check tries again).
         """
-        size = self.log_size()
-        if size <= self.limit:
+        try:
+            status = os.stat(self.wal_path)
+        except FileNotFoundError:
             return False
-        async with self.engine.connect() as conn:
-            await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-            await conn.exec_driver_sql(f"PRAGMA busy_timeout={TRUNCATE_WAIT_MS}")
-            try:
-                result = await conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-                row = tuple(result.one())  # (busy, pages in the log, pages copied back)
-            finally:
-                await conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        busy, pages, copied = row
-        if busy:
-            log.warning("sqlite_wal_not_truncated", wal_bytes=size, wal_pages=pages,
-                        copied_pages=copied)
+        if not status.st_size or status.st_mtime_ns == self._restarted_after:
             return False
-        return True
+        restarted = await asyncio.to_thread(self._checkpoint, status.st_size)
+        if restarted:
+            self._restarted_after = status.st_mtime_ns
+        return restarted
+
+    def _checkpoint(self, size: int) -> bool:
+        mode = "TRUNCATE" if size > self.limit else "RESTART"
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=0)
+        try:
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            deadline = time.monotonic() + RESTART_WAIT_SECONDS
+            while True:
+                # (busy, pages in the log, pages copied back)
+                busy, pages, copied = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+                if not busy:
+                    return True
+                if time.monotonic() >= deadline:
+                    log.warning("sqlite_wal_not_restarted", wal_bytes=size, wal_pages=pages,
+                                copied_pages=copied)
+                    return False
+                time.sleep(RETRY_SECONDS)
+        finally:
+            conn.close()
