@@ -10,9 +10,10 @@ Run: ``.venv/bin/python benchmarks/bench_overload.py [--over 8] [--after 8] [--r
    (``benchmarks/_openloop.py``: requests start at their due times, answered or not) of
    ``0.5 × C`` for ``--warmup`` s, ``2 × C`` for ``--over`` s, ``0.5 × C`` for ``--after`` s.
    Variants: ``admission`` (``MAX_CREATES_IN_FLIGHT``, default 64) and ``baseline``, the same
-   gateway with admission off (``MAX_CREATES_IN_FLIGHT=0``); with ``--compare-ref main``, also
-   that commit's gateway (before the loop-lag classification and admission), to show what they
-   change. Each gateway's closed-loop warm-up also gives its capacity just before its run.
+   gateway with admission off (``MAX_CREATES_IN_FLIGHT=0``); with ``--compare-ref REF``, also
+   that commit's gateway with the same ``MAX_CREATES_IN_FLIGHT`` (a commit from before the
+   door ignores it), to show what the change under test does. Each gateway's closed-loop
+   warm-up also gives its capacity just before its run.
 3. Reported per variant: served/s during the 2× phase (answers 200 completed in it) and its
    ratio to C; the gateway's cores in the 2× phase and the creates it served per CPU second
    then over those it served per CPU second at capacity (its closed-loop warm-up): on a shared
@@ -387,7 +388,7 @@ def main() -> int:
     parser.add_argument("--pool", type=int, default=60_000)
     parser.add_argument("--amount", type=int, default=100)
     parser.add_argument("--compare-ref", default=None,
-                        help="also run the gateway of this git ref (e.g. main), admission-less")
+                        help="also run the gateway of this git ref (e.g. main), same --limit")
     parser.add_argument("--ref", default=None, help="git ref to take src/ from (default: the "
                         "working tree, copied at the start)")
     args = parser.parse_args()
@@ -411,7 +412,7 @@ def main() -> int:
             order: list[tuple[str, int, Path | None]] = [
                 ("admission", args.limit, None), ("baseline", 0, None)]
             if other_src is not None:
-                order.append((f"git {args.compare_ref}", 0, other_src))
+                order.append((f"git {args.compare_ref}", args.limit, other_src))
             if repeat % 2:
                 order.reverse()
             for variant, limit, src in order:

@@ -32,7 +32,10 @@ async def _count(db: Database) -> int:
 
 
 def _bound(db: Database, **kwargs: int) -> WalBound:
+    """A bound on ``db``'s file; the database's own (closed with it) unless ``kwargs``."""
     assert db.wal_bound is not None
+    if not kwargs:
+        return db.wal_bound
     return WalBound(db.wal_bound.path, **kwargs)
 
 
@@ -102,7 +105,10 @@ async def test_a_log_file_past_the_limit_is_shortened(sqlite_db: Database) -> No
     bound = _bound(sqlite_db, limit=64 * 1024)
     await _write(sqlite_db, 100)
     assert bound.log_size() > bound.limit
-    assert await bound.check() is True
+    try:
+        assert await bound.check() is True
+    finally:
+        await bound.aclose()
     assert bound.log_size() == 0
     await _write(sqlite_db, 5, start=100)
     assert await _count(sqlite_db) == 105

@@ -323,8 +323,11 @@ class Database:
         return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
     async def aclose(self) -> None:
-        """Close the direct-insert lane and every pooled connection."""
+        """Close the direct-insert lane, the log bound's connection and every pooled
+        connection."""
         await self.direct.aclose()
+        if self.wal_bound is not None:
+            await self.wal_bound.aclose()
         if self.read_engine is not self.engine:
             await self.read_engine.dispose()
         await self.engine.dispose()

@@ -14,8 +14,9 @@ worker's memory growth that kept going (docs/benchmarks.md). Nothing else copies
 the create path's lane never checkpoints, and the engine's connections commit rarely.
 
 Every :data:`CHECK_INTERVAL` seconds, if the log was written since the last restart (one
-``stat``), :meth:`WalBound.check` copies it back and restarts it, in a thread, on a connection
-of its own. First a ``PASSIVE`` checkpoint copies the log without holding writers or waiting
+``stat``), :meth:`WalBound.check` copies it back and restarts it on a connection of its own, in
+a thread of its own (both kept: opening a connection at each check churned the allocator's
+thread arenas). First a ``PASSIVE`` checkpoint copies the log without holding writers or waiting
 for readers; then a ``RESTART`` checkpoint copies what was written meanwhile and, once no
 reader reads the log, has the next writer write from its start. The second step holds new
 writers for its copy only: it is tried without waiting (busy timeout 0), and while a reader
@@ -39,6 +40,7 @@ import asyncio
 import os
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import structlog
 
@@ -66,6 +68,9 @@ class WalBound:
         self._restarted_after: int | None = None
         """The log's modification time (ns) before the last restart: unchanged, nothing was
         written since."""
+        self._thread: ThreadPoolExecutor | None = None
+        self._conn: sqlite3.Connection | None = None
+        """Opened and used in ``_thread`` only."""
 
     def log_size(self) -> int:
         """The log file's size in bytes (0 when there is none)."""
@@ -87,26 +92,39 @@ class WalBound:
             return False
         if not status.st_size or status.st_mtime_ns == self._restarted_after:
             return False
-        restarted = await asyncio.to_thread(self._checkpoint, status.st_size)
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-wal-bound")
+        restarted = await asyncio.get_running_loop().run_in_executor(
+            self._thread, self._checkpoint, status.st_size)
         if restarted:
             self._restarted_after = status.st_mtime_ns
         return restarted
 
-    def _checkpoint(self, size: int) -> bool:
-        mode = "TRUNCATE" if size > self.limit else "RESTART"
-        conn = sqlite3.connect(self.path, isolation_level=None, timeout=0)
-        try:
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            deadline = time.monotonic() + RESTART_WAIT_SECONDS
-            while True:
-                # (busy, pages in the log, pages copied back)
-                busy, pages, copied = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
-                if not busy:
-                    return True
-                if time.monotonic() >= deadline:
-                    log.warning("sqlite_wal_not_restarted", wal_bytes=size, wal_pages=pages,
-                                copied_pages=copied)
-                    return False
-                time.sleep(RETRY_SECONDS)
-        finally:
+    async def aclose(self) -> None:
+        """Close the connection and its thread (a later :meth:`check` opens them again)."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            await asyncio.get_running_loop().run_in_executor(thread, self._close)
+            thread.shutdown()
+
+    def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
             conn.close()
+
+    def _checkpoint(self, size: int) -> bool:
+        if self._conn is None:
+            self._conn = sqlite3.connect(self.path, isolation_level=None, timeout=0)
+        mode = "TRUNCATE" if size > self.limit else "RESTART"
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        deadline = time.monotonic() + RESTART_WAIT_SECONDS
+        while True:
+            # (busy, pages in the log, pages copied back)
+            busy, pages, copied = self._conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+            if not busy:
+                return True
+            if time.monotonic() >= deadline:
+                log.warning("sqlite_wal_not_restarted", wal_bytes=size, wal_pages=pages,
+                            copied_pages=copied)
+                return False
+            time.sleep(RETRY_SECONDS)
