@@ -147,6 +147,7 @@ class Generator:
 
     async def run(self, phases: list[tuple[float, float]]) -> dict[str, object]:
         self.t0 = time.monotonic()
+        started_at = time.time()
         tasks = set()
         boundaries = []
         start = 0.0
@@ -179,7 +180,8 @@ class Generator:
         for conn in list(self.idle):
             if conn.transport is not None:
                 conn.transport.close()
-        return {"phases": boundaries, "requests": self.results,
+        # started_at: the wall clock at time 0, to line requests up with a server's own log
+        return {"phases": boundaries, "requests": self.results, "started_at": started_at,
                 "cpu_seconds": [b - a for a, b in zip(cpu_at_starts, cpu_at_starts[1:])]}
 
 
