@@ -28,7 +28,9 @@ Run: ``.venv/bin/python benchmarks/bench_overload.py [--over 8] [--after 8] [--r
    the open-loop generator's own cores in the 2× phase (on this shared machine they are CPU
    the gateway did not get); the 200s' latency p50/p99 in each phase; and the latency of the
    first request on each connection the generator opened in the 2x phase (it waits for the
-   server to accept the connection as well as to answer it).
+   server to accept the connection as well as to answer it); and the cores the hypervisor
+   stole from this virtual machine during the open loop (``/proc/stat``), which make a run
+   offered a multiple of a C the machine no longer has.
 
 4. *The door's cost* (``--door-cost``, on by default): the gateway's CPU per create served
    (closed loop, instantaneous upstream) and per request refused at the door (closed loop,
@@ -74,6 +76,7 @@ from _common import (  # noqa: E402
     save_results,
     snapshot_src,
     src_label,
+    steal_seconds,
 )
 from bench_create_invoice import EXPIRY, MEMO, Upstream, load_python, load_wrk  # noqa: E402
 
@@ -242,10 +245,12 @@ def overload_run(variant: str, limit: int, capacity: float, upstream: Upstream,
         cpu0 = gateway.cpu_seconds()
         scraper.start()
         started = time.monotonic() - scraper.t0
+        steal0 = steal_seconds()
         subprocess.run(
             [sys.executable, str(BENCH_DIR / "_openloop.py"), url, "--body", body,
              "--phases", ",".join(f"{r:.1f}:{d:g}" for r, d in phases), "--out", str(out)],
             check=True, timeout=sum(d for _, d in phases) + 120)
+        stolen = steal_seconds() - steal0
         scraper.stopped.set()
         scraper.join()
         cpu = gateway.cpu_seconds() - cpu0
@@ -269,6 +274,9 @@ def overload_run(variant: str, limit: int, capacity: float, upstream: Upstream,
     result["local_capacity_per_s"] = local_capacity
     result["served_over_local_ratio"] = float(result["served_over_per_s"]) / local_capacity
     result["log_errors"] = errors
+    # the hypervisor's share of the machine during the open loop: a run where it took cores
+    # measured a machine slower than the C it was offered a multiple of
+    result["steal_cores"] = stolen / (data["phases"][-1][1] - data["phases"][0][0])
     return result
 
 
@@ -452,7 +460,8 @@ def main() -> int:
          "refused (status, Retry-After)",
          "refusal p50 / p99 ms", "breaker 503s", "breakers opened", "other non-200",
          "max loop lag s", "lagging share", "recovery s", "200s p50/p99 ms at 2x",
-         "200s p99 ms after", "first request on a new connection at 2x: n, p50 / p99 ms"],
+         "200s p99 ms after", "first request on a new connection at 2x: n, p50 / p99 ms",
+         "cores stolen by the hypervisor"],
         [[r["run"], r["variant"], f"{r['capacity_per_s']:.0f}",
           f"{r['served_over_per_s']:.0f} ({r['served_over_ratio']:.2f})",
           f"{r['local_capacity_per_s']:.0f} ({r['served_over_local_ratio']:.2f})",
@@ -469,7 +478,7 @@ def main() -> int:
           f"{fmt(r['ok_p50_ms'][1])} / {fmt(r['ok_p99_ms'][1])}",
           fmt(r["ok_p99_ms"][2]),
           f"{r['new_connections_over']}, {fmt(r['new_connection_p50_ms'])} / "
-          f"{fmt(r['new_connection_p99_ms'])}"]
+          f"{fmt(r['new_connection_p99_ms'])}", fmt(r["steal_cores"], 2)]
          for r in results])
     for r in results:
         if r["recovery_last_bad_slice"]:
