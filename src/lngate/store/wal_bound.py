@@ -72,13 +72,6 @@ class WalBound:
         self._conn: sqlite3.Connection | None = None
         """Opened and used in ``_thread`` only."""
 
-    def log_size(self) -> int:
-        """The log file's size in bytes (0 when there is none)."""
-        try:
-            return os.stat(self.wal_path).st_size
-        except FileNotFoundError:
-            return 0
-
     async def check(self) -> bool:
         """If the log was written since the last restart, copy it back into the file and
         restart it; True if restarted.
